@@ -1,0 +1,191 @@
+//! The blocking pool: threads for work that would stall a worker.
+//!
+//! `max_threads` counts the workers plus these threads, and the pool always
+//! has at least one, started with the runtime, so `spawn_blocking` never
+//! fails for want of a pool. More threads start on demand up to the bound
+//! and leave after `keep_alive` idle. A job is a task whose future runs the
+//! closure in its first poll, so its JoinHandle, panics and aborts behave as
+//! for any task. At shutdown queued jobs are cancelled and running ones are
+//! waited for, up to the shutdown deadline.
+
+use crate::task::raw::{self, TaskRef};
+use crate::task::{harness, JoinHandle, TaskId, TaskMeta};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct State {
+    queue: VecDeque<TaskRef>,
+    threads: usize,
+    idle: usize,
+    shutdown: bool,
+    spawned_total: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    work: Condvar,
+    exited: Condvar,
+    max: usize,
+    keep_alive: Duration,
+    stack_size: usize,
+}
+
+/// The pool. Cloning shares it.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockingPool {
+    inner: Arc<Inner>,
+}
+
+struct BlockingTask<F>(Option<F>);
+
+impl<F> Unpin for BlockingTask<F> {}
+
+impl<F: FnOnce() -> R, R> Future for BlockingTask<F> {
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<R> {
+        let f = self.0.take().expect("a blocking task runs once");
+        Poll::Ready(f())
+    }
+}
+
+impl BlockingPool {
+    /// Starts the pool with its first thread.
+    pub(crate) fn new(
+        max: usize,
+        keep_alive: Duration,
+        stack_size: usize,
+    ) -> std::io::Result<BlockingPool> {
+        let pool = BlockingPool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    threads: 0,
+                    idle: 0,
+                    shutdown: false,
+                    spawned_total: 0,
+                }),
+                work: Condvar::new(),
+                exited: Condvar::new(),
+                max: max.max(1),
+                keep_alive,
+                stack_size,
+            }),
+        };
+        let mut st = pool.inner.state.lock();
+        pool.start_thread(&mut st, true)?;
+        drop(st);
+        Ok(pool)
+    }
+
+    fn start_thread(&self, st: &mut State, first: bool) -> std::io::Result<()> {
+        let inner = self.inner.clone();
+        let n = st.spawned_total;
+        std::thread::Builder::new()
+            .name(format!("sprint-blocking-{n}"))
+            .stack_size(self.inner.stack_size)
+            .spawn(move || run(inner, first))?;
+        st.threads += 1;
+        st.spawned_total += 1;
+        Ok(())
+    }
+
+    #[track_caller]
+    pub(crate) fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let meta = TaskMeta {
+            id: TaskId(crate::sched::NEXT_ID.fetch_add(1, Relaxed)),
+            name: Some("spawn_blocking".into()),
+            location: Location::caller(),
+        };
+        let task = raw::allocate(BlockingTask(Some(f)), None, false, false, meta);
+        let handle = JoinHandle::new(task);
+        let mut st = self.inner.state.lock();
+        if st.shutdown {
+            drop(st);
+            harness::shutdown(task);
+            return handle;
+        }
+        st.queue.push_back(task);
+        if st.idle > 0 {
+            self.inner.work.notify_one();
+        } else if st.threads < self.inner.max {
+            if let Err(e) = self.start_thread(&mut st, false) {
+                // The threads already running will take the job.
+                tracing::warn!(error = %e, "could not start another blocking thread");
+            }
+        }
+        handle
+    }
+
+    /// Threads alive now.
+    pub(crate) fn threads(&self) -> usize {
+        self.inner.state.lock().threads
+    }
+
+    /// Cancels queued jobs and waits, until `deadline`, for running ones.
+    /// True if every thread left in time.
+    pub(crate) fn shutdown(&self, deadline: Option<Instant>) -> bool {
+        let mut st = self.inner.state.lock();
+        st.shutdown = true;
+        let queued: Vec<_> = st.queue.drain(..).collect();
+        self.inner.work.notify_all();
+        drop(st);
+        for task in queued {
+            harness::shutdown(task);
+        }
+        let mut st = self.inner.state.lock();
+        while st.threads > 0 {
+            match deadline {
+                Some(d) => {
+                    if self.inner.exited.wait_until(&mut st, d).timed_out() {
+                        return st.threads == 0;
+                    }
+                }
+                None => self.inner.exited.wait(&mut st),
+            }
+        }
+        true
+    }
+}
+
+fn run(inner: Arc<Inner>, first: bool) {
+    let mut st = inner.state.lock();
+    loop {
+        if let Some(task) = st.queue.pop_front() {
+            drop(st);
+            harness::run(task);
+            st = inner.state.lock();
+            continue;
+        }
+        if st.shutdown {
+            break;
+        }
+        st.idle += 1;
+        let timed_out = if first {
+            // The first thread stays for the runtime's life.
+            inner.work.wait(&mut st);
+            false
+        } else {
+            inner.work.wait_for(&mut st, inner.keep_alive).timed_out()
+        };
+        st.idle -= 1;
+        if timed_out && st.queue.is_empty() && !st.shutdown {
+            break;
+        }
+    }
+    st.threads -= 1;
+    inner.exited.notify_all();
+}

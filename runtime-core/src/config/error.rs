@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+
+/// A configuration value that cannot be used. Every variant names what was
+/// wrong and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A field has a value outside what it accepts.
+    #[error("invalid value for `{field}`: {value}: {reason}")]
+    Invalid {
+        /// The field (or variable) name.
+        field: String,
+        /// The value given.
+        value: String,
+        /// Why it is refused, and what would be accepted.
+        reason: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a Sprint config (an unknown key, a
+    /// wrong type).
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, or `TOML`.
+        origin: String,
+        /// The parser's message, naming the key and the line.
+        message: String,
+    },
+    /// A `SPRINT_*` variable that Sprint does not read.
+    #[error("unknown environment variable {var}; Sprint reads {known}")]
+    UnknownVariable {
+        /// The variable.
+        var: String,
+        /// The variables Sprint reads.
+        known: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(
+        field: &str,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

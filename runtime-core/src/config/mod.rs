@@ -1,0 +1,267 @@
+//! Configuration: the level presets, the TOML file, `SPRINT_*` variables,
+//! and validation.
+//!
+//! Precedence, lowest first: the chosen level's preset, the TOML file, the
+//! environment. [`Config::sources`] says where each effective value came
+//! from. Fields for settings that later layers apply (memory, tuning, I/O)
+//! are carried and validated here so that one file configures everything.
+
+mod cpus;
+mod error;
+mod level;
+mod load;
+mod presets;
+mod validate;
+
+pub use cpus::CpuList;
+pub use error::ConfigError;
+pub use level::{Level, ParseLevelError};
+pub use load::Source;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $text)] $var),+
+        }
+
+        impl $name {
+            /// Every value, as written in files and variables.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The name used in files and variables.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$var => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$var),)+
+                    _ => Err(format!("expected one of {}", Self::NAMES.join(", "))),
+                }
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Whether workers are pinned to their planned CPU.
+    Pinning {
+        /// Never pin.
+        Never = "never",
+        /// Pin when the runtime has at least four CPUs.
+        Auto = "auto",
+        /// Always pin.
+        Always = "always",
+    }
+}
+
+named_enum! {
+    /// Where tasks may run.
+    Scheduling {
+        /// `spawn`ed tasks may be stolen as soon as a worker runs dry.
+        WorkStealing = "work-stealing",
+        /// Stolen only by a worker that stayed idle for its spin time.
+        StealWhenIdle = "steal-when-idle",
+        /// Never moved: each task stays on the worker it was placed on.
+        ThreadPerCore = "thread-per-core",
+    }
+}
+
+named_enum! {
+    /// What a worker does with nothing to run.
+    IdleStrategy {
+        /// Sleep at once.
+        Park = "park",
+        /// Spin for `idle_spin_us`, then sleep.
+        SpinThenPark = "spin-then-park",
+        /// Never sleep: poll for work continuously.
+        BusyPoll = "busy-poll",
+    }
+}
+
+named_enum! {
+    /// The I/O driver (applied by sprint-io).
+    IoDriver {
+        /// epoll, through mio.
+        Epoll = "epoll",
+        /// io_uring, falling back to epoll with the reason reported.
+        Uring = "uring",
+    }
+}
+
+named_enum! {
+    /// The global allocator the level recommends (applied by sprint-alloc).
+    Allocator {
+        /// The system allocator.
+        System = "system",
+        /// mimalloc.
+        Mimalloc = "mimalloc",
+    }
+}
+
+named_enum! {
+    /// What memory is locked in RAM (applied by sprint-alloc and the tuner).
+    LockMemory {
+        /// Nothing.
+        None = "none",
+        /// The workers' arenas.
+        Arenas = "arenas",
+        /// Everything (mlockall).
+        All = "all",
+    }
+}
+
+named_enum! {
+    /// How soon freed memory goes back to the OS: the Rust form of the
+    /// seed's GC target (footprint against page faults).
+    Reclaim {
+        /// Returned soon.
+        Soon = "soon",
+        /// Returned lazily.
+        Lazy = "lazy",
+        /// Kept for reuse.
+        Keep = "keep",
+        /// Never returned.
+        Never = "never",
+    }
+}
+
+named_enum! {
+    /// The real-time scheduling class of the workers (applied by the tuner).
+    RtPolicy {
+        /// SCHED_OTHER.
+        None = "none",
+        /// SCHED_FIFO.
+        Fifo = "fifo",
+        /// SCHED_RR.
+        RoundRobin = "rr",
+    }
+}
+
+/// Everything Sprint can be told. Build it with [`Config::for_level`] or
+/// [`Config::load`], change fields freely, then [`Config::validate`].
+///
+/// ```
+/// use sprint_core::{Config, Level};
+/// let mut cfg = Config::for_level(Level::Aggressive);
+/// cfg.workers = Some(1);
+/// cfg.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The level this configuration started from.
+    pub level: Level,
+    /// Worker threads; `None` means one per planned CPU.
+    pub workers: Option<usize>,
+    /// The CPUs to place workers on; `None` means the allowed CPUs (at
+    /// Enterprise and Turbo, the kernel's isolated CPUs if any).
+    pub cpus: Option<CpuList>,
+    /// Whether each worker is pinned to its CPU.
+    pub pinning: Pinning,
+    /// Where tasks may run.
+    pub scheduling: Scheduling,
+    /// What an idle worker does.
+    pub idle: IdleStrategy,
+    /// How long `spin-then-park` spins, in µs.
+    pub idle_spin_us: u64,
+    /// Cooperative budget: how many ready operations a task may do in one
+    /// poll before it must yield.
+    pub coop_budget: u32,
+    /// Polls between two checks of timers and the inbox.
+    pub event_interval: u32,
+    /// Worker thread stack, in bytes (at least 64 KiB).
+    pub stack_size: usize,
+    /// Workers plus blocking threads; `None` means workers plus the level's
+    /// default blocking pool.
+    pub max_threads: Option<usize>,
+    /// How long an idle blocking thread stays, in ms.
+    pub blocking_keep_alive_ms: u64,
+    /// The I/O driver.
+    pub io_driver: IoDriver,
+    /// Register buffers with io_uring.
+    pub uring_registered_buffers: bool,
+    /// Use an SQPOLL kernel thread where a spare CPU can host it.
+    pub uring_sqpoll: bool,
+    /// The recommended global allocator.
+    pub allocator: Allocator,
+    /// Per-worker arenas.
+    pub arenas: bool,
+    /// Bytes each worker's arena commits at start.
+    pub arena_prealloc_bytes: usize,
+    /// Touch the arena's pages at start.
+    pub prefault: bool,
+    /// What to lock in RAM.
+    pub lock_memory: LockMemory,
+    /// Ask for huge pages.
+    pub huge_pages: bool,
+    /// Bind each arena to its worker's NUMA node.
+    pub numa_bind: bool,
+    /// How soon freed memory is returned.
+    pub reclaim: Reclaim,
+    /// Ceiling on all arenas, as a percentage of the smaller of RAM and the
+    /// cgroup limit.
+    pub memory_budget_percent: u8,
+    /// Real-time class of the workers.
+    pub rt_policy: RtPolicy,
+    /// Real-time priority, 1 to 99.
+    pub rt_priority: u8,
+    /// PR_SET_TIMERSLACK for the workers, in ns; `None` keeps the default.
+    pub timer_slack_ns: Option<u64>,
+    /// A poll longer than this is a stall, in µs.
+    pub stall_threshold_us: u64,
+    /// How long a graceful shutdown may take, in ms.
+    pub shutdown_timeout_ms: u64,
+    /// Fail instead of degrading when a setting cannot be applied.
+    pub strict: bool,
+    /// Where each value came from.
+    #[serde(skip)]
+    pub sources: BTreeMap<String, Source>,
+}
+
+impl Default for Config {
+    /// The Standard level.
+    fn default() -> Config {
+        Config::for_level(Level::Standard)
+    }
+}
+
+impl Config {
+    /// The idle spin as a duration.
+    pub fn idle_spin(&self) -> Duration {
+        Duration::from_micros(self.idle_spin_us)
+    }
+
+    /// The stall threshold as a duration.
+    pub fn stall_threshold(&self) -> Duration {
+        Duration::from_micros(self.stall_threshold_us)
+    }
+
+    /// The shutdown deadline as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// The blocking threads this configuration allows, given `workers`.
+    pub fn blocking_threads(&self, workers: usize) -> usize {
+        match self.max_threads {
+            Some(m) => m.saturating_sub(workers),
+            None => presets::DEFAULT_BLOCKING[self.level.index()],
+        }
+    }
+}

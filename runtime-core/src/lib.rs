@@ -1,0 +1,28 @@
+//! Sprint's core: pinned workers, tasks, run queues, wakers, timers, the
+//! level-driven scheduling policy, and the configuration they run by.
+//!
+//! Most programs use the `sprint` facade crate, which re-exports this one.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod blocking;
+mod builder;
+pub mod config;
+mod coop;
+pub(crate) mod loom;
+mod runtime;
+pub(crate) mod sched;
+mod spawn;
+pub mod sync;
+pub mod task;
+pub mod time;
+pub mod topology;
+
+pub use builder::Builder;
+pub use config::{Config, ConfigError, Level};
+pub use runtime::{BuildError, Handle, Runtime, ShutdownTimeout, WorkerStats};
+pub use sched::SpawnError;
+pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_on};
+pub use task::{AbortHandle, JoinError, JoinHandle, TaskId};
+
+pub use coop::yield_now;

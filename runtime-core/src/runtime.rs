@@ -1,0 +1,551 @@
+//! The runtime: built from a [`Config`], it starts one pinned worker thread
+//! per planned CPU and a blocking pool, runs the main future with
+//! [`Runtime::block_on`], and on drop cancels every task and joins every
+//! thread.
+
+use crate::blocking::BlockingPool;
+use crate::config::{Config, ConfigError};
+use crate::sched::worker::{Core, WorkerShared};
+use crate::sched::{self, Policy, Shared};
+use crate::task::raw::TaskRef;
+use crate::topology::{self, Plan};
+use crossbeam_deque::Worker as Deque;
+use serde::Serialize;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
+
+/// Why a runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A thread could not be started.
+    #[error("cannot start thread {name}: {source}")]
+    Thread {
+        /// The thread's name.
+        name: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A worker could not be pinned to its CPU.
+    #[error(
+        "cannot pin sprint-worker-{worker} to CPU {cpu}: the kernel refused the affinity change"
+    )]
+    Pin {
+        /// The worker.
+        worker: usize,
+        /// Its planned CPU.
+        cpu: usize,
+    },
+}
+
+/// Shutdown did not finish within its deadline; the threads named are
+/// left running, detached.
+#[derive(Debug, thiserror::Error)]
+#[error("shutdown did not finish within {timeout:?}: {stuck} thread(s) still busy")]
+pub struct ShutdownTimeout {
+    /// The deadline that passed.
+    pub timeout: Duration,
+    /// How many threads had not finished.
+    pub stuck: usize,
+}
+
+/// A worker's counters, read without stopping it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// The worker index.
+    pub index: usize,
+    /// Its planned CPU.
+    pub cpu: usize,
+    /// Whether it is pinned there.
+    pub pinned: bool,
+    /// The kernel's thread id.
+    pub tid: i32,
+    /// Task polls.
+    pub polls: u64,
+    /// Tasks spawned onto this worker.
+    pub spawned: u64,
+    /// Tasks this worker stole.
+    pub steals: u64,
+    /// Times it went to sleep.
+    pub parks: u64,
+    /// Times another thread had to wake it with a system call.
+    pub unparks: u64,
+    /// Tasks that reached it through its inbox.
+    pub inbox_received: u64,
+    /// Timers it fired.
+    pub timers_fired: u64,
+    /// Live tasks it owns (not counting stealable ones).
+    pub live_tasks: u64,
+}
+
+/// A handle to a runtime, usable from any thread, inside or outside it.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A Sprint runtime. Dropping it shuts it down (see [`Runtime::shutdown_timeout`]).
+///
+/// ```
+/// use sprint_core::{Config, Level, Runtime};
+/// let rt = Runtime::new(Config::for_level(Level::Basic)).unwrap();
+/// let answer = rt.block_on(async { sprint_core::spawn(async { 6 * 7 }).await.unwrap() });
+/// assert_eq!(answer, 42);
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    handle: Handle,
+    config: Config,
+    plan: Plan,
+    threads: Vec<thread::JoinHandle<()>>,
+    done: mpsc::Receiver<()>,
+    shut: bool,
+}
+
+impl Runtime {
+    /// Validates `config`, plans placement and starts the threads.
+    pub fn new(config: Config) -> Result<Runtime, BuildError> {
+        let allowed = topology::allowed_cpus().map_err(|e| {
+            ConfigError::invalid(
+                "cpus",
+                "(allowed set)",
+                format!("cannot read this process's CPU affinity: {e}"),
+            )
+        })?;
+        let isolated = topology::isolated_cpus();
+        config.validate_with(&allowed, &isolated)?;
+        let plan = Plan::new(&config, &allowed, &isolated);
+        Runtime::start(config, plan)
+    }
+
+    fn start(config: Config, plan: Plan) -> Result<Runtime, BuildError> {
+        let id = NEXT_RUNTIME.fetch_add(1, Relaxed);
+        let n = plan.workers.len();
+        let policy = Policy {
+            scheduling: config.scheduling,
+            idle: config.idle,
+            idle_spin: config.idle_spin(),
+            coop_budget: config.coop_budget,
+            event_interval: config.event_interval,
+        };
+        let steals = policy.scheduling != crate::config::Scheduling::ThreadPerCore;
+        let deques: Vec<Option<Deque<TaskRef>>> =
+            (0..n).map(|_| steals.then(Deque::new_lifo)).collect();
+        let stealers = deques.iter().flatten().map(|d| d.stealer()).collect();
+        let workers: Vec<Arc<WorkerShared>> = plan
+            .workers
+            .iter()
+            .map(|w| Arc::new(WorkerShared::new(w.index, id, w.pinned.then_some(w.cpu))))
+            .collect();
+        let blocking = BlockingPool::new(
+            config.blocking_threads(n).max(1),
+            Duration::from_millis(config.blocking_keep_alive_ms),
+            config.stack_size,
+        )
+        .map_err(|source| BuildError::Thread {
+            name: "sprint-blocking-0".into(),
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(id, policy, workers, stealers, blocking));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BuildError>>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let mut threads = Vec::with_capacity(n);
+        let mut first_error = None;
+        for (w, deque) in plan.workers.iter().zip(deques) {
+            let name = format!("sprint-worker-{}", w.index);
+            let (shared2, ready, done) = (shared.clone(), ready_tx.clone(), done_tx.clone());
+            let (index, cpu, pinned) = (w.index, w.cpu, w.pinned);
+            let spawned = thread::Builder::new()
+                .name(name.clone())
+                .stack_size(config.stack_size)
+                .spawn(move || {
+                    let ws = shared2.workers[index].clone();
+                    let pin_ok = !pinned
+                        || core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+                    // SAFETY: gettid has no preconditions.
+                    ws.tid.store(unsafe { libc::gettid() }, Relaxed);
+                    ws.parker.register_current();
+                    let core = Core::new(ws, shared2.clone(), deque);
+                    let _ = ready.send(if pin_ok {
+                        Ok(())
+                    } else {
+                        Err(BuildError::Pin { worker: index, cpu })
+                    });
+                    drop(ready);
+                    sched::enter_core(&core, || core.run());
+                    drop(core);
+                    drop(shared2);
+                    let _ = done.send(());
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(source) => {
+                    first_error = Some(BuildError::Thread { name, source });
+                    break;
+                }
+            }
+        }
+        drop(ready_tx);
+        drop(done_tx);
+        let mut rt = Runtime {
+            handle: Handle { shared },
+            config,
+            plan,
+            threads,
+            done: done_rx,
+            shut: false,
+        };
+        if first_error.is_some() {
+            // Threads that did start wait at the shutdown barrier for the
+            // ones that never will: release them by hand.
+            rt.handle.shared.begin_shutdown();
+            rt.shut = true;
+            return Err(first_error.unwrap_or_else(|| unreachable!()));
+        }
+        for _ in 0..rt.threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        tracing::debug!(runtime = id, plan = %rt.plan, "sprint runtime started");
+        Ok(rt)
+    }
+
+    /// A builder, starting from the Standard level.
+    pub fn builder() -> crate::Builder {
+        crate::Builder::new()
+    }
+
+    /// The handle, to clone and send to other threads.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The placement plan that was applied.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs `future` on this thread to completion. Tasks it spawns go to
+    /// the workers; timers it awaits are driven by worker 0.
+    ///
+    /// # Panics
+    /// When called from a worker thread (it would block the worker that
+    /// must run the tasks being awaited), or inside another `block_on`.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+
+    /// See [`Handle::spawn`].
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> crate::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Each worker's counters.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.handle.worker_stats()
+    }
+
+    /// Shuts down: cancels every task (dropping `!Send` futures on their
+    /// own worker), joins the workers and the blocking pool, within
+    /// `timeout`. Threads still busy past it are left detached.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeout> {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> Result<(), ShutdownTimeout> {
+        if self.shut {
+            return Ok(());
+        }
+        self.shut = true;
+        let deadline = Instant::now() + timeout;
+        let shared = &self.handle.shared;
+        shared.begin_shutdown();
+        let mut stuck = 0;
+        for _ in 0..self.threads.len() {
+            if self
+                .done
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_err()
+            {
+                stuck += 1;
+            }
+        }
+        if stuck == 0 {
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+        if !shared.blocking.shutdown(Some(deadline)) {
+            stuck += shared.blocking.threads();
+        }
+        if stuck > 0 {
+            tracing::error!(stuck, ?timeout, "sprint runtime shutdown timed out");
+            return Err(ShutdownTimeout { timeout, stuck });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let in_worker = sched::with_core(|c| c.is_some_and(|c| c.rt.id == self.handle.shared.id));
+        if in_worker {
+            // Joining our own thread would deadlock: shut down, don't wait.
+            self.handle.shared.begin_shutdown();
+            self.shut = true;
+            return;
+        }
+        let timeout = self.config.shutdown_timeout();
+        let _ = self.shutdown_inner(timeout);
+    }
+}
+
+/// Wakes a thread blocked in `block_on`.
+struct ThreadWaker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Handle {
+    /// The runtime of the current thread: the worker's, or the one whose
+    /// `block_on` is running.
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`Handle::try_current`].
+    #[track_caller]
+    pub fn current() -> Handle {
+        Handle::try_current().unwrap_or_else(|| {
+            panic!("no Sprint runtime on this thread: call this from a task or inside Runtime::block_on")
+        })
+    }
+
+    /// The current runtime, if any.
+    pub fn try_current() -> Option<Handle> {
+        context::current().map(|shared| Handle { shared })
+    }
+
+    /// How many workers the runtime has.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// See [`Runtime::block_on`].
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.block_on_inner(future, None)
+            .unwrap_or_else(|| unreachable!("no stop flag was given"))
+    }
+
+    /// Like `block_on`, but returns `None` as soon as `stop` is set (the
+    /// setter then unparks this thread); the future is dropped.
+    #[track_caller]
+    pub fn block_on_or_stop<F: Future>(&self, future: F, stop: &AtomicBool) -> Option<F::Output> {
+        self.block_on_inner(future, Some(stop))
+    }
+
+    #[track_caller]
+    fn block_on_inner<F: Future>(&self, future: F, stop: Option<&AtomicBool>) -> Option<F::Output> {
+        if sched::with_core(|c| c.is_some()) {
+            panic!(
+                "Runtime::block_on called from inside a Sprint worker: it would block the worker \
+                 that must run the awaited tasks and deadlock; use .await instead"
+            );
+        }
+        let _enter = context::enter(self.shared.clone());
+        let thread_waker = Arc::new(ThreadWaker {
+            thread: thread::current(),
+            notified: AtomicBool::new(false),
+        });
+        let waker = Waker::from(thread_waker.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return Some(v);
+            }
+            while !thread_waker.notified.swap(false, Acquire) {
+                if stop.is_some_and(|s| s.load(Acquire)) {
+                    return None;
+                }
+                thread::park();
+            }
+        }
+    }
+
+    /// Spawns a `Send` task, placed by the policy: on the current worker
+    /// when called from one, else on the workers in turn.
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> crate::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        crate::spawn::Builder::new().spawn_with(&self.shared, future)
+    }
+
+    /// Spawns a `Send` task on worker `worker`, where it stays.
+    #[track_caller]
+    pub fn spawn_on<F>(
+        &self,
+        worker: usize,
+        future: F,
+    ) -> Result<crate::JoinHandle<F::Output>, crate::SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        crate::spawn::Builder::new().spawn_on_with(&self.shared, worker, future)
+    }
+
+    /// Runs `f` on the blocking pool.
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> crate::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.blocking.spawn(f)
+    }
+
+    /// Each worker's counters.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                WorkerStats {
+                    index: w.index,
+                    cpu: w.cpu.unwrap_or(usize::MAX),
+                    pinned: w.cpu.is_some(),
+                    tid: w.tid.load(Relaxed),
+                    polls: c.polls.load(Relaxed),
+                    spawned: c.spawned.load(Relaxed),
+                    steals: c.steals.load(Relaxed),
+                    parks: c.parks.load(Relaxed),
+                    unparks: w.parker.unparks(),
+                    inbox_received: c.inbox_received.load(Relaxed),
+                    timers_fired: c.timers_fired.load(Relaxed),
+                    live_tasks: c.live_local_tasks.load(Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// The kernel thread ids of the workers, in worker order.
+    pub fn worker_thread_ids(&self) -> Vec<i32> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.tid.load(Relaxed))
+            .collect()
+    }
+
+    /// Threads in the blocking pool now.
+    pub fn blocking_threads(&self) -> usize {
+        self.shared.blocking.threads()
+    }
+}
+
+/// Which runtime a non-worker thread has entered (inside `block_on`).
+pub(crate) mod context {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static ENTERED: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) struct Enter(Option<Arc<Shared>>);
+
+    impl Drop for Enter {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            ENTERED.with(|e| *e.borrow_mut() = prev);
+        }
+    }
+
+    /// # Panics
+    /// If this thread is already inside `block_on`.
+    #[track_caller]
+    pub(crate) fn enter(shared: Arc<Shared>) -> Enter {
+        let prev = ENTERED.with(|e| e.borrow_mut().replace(shared));
+        if prev.is_some() {
+            ENTERED.with(|e| *e.borrow_mut() = prev);
+            panic!("Runtime::block_on called inside another block_on on the same thread; use .await instead");
+        }
+        Enter(None)
+    }
+
+    /// The runtime of this thread.
+    pub(crate) fn current() -> Option<Arc<Shared>> {
+        sched::with_core(|c| c.map(|c| c.rt.clone()))
+            .or_else(|| ENTERED.with(|e| e.borrow().clone()))
+    }
+
+    /// Runs `f` with the runtime of this thread, without cloning it.
+    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
+        let mut f = Some(f);
+        let r = sched::with_core(|c| {
+            c.map(|c| (f.take().unwrap_or_else(|| unreachable!()))(Some(&c.rt)))
+        });
+        match r {
+            Some(r) => r,
+            None => {
+                let f = f.unwrap_or_else(|| unreachable!());
+                ENTERED.with(|e| f(e.borrow().as_ref()))
+            }
+        }
+    }
+
+    /// The worker whose timer queue a timer polled here should join, and
+    /// whether that worker is this thread.
+    #[track_caller]
+    pub(crate) fn timer_worker() -> (Arc<WorkerShared>, bool) {
+        if let Some(w) = sched::with_core(|c| c.map(|c| c.shared.clone())) {
+            return (w, true);
+        }
+        match ENTERED.with(|e| e.borrow().as_ref().map(|s| s.workers[0].clone())) {
+            Some(w) => (w, false),
+            None => panic!("a Sprint timer was polled outside a Sprint runtime: await it in a task or in Runtime::block_on"),
+        }
+    }
+}

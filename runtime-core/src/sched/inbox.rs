@@ -1,0 +1,73 @@
+//! The inbox: how other threads hand a worker a task (a cross-worker wake,
+//! `spawn_on`, a spawn from outside the runtime).
+//!
+//! A mutex-protected queue plus a `nonempty` flag the owner reads without
+//! the lock. The queue keeps its capacity, so steady-state pushes do not
+//! allocate. Closing it at shutdown makes later pushes fail, and the caller
+//! then knows the task will never run there.
+
+use crate::loom::sync::atomic::{AtomicBool, Ordering::*};
+use crate::loom::sync::Mutex;
+use std::collections::VecDeque;
+
+#[derive(Debug)]
+pub(crate) struct Inbox<T> {
+    queue: Mutex<Queue<T>>,
+    nonempty: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Queue<T> {
+    items: VecDeque<T>,
+    closed: bool,
+}
+
+impl<T> Inbox<T> {
+    pub(crate) fn new() -> Inbox<T> {
+        Inbox {
+            queue: Mutex::new(Queue {
+                items: VecDeque::with_capacity(64),
+                closed: false,
+            }),
+            nonempty: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues `item`; gives it back if the inbox is closed.
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        let mut q = self.queue.lock();
+        if q.closed {
+            return Err(item);
+        }
+        q.items.push_back(item);
+        // SeqCst pairs with the owner's SeqCst store of its sleeping flag
+        // (idle.rs): one of the two always sees the other.
+        self.nonempty.store(true, SeqCst);
+        Ok(())
+    }
+
+    /// Cheap check, without the lock.
+    pub(crate) fn is_nonempty(&self) -> bool {
+        self.nonempty.load(SeqCst)
+    }
+
+    /// Moves everything queued into `out`; returns how many.
+    pub(crate) fn drain_into(&self, out: &mut impl Extend<T>) -> usize {
+        if !self.nonempty.load(Acquire) {
+            return 0;
+        }
+        let mut q = self.queue.lock();
+        self.nonempty.store(false, Relaxed);
+        let n = q.items.len();
+        out.extend(q.items.drain(..));
+        n
+    }
+
+    /// Refuses every later push and returns what was queued.
+    pub(crate) fn close(&self, out: &mut impl Extend<T>) {
+        let mut q = self.queue.lock();
+        q.closed = true;
+        self.nonempty.store(false, Relaxed);
+        out.extend(q.items.drain(..));
+    }
+}

@@ -1,0 +1,307 @@
+//! Scheduling: where a task runs, how it gets there, and what a worker does
+//! when it has nothing to run.
+//!
+//! A task belongs to one worker (its *owner*), whose owned list holds it
+//! until it finishes. A wake on the owner's thread pushes the task on the
+//! owner's local queue without any lock or system call; a wake from another
+//! thread goes through the owner's inbox and unparks the owner only if it
+//! sleeps (`idle.rs`). At the stealing levels, `Send` tasks spawned with
+//! `spawn` are *stealable*: they sit in a crossbeam deque, other workers may
+//! take them, and a wake on any worker of the runtime queues them there.
+
+pub(crate) mod idle;
+pub(crate) mod inbox;
+pub(crate) mod worker;
+
+use crate::blocking::BlockingPool;
+use crate::config::IdleStrategy;
+pub use crate::config::Scheduling;
+use crate::task::raw::{self, TaskRef};
+use crate::task::{harness, JoinHandle, TaskId, TaskMeta};
+use crossbeam_deque::Stealer;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+use worker::{Core, WorkerShared};
+
+/// Task ids: workers take blocks of 4096, other threads take one.
+pub(crate) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The scheduling facts the workers read on their hot path.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) scheduling: Scheduling,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) idle_spin: Duration,
+    pub(crate) coop_budget: u32,
+    pub(crate) event_interval: u32,
+}
+
+/// What every thread of one runtime shares.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) policy: Policy,
+    pub(crate) workers: Vec<Arc<WorkerShared>>,
+    pub(crate) stealers: Vec<Stealer<TaskRef>>,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) shutdown_barrier: Barrier,
+    pub(crate) sleepers: AtomicUsize,
+    next_worker: AtomicUsize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.id)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        id: u64,
+        policy: Policy,
+        workers: Vec<Arc<WorkerShared>>,
+        stealers: Vec<Stealer<TaskRef>>,
+        blocking: BlockingPool,
+    ) -> Shared {
+        let n = workers.len();
+        Shared {
+            id,
+            policy,
+            workers,
+            stealers,
+            blocking,
+            shutdown: AtomicBool::new(false),
+            shutdown_barrier: Barrier::new(n),
+            sleepers: AtomicUsize::new(0),
+            next_worker: AtomicUsize::new(0),
+        }
+    }
+
+    /// A stealable task was queued on worker `from`: if another worker
+    /// sleeps, wake one so it can steal.
+    pub(crate) fn wake_a_sleeper(&self, from: usize) {
+        if self.sleepers.load(SeqCst) == 0 {
+            return;
+        }
+        if let Some(w) = self
+            .workers
+            .iter()
+            .find(|w| w.index != from && w.parker.is_sleeping())
+        {
+            w.parker.notify();
+        }
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, SeqCst);
+        for w in &self.workers {
+            w.parker.notify();
+        }
+    }
+
+    fn steals(&self) -> bool {
+        self.policy.scheduling != Scheduling::ThreadPerCore
+    }
+}
+
+thread_local! {
+    static CORE: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this thread's worker core, if it is a worker.
+pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
+    CORE.with(|c| {
+        let p = c.get();
+        // SAFETY: CORE is set by `enter_core` for the duration of the worker
+        // loop, on the worker's own thread, and cleared before the core is
+        // dropped.
+        f(unsafe { p.as_ref() })
+    })
+}
+
+/// Makes `core` this thread's worker core while `f` runs.
+pub(crate) fn enter_core<R>(core: &Core, f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CORE.with(|c| c.set(std::ptr::null()));
+        }
+    }
+    CORE.with(|c| c.set(core));
+    let _reset = Reset;
+    f()
+}
+
+/// Queues a task that a waker (or abort) made runnable.
+pub(crate) fn schedule(task: TaskRef) {
+    let header = task.header();
+    let Some(owner) = header.owner.as_ref() else {
+        // Blocking-pool tasks are queued once, by the pool.
+        return;
+    };
+    let local = with_core(|core| match core {
+        Some(core)
+            if Arc::ptr_eq(&core.shared, owner)
+                || (header.stealable && core.shared.runtime_id == owner.runtime_id) =>
+        {
+            core.push_local(task);
+            true
+        }
+        _ => false,
+    });
+    if !local {
+        // Refused only after shutdown began; the owner's list then cancels
+        // the task.
+        let _ = owner.push_remote(task);
+    }
+}
+
+/// A task finished: take it out of its owned list.
+pub(crate) fn release(task: TaskRef) {
+    let header = task.header();
+    let Some(owner) = header.owner.as_ref() else {
+        return;
+    };
+    if header.stealable {
+        // SAFETY: stealable tasks live in their owner's mutex-guarded list.
+        unsafe { owner.shared_tasks.lock().remove(task) };
+        return;
+    }
+    // SAFETY: a non-stealable task only runs, and so only completes, on its
+    // owner's thread; a task that never reached its owner is not linked, and
+    // then nothing else touches its links.
+    if !unsafe { (*header.links.get()).linked } {
+        return;
+    }
+    with_core(|core| match core {
+        Some(core) if Arc::ptr_eq(&core.shared, owner) => core.unlink(task),
+        _ => unreachable!("a linked task completed away from its owner"),
+    });
+}
+
+/// Where a new task should run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Placement {
+    /// `spawn`: by the policy.
+    Any,
+    /// `spawn_local`: this worker, never moved.
+    Local,
+    /// `spawn_on`: that worker, never moved.
+    Worker(usize),
+}
+
+/// Why a spawn was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    /// `spawn_on` named a worker the runtime does not have.
+    #[error("no worker {worker}: this runtime has workers 0..{workers}")]
+    NoSuchWorker {
+        /// The index asked for.
+        worker: usize,
+        /// How many workers the runtime has.
+        workers: usize,
+    },
+}
+
+pub(crate) struct SpawnArgs {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// Creates and queues a task. `F` need not be `Send`: the callers make
+/// sure a `!Send` future only ever gets `Placement::Local`.
+pub(crate) fn spawn_task<F>(
+    rt: &Arc<Shared>,
+    future: F,
+    placement: Placement,
+    args: SpawnArgs,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + 'static,
+{
+    let n = rt.workers.len();
+    let mut future = Some(future);
+    let mut args = Some(args);
+    let local = with_core(|core| {
+        let core = core.filter(|c| c.shared.runtime_id == rt.id)?;
+        let (stealable, ok) = match placement {
+            Placement::Any => (rt.steals(), true),
+            Placement::Local => (false, true),
+            Placement::Worker(i) => (false, i == core.shared.index),
+        };
+        if !ok {
+            return None;
+        }
+        let args = args.take()?;
+        let meta = TaskMeta {
+            id: TaskId(core.next_id()),
+            name: args.name,
+            location: args.location,
+        };
+        let task = raw::allocate(
+            future.take()?,
+            Some(core.shared.clone()),
+            stealable,
+            false,
+            meta,
+        );
+        if core.is_closed() {
+            harness::shutdown(task);
+        } else {
+            if stealable {
+                // SAFETY: stealable tasks live in the owner's locked list;
+                // this one is new and in no list.
+                unsafe { core.shared.shared_tasks.lock().push(task) };
+            } else {
+                core.link(task);
+            }
+            core.push_local(task);
+        }
+        Some(JoinHandle::new(task))
+    });
+    if let Some(handle) = local {
+        return Ok(handle);
+    }
+    let (Some(future), Some(args)) = (future, args) else {
+        unreachable!("the local path consumed the future only when it spawned")
+    };
+    let (target, stealable) = match placement {
+        Placement::Any => (rt.next_worker.fetch_add(1, Relaxed) % n, rt.steals()),
+        Placement::Worker(i) if i < n => (i, false),
+        Placement::Worker(i) => {
+            return Err(SpawnError::NoSuchWorker {
+                worker: i,
+                workers: n,
+            })
+        }
+        Placement::Local => panic!(
+            "spawn_local called outside a Sprint worker thread: call it from inside a task, \
+             or use spawn / spawn_on"
+        ),
+    };
+    let owner = rt.workers[target].clone();
+    let meta = TaskMeta {
+        id: TaskId(NEXT_ID.fetch_add(1, Relaxed)),
+        name: args.name,
+        location: args.location,
+    };
+    let task = raw::allocate(future, Some(owner.clone()), stealable, !stealable, meta);
+    if stealable {
+        // SAFETY: as above: a new task, the owner's locked list.
+        unsafe { owner.shared_tasks.lock().push(task) };
+    }
+    let handle = JoinHandle::new(task);
+    if owner.push_remote(task).is_err() {
+        // The runtime has shut down: the task will never run.
+        harness::shutdown(task);
+    }
+    Ok(handle)
+}

@@ -1,0 +1,427 @@
+//! One worker: its shared half (inbox, parker, timers, stats), reachable
+//! from any thread, and its core (run queues, owned list), touched only by
+//! the worker thread itself.
+//!
+//! The loop: run local tasks; every `event_interval` polls, and whenever
+//! the queues run dry, do maintenance (fire due timers, take the inbox);
+//! steal if the policy allows; then idle by the level's strategy.
+//!
+//! Shutdown runs in three phases separated by barriers, so that no queue
+//! entry outlives its task: (0) every worker stops polling; (1) each closes
+//! its inbox and clears its queues, which hold no references; (2) each
+//! cancels every task in its owned lists, dropping `!Send` futures on
+//! their own thread; (3) each closes its timers, dropping their wakers.
+
+use super::idle::Parker;
+use super::inbox::Inbox;
+use super::{Scheduling, Shared};
+use crate::config::IdleStrategy;
+use crate::coop;
+use crate::task::harness;
+use crate::task::list::List;
+use crate::task::raw::TaskRef;
+use crate::time::queue::TimerQueue;
+use crossbeam_deque::{Steal, Worker as Deque};
+use parking_lot::Mutex;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Counters a worker publishes; read by `Runtime::worker_stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) polls: AtomicU64,
+    pub(crate) spawned: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) inbox_received: AtomicU64,
+    pub(crate) timers_fired: AtomicU64,
+    pub(crate) live_local_tasks: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    // Only the owning worker writes its counters: a load and a store, no
+    // read-modify-write.
+    c.store(c.load(Relaxed) + n, Relaxed);
+}
+
+/// The half of a worker that other threads reach.
+#[derive(Debug)]
+pub(crate) struct WorkerShared {
+    pub(crate) index: usize,
+    pub(crate) runtime_id: u64,
+    pub(crate) cpu: Option<usize>,
+    pub(crate) inbox: Inbox<TaskRef>,
+    pub(crate) parker: Parker,
+    pub(crate) timers: Mutex<TimerQueue>,
+    /// The earliest timer deadline in ns since `epoch`; `u64::MAX` if none.
+    next_deadline: AtomicU64,
+    epoch: Instant,
+    /// Stealable tasks spawned on this worker (they may finish elsewhere).
+    pub(crate) shared_tasks: Mutex<List>,
+    pub(crate) counters: Counters,
+    /// The kernel's thread id, once the thread runs.
+    pub(crate) tid: AtomicI32,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(index: usize, runtime_id: u64, cpu: Option<usize>) -> WorkerShared {
+        WorkerShared {
+            index,
+            runtime_id,
+            cpu,
+            inbox: Inbox::new(),
+            parker: Parker::new(),
+            timers: Mutex::new(TimerQueue::default()),
+            next_deadline: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            shared_tasks: Mutex::new(List::default()),
+            counters: Counters::default(),
+            tid: AtomicI32::new(0),
+        }
+    }
+
+    /// Hands a task to this worker from another thread. Gives it back when
+    /// the worker has shut down.
+    pub(crate) fn push_remote(&self, task: TaskRef) -> Result<(), TaskRef> {
+        self.inbox.push(task)?;
+        self.parker.notify();
+        Ok(())
+    }
+
+    fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Called with the timer lock held after a registration at `deadline`.
+    /// Returns true if the worker must re-arm its sleep.
+    pub(crate) fn timer_registered(&self, deadline: Instant) -> bool {
+        let d = self.ns(deadline).max(1);
+        self.next_deadline.fetch_min(d, AcqRel) > d
+    }
+
+    fn refresh_deadline(&self, q: &mut TimerQueue) {
+        let d = q.next_deadline().map_or(u64::MAX, |d| self.ns(d).max(1));
+        self.next_deadline.store(d, Release);
+    }
+}
+
+/// The half of a worker that only its thread touches.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<WorkerShared>,
+    pub(crate) rt: Arc<Shared>,
+    local: UnsafeCell<VecDeque<TaskRef>>,
+    deque: Option<Deque<TaskRef>>,
+    list: UnsafeCell<List>,
+    closed: Cell<bool>,
+    ids: Cell<(u64, u64)>,
+    polls: Cell<u64>,
+    wakers: UnsafeCell<Vec<Waker>>,
+    arrivals: UnsafeCell<Vec<TaskRef>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("index", &self.shared.index)
+            .finish()
+    }
+}
+
+const ID_BLOCK: u64 = 4096;
+
+impl Core {
+    pub(crate) fn new(
+        shared: Arc<WorkerShared>,
+        rt: Arc<Shared>,
+        deque: Option<Deque<TaskRef>>,
+    ) -> Core {
+        Core {
+            shared,
+            rt,
+            local: UnsafeCell::new(VecDeque::with_capacity(1024)),
+            deque,
+            list: UnsafeCell::new(List::default()),
+            closed: Cell::new(false),
+            ids: Cell::new((0, 0)),
+            polls: Cell::new(0),
+            wakers: UnsafeCell::new(Vec::with_capacity(64)),
+            arrivals: UnsafeCell::new(Vec::with_capacity(64)),
+        }
+    }
+
+    /// A process-unique task id, drawn from a block this worker owns.
+    pub(crate) fn next_id(&self) -> u64 {
+        let (mut next, end) = self.ids.get();
+        if next == end {
+            next = super::NEXT_ID.fetch_add(ID_BLOCK, Relaxed);
+            self.ids.set((next + 1, next + ID_BLOCK));
+        } else {
+            self.ids.set((next + 1, end));
+        }
+        next
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Queues a task on this worker.
+    pub(crate) fn push_local(&self, task: TaskRef) {
+        if self.closed.get() {
+            return;
+        }
+        match &self.deque {
+            Some(d) if task.header().stealable => {
+                d.push(task);
+                self.rt.wake_a_sleeper(self.shared.index);
+            }
+            // SAFETY: only this worker's thread reaches its core, and no
+            // borrow of `local` is held across user code.
+            _ => unsafe { (*self.local.get()).push_back(task) },
+        }
+    }
+
+    /// Links a task into this worker's owned list (non-stealable tasks).
+    pub(crate) fn link(&self, task: TaskRef) {
+        // SAFETY: the owned list is this thread's alone; the task is in no
+        // list yet.
+        unsafe { (*self.list.get()).push(task) };
+        bump(&self.shared.counters.spawned, 1);
+    }
+
+    /// Unlinks a finished non-stealable task.
+    pub(crate) fn unlink(&self, task: TaskRef) {
+        // SAFETY: as in `link`; `remove` ignores a task that is not linked.
+        unsafe { (*self.list.get()).remove(task) };
+    }
+
+    fn next_task(&self) -> Option<TaskRef> {
+        // SAFETY: short borrow on the owner thread.
+        if let Some(t) = unsafe { (*self.local.get()).pop_front() } {
+            return Some(t);
+        }
+        self.deque.as_ref().and_then(|d| d.pop())
+    }
+
+    fn has_local_work(&self) -> bool {
+        // SAFETY: short borrow on the owner thread.
+        !unsafe { (*self.local.get()).is_empty() }
+            || self.deque.as_ref().is_some_and(|d| !d.is_empty())
+    }
+
+    fn run_task(&self, task: TaskRef) {
+        coop::reset(self.rt.policy.coop_budget);
+        harness::run(task);
+        self.polls.set(self.polls.get() + 1);
+    }
+
+    fn publish(&self) {
+        let c = &self.shared.counters;
+        c.polls.store(self.polls.get(), Relaxed);
+        // SAFETY: short borrow on the owner thread.
+        c.live_local_tasks
+            .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
+    }
+
+    /// Fires due timers and takes the inbox. True if it found work.
+    fn maintenance(&self) -> bool {
+        let mut found = false;
+        let due = self.shared.next_deadline.load(Acquire);
+        if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
+            // SAFETY: the scratch vector is this thread's; it is empty
+            // between uses and no borrow is held while wakers run.
+            let wakers = unsafe { &mut *self.wakers.get() };
+            {
+                let mut q = self.shared.timers.lock();
+                q.expire(Instant::now(), wakers);
+                self.shared.refresh_deadline(&mut q);
+            }
+            bump(&self.shared.counters.timers_fired, wakers.len() as u64);
+            found |= !wakers.is_empty();
+            for w in wakers.drain(..) {
+                w.wake();
+            }
+        }
+        if self.shared.inbox.is_nonempty() {
+            // SAFETY: as above, a scratch vector of this thread's.
+            let arrivals = unsafe { &mut *self.arrivals.get() };
+            let n = self.shared.inbox.drain_into(arrivals);
+            bump(&self.shared.counters.inbox_received, n as u64);
+            for task in arrivals.drain(..) {
+                self.arrive(task);
+            }
+            found |= n > 0;
+        }
+        found
+    }
+
+    /// A task came through the inbox.
+    fn arrive(&self, task: TaskRef) {
+        // SAFETY: `link_on_arrival` was written by the spawner before the
+        // inbox's mutex published the task; only this thread touches it now.
+        let links = unsafe { &mut *task.header().links.get() };
+        if links.link_on_arrival {
+            links.link_on_arrival = false;
+            self.link(task);
+        }
+        self.push_local(task);
+    }
+
+    fn steal(&self) -> bool {
+        let Some(deque) = &self.deque else {
+            return false;
+        };
+        let n = self.rt.stealers.len();
+        for k in 1..n {
+            let victim = (self.shared.index + k) % n;
+            loop {
+                match self.rt.stealers[victim].steal_batch_and_pop(deque) {
+                    Steal::Success(t) => {
+                        bump(&self.shared.counters.steals, 1);
+                        deque.push(t);
+                        return true;
+                    }
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        false
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.rt.shutdown.load(Acquire)
+    }
+
+    /// The worker loop; returns at shutdown, after cancelling every task.
+    pub(crate) fn run(&self) {
+        let interval = self.rt.policy.event_interval.max(1);
+        let mut tick: u32 = 0;
+        loop {
+            if let Some(task) = self.next_task() {
+                self.run_task(task);
+                tick = tick.wrapping_add(1);
+                if tick % interval == 0 {
+                    self.maintenance();
+                    self.publish();
+                    if self.shutting_down() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            if self.maintenance() {
+                continue;
+            }
+            if self.shutting_down() {
+                break;
+            }
+            if self.rt.policy.scheduling == Scheduling::WorkStealing && self.steal() {
+                continue;
+            }
+            self.publish();
+            self.idle();
+        }
+        self.publish();
+        self.shutdown();
+    }
+
+    fn idle(&self) {
+        let policy = &self.rt.policy;
+        let spin = match policy.idle {
+            IdleStrategy::Park => None,
+            IdleStrategy::SpinThenPark => Some(policy.idle_spin),
+            IdleStrategy::BusyPoll => Some(Duration::from_millis(1)),
+        };
+        if let Some(spin) = spin {
+            let until = Instant::now() + spin;
+            let mut i: u32 = 0;
+            loop {
+                std::hint::spin_loop();
+                if self.shared.inbox.is_nonempty() || self.has_local_work() || self.shutting_down()
+                {
+                    return;
+                }
+                i = i.wrapping_add(1);
+                if i % 64 == 0 {
+                    if self.maintenance() {
+                        return;
+                    }
+                    if Instant::now() >= until {
+                        break;
+                    }
+                }
+            }
+        }
+        if policy.scheduling != Scheduling::ThreadPerCore && self.steal() {
+            return;
+        }
+        if policy.idle == IdleStrategy::BusyPoll {
+            return;
+        }
+        self.park();
+    }
+
+    fn park(&self) {
+        let timeout = {
+            let mut q = self.shared.timers.lock();
+            self.shared.refresh_deadline(&mut q);
+            q.next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        if timeout == Some(Duration::ZERO) {
+            return;
+        }
+        let parker = &self.shared.parker;
+        parker.prepare();
+        self.rt.sleepers.fetch_add(1, SeqCst);
+        if self.shared.inbox.is_nonempty() || self.shutting_down() || self.has_local_work() {
+            parker.cancel();
+        } else {
+            bump(&self.shared.counters.parks, 1);
+            parker.park(timeout);
+        }
+        self.rt.sleepers.fetch_sub(1, SeqCst);
+    }
+
+    fn shutdown(&self) {
+        let barrier = &self.rt.shutdown_barrier;
+        barrier.wait();
+        // Phase 1: close and clear the queues.
+        self.closed.set(true);
+        let mut arrivals = Vec::new();
+        self.shared.inbox.close(&mut arrivals);
+        for task in arrivals {
+            self.arrive(task);
+        }
+        // SAFETY: short borrow on the owner thread.
+        unsafe { (*self.local.get()).clear() };
+        if let Some(d) = &self.deque {
+            while d.pop().is_some() {}
+        }
+        barrier.wait();
+        // Phase 2: cancel every task this worker owns.
+        loop {
+            // SAFETY: short borrow on the owner thread; released before the
+            // task's drop code runs.
+            let Some(task) = (unsafe { (*self.list.get()).pop() }) else {
+                break;
+            };
+            harness::shutdown(task);
+        }
+        loop {
+            let task = self.shared.shared_tasks.lock().pop();
+            let Some(task) = task else { break };
+            harness::shutdown(task);
+        }
+        barrier.wait();
+        // Phase 3: drop the timers' wakers.
+        let wakers = self.shared.timers.lock().close();
+        drop(wakers);
+        self.publish();
+    }
+}

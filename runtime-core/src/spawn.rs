@@ -1,0 +1,223 @@
+//! Spawning: `spawn`, `spawn_local`, `spawn_on`, `spawn_blocking`, and a
+//! [`Builder`] that names tasks. Every task records where it was spawned.
+
+use crate::runtime::context;
+use crate::sched::{self, Placement, Shared, SpawnArgs, SpawnError};
+use crate::JoinHandle;
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// Spawns a `Send` task on the current runtime, placed by its policy.
+///
+/// # Panics
+/// Outside a Sprint runtime (a worker, or a thread inside `block_on`).
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().spawn(future)
+}
+
+/// Spawns a task that stays on the current worker; it need not be `Send`.
+///
+/// # Panics
+/// When not called on a Sprint worker thread.
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Builder::new().spawn_local(future)
+}
+
+/// Spawns a `Send` task on worker `worker` of the current runtime, where it
+/// stays. An index the runtime does not have is an error.
+///
+/// # Panics
+/// Outside a Sprint runtime.
+#[track_caller]
+pub fn spawn_on<F>(worker: usize, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().spawn_on(worker, future)
+}
+
+/// Runs a blocking closure on the current runtime's blocking pool.
+///
+/// # Panics
+/// Outside a Sprint runtime.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let location = Location::caller();
+    context::with_current(|rt| match rt {
+        Some(rt) => rt.blocking.spawn(f),
+        None => no_runtime(location),
+    })
+}
+
+fn no_runtime(location: &Location<'_>) -> ! {
+    panic!("spawn called outside a Sprint runtime at {location}: call it from a task or inside Runtime::block_on, or use a Handle")
+}
+
+/// Spawns a task with a name, which stall reports and stats show.
+///
+/// ```
+/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+/// rt.block_on(async {
+///     let h = sprint_core::task::Builder::new().name("relay").spawn(async { 1 });
+///     assert_eq!(h.await.unwrap(), 1);
+/// });
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<Cow<'static, str>>,
+}
+
+impl Builder {
+    /// A builder for an unnamed task.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the task.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    fn args(self, location: &'static Location<'static>) -> SpawnArgs {
+        SpawnArgs {
+            name: self.name,
+            location,
+        }
+    }
+
+    /// See [`spawn`].
+    #[track_caller]
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let location = Location::caller();
+        context::with_current(|rt| match rt {
+            Some(rt) => spawn_ok(sched::spawn_task(
+                rt,
+                future,
+                Placement::Any,
+                self.args(location),
+            )),
+            None => no_runtime(location),
+        })
+    }
+
+    /// See [`spawn_local`].
+    #[track_caller]
+    pub fn spawn_local<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let location = Location::caller();
+        let rt = sched::with_core(|c| c.map(|c| c.rt.clone()));
+        match rt {
+            Some(rt) => spawn_ok(sched::spawn_task(
+                &rt,
+                future,
+                Placement::Local,
+                self.args(location),
+            )),
+            None => panic!(
+                "spawn_local called outside a Sprint worker thread at {location}: call it from \
+                 inside a task, or use spawn / spawn_on"
+            ),
+        }
+    }
+
+    /// See [`spawn_on`].
+    #[track_caller]
+    pub fn spawn_on<F>(self, worker: usize, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let location = Location::caller();
+        context::with_current(|rt| match rt {
+            Some(rt) => {
+                sched::spawn_task(rt, future, Placement::Worker(worker), self.args(location))
+            }
+            None => no_runtime(location),
+        })
+    }
+
+    #[track_caller]
+    pub(crate) fn spawn_with<F>(self, rt: &Arc<Shared>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let location = Location::caller();
+        spawn_ok(sched::spawn_task(
+            rt,
+            future,
+            Placement::Any,
+            self.args(location),
+        ))
+    }
+
+    #[track_caller]
+    pub(crate) fn spawn_on_with<F>(
+        self,
+        rt: &Arc<Shared>,
+        worker: usize,
+        future: F,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let location = Location::caller();
+        sched::spawn_task(rt, future, Placement::Worker(worker), self.args(location))
+    }
+}
+
+fn spawn_ok<T>(r: Result<JoinHandle<T>, SpawnError>) -> JoinHandle<T> {
+    r.unwrap_or_else(|e| unreachable!("only spawn_on can be refused: {e}"))
+}
+
+/// What a running task can learn about itself.
+pub mod current {
+    use crate::task::waker;
+    use std::future::poll_fn;
+    use std::panic::Location;
+    use std::task::Poll;
+
+    /// The current task's id, name and spawn location, when called from a
+    /// Sprint task.
+    pub async fn info() -> Option<(crate::TaskId, Option<String>, &'static Location<'static>)> {
+        poll_fn(|cx| {
+            Poll::Ready(waker::header_of(cx.waker()).map(|h| {
+                // SAFETY: the waker of the task being polled keeps its header
+                // alive for this poll.
+                let meta = unsafe { &h.as_ref().meta };
+                (
+                    meta.id,
+                    meta.name.as_ref().map(|n| n.to_string()),
+                    meta.location,
+                )
+            }))
+        })
+        .await
+    }
+}

@@ -1,0 +1,134 @@
+//! The logic of a bounded queue with waiting senders and one receiver,
+//! free of locking: the `Send` channel keeps it in a mutex, the local one
+//! in a `RefCell`.
+
+use slab::Slab;
+use std::collections::VecDeque;
+use std::task::{Poll, Waker};
+
+#[derive(Debug)]
+pub(crate) struct Bounded<T> {
+    queue: VecDeque<T>,
+    cap: usize,
+    rx_waker: Option<Waker>,
+    waiters: Slab<Option<Waker>>,
+    senders: usize,
+    rx_open: bool,
+}
+
+/// A send that could not complete now.
+pub(crate) enum Refused<T> {
+    Full(T),
+    Closed(T),
+}
+
+impl<T> Bounded<T> {
+    pub(crate) fn new(cap: usize) -> Bounded<T> {
+        let cap = cap.max(1);
+        Bounded {
+            queue: VecDeque::with_capacity(cap.min(4096)),
+            cap,
+            rx_waker: None,
+            waiters: Slab::new(),
+            senders: 1,
+            rx_open: true,
+        }
+    }
+
+    pub(crate) fn try_push(&mut self, v: T) -> Result<Option<Waker>, Refused<T>> {
+        if !self.rx_open {
+            return Err(Refused::Closed(v));
+        }
+        if self.queue.len() >= self.cap {
+            return Err(Refused::Full(v));
+        }
+        self.queue.push_back(v);
+        Ok(self.rx_waker.take())
+    }
+
+    /// Registers (or refreshes) a waiting sender's waker.
+    pub(crate) fn wait(&mut self, key: &mut Option<usize>, waker: &Waker) {
+        match key {
+            Some(k) => match self.waiters.get_mut(*k) {
+                Some(Some(w)) if w.will_wake(waker) => {}
+                Some(slot) => *slot = Some(waker.clone()),
+                None => *key = Some(self.waiters.insert(Some(waker.clone()))),
+            },
+            None => *key = Some(self.waiters.insert(Some(waker.clone()))),
+        }
+    }
+
+    pub(crate) fn forget(&mut self, key: &mut Option<usize>) {
+        if let Some(k) = key.take() {
+            self.waiters.try_remove(k);
+        }
+    }
+
+    /// Takes the wakers of every waiting sender (a slot freed, or the
+    /// receiver left). Their keys stay registered until they finish.
+    fn take_waiters(&mut self, out: &mut Vec<Waker>) {
+        for (_, w) in self.waiters.iter_mut() {
+            if let Some(w) = w.take() {
+                out.push(w);
+            }
+        }
+    }
+
+    /// Pops a value; `Ready(None)` when empty and every sender is gone.
+    pub(crate) fn poll_pop(
+        &mut self,
+        waker: Option<&Waker>,
+        wake: &mut Vec<Waker>,
+    ) -> Poll<Option<T>> {
+        if let Some(v) = self.queue.pop_front() {
+            self.take_waiters(wake);
+            return Poll::Ready(Some(v));
+        }
+        if self.senders == 0 {
+            return Poll::Ready(None);
+        }
+        if let Some(w) = waker {
+            match &self.rx_waker {
+                Some(old) if old.will_wake(w) => {}
+                _ => self.rx_waker = Some(w.clone()),
+            }
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn add_sender(&mut self) {
+        self.senders += 1;
+    }
+
+    /// A sender left; the receiver's waker if it was the last.
+    pub(crate) fn drop_sender(&mut self) -> Option<Waker> {
+        self.senders -= 1;
+        if self.senders == 0 {
+            self.rx_waker.take()
+        } else {
+            None
+        }
+    }
+
+    /// The receiver left (or closed): refuse further sends.
+    pub(crate) fn close_rx(&mut self, wake: &mut Vec<Waker>) {
+        self.rx_open = false;
+        self.take_waiters(wake);
+    }
+
+    pub(crate) fn drain(&mut self) -> VecDeque<T> {
+        std::mem::take(&mut self.queue)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        !self.rx_open
+    }
+}

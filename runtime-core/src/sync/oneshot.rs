@@ -1,0 +1,158 @@
+//! A channel for one value.
+//!
+//! ```
+//! # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+//! rt.block_on(async {
+//!     let (tx, rx) = sprint_core::sync::oneshot::channel();
+//!     sprint_core::spawn(async move { tx.send("done").unwrap() });
+//!     assert_eq!(rx.await, Ok("done"));
+//! });
+//! ```
+
+use crate::coop;
+use parking_lot::Mutex;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+struct Inner<T> {
+    value: Option<T>,
+    rx_waker: Option<Waker>,
+    tx_gone: bool,
+    rx_gone: bool,
+}
+
+/// Sends the one value.
+pub struct Sender<T> {
+    inner: Option<Arc<Mutex<Inner<T>>>>,
+}
+
+/// Receives the one value: await it.
+pub struct Receiver<T> {
+    inner: Arc<Mutex<Inner<T>>>,
+}
+
+/// The sender was dropped without sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvError;
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the sender was dropped without sending")
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+/// A new oneshot channel.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let inner = Arc::new(Mutex::new(Inner {
+        value: None,
+        rx_waker: None,
+        tx_gone: false,
+        rx_gone: false,
+    }));
+    (
+        Sender {
+            inner: Some(inner.clone()),
+        },
+        Receiver { inner },
+    )
+}
+
+impl<T> Sender<T> {
+    /// Sends the value; gives it back if the receiver is gone.
+    pub fn send(mut self, value: T) -> Result<(), T> {
+        let inner = self.inner.take().unwrap_or_else(|| unreachable!());
+        let mut g = inner.lock();
+        if g.rx_gone {
+            return Err(value);
+        }
+        g.value = Some(value);
+        g.tx_gone = true;
+        let w = g.rx_waker.take();
+        drop(g);
+        if let Some(w) = w {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// True once the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.as_ref().is_none_or(|i| i.lock().rx_gone)
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let mut g = inner.lock();
+            g.tx_gone = true;
+            let w = g.rx_waker.take();
+            drop(g);
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The value if it was sent, without waiting.
+    pub fn try_recv(&mut self) -> Result<Option<T>, RecvError> {
+        let mut g = self.inner.lock();
+        match g.value.take() {
+            Some(v) => Ok(Some(v)),
+            None if g.tx_gone => Err(RecvError),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let coop = std::task::ready!(coop::poll_proceed(cx));
+        let mut g = self.inner.lock();
+        if let Some(v) = g.value.take() {
+            coop.made_progress();
+            return Poll::Ready(Ok(v));
+        }
+        if g.tx_gone {
+            coop.made_progress();
+            return Poll::Ready(Err(RecvError));
+        }
+        match &g.rx_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => g.rx_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let value = {
+            let mut g = self.inner.lock();
+            g.rx_gone = true;
+            g.value.take()
+        };
+        drop(value);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("oneshot::Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("oneshot::Receiver").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,29 @@
+//! Sprint: a thread-per-core async runtime for the hot path of a
+//! low-latency transaction relay. One pinned worker per core, five tuning
+//! levels, and `#[sprint::main]`.
+//!
+//! ```no_run
+//! #[sprint::main(level = "standard")]
+//! async fn main() {
+//!     let h = sprint::spawn(async { 40 + 2 });
+//!     assert_eq!(h.await.unwrap(), 42);
+//! }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+pub use sprint_core::config::{self, Config, ConfigError, Level};
+pub use sprint_core::topology::{self, Plan};
+pub use sprint_core::{
+    spawn, spawn_blocking, spawn_local, spawn_on, sync, task, time, yield_now, AbortHandle,
+    BuildError, Builder, Handle, JoinError, JoinHandle, Runtime, ShutdownTimeout, SpawnError,
+    TaskId, WorkerStats,
+};
+pub use sprint_macros::{main, test};
+
+mod signals;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::signals::{run_main, run_test, MainOptions};
+}
