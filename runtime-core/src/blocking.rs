@@ -110,7 +110,13 @@ impl BlockingPool {
             name: Some("spawn_blocking".into()),
             location: Location::caller(),
         };
-        let task = raw::allocate(BlockingTask(Some(f)), None, false, false, meta);
+        let task = raw::allocate(
+            BlockingTask(Some(f)),
+            raw::Home::Blocking,
+            false,
+            false,
+            meta,
+        );
         let handle = JoinHandle::new(task);
         let mut st = self.inner.state.lock();
         if st.shutdown {

@@ -130,19 +130,13 @@ impl Builder {
         F::Output: 'static,
     {
         let location = Location::caller();
-        let rt = sched::with_core(|c| c.map(|c| c.rt.clone()));
-        match rt {
-            Some(rt) => spawn_ok(sched::spawn_task(
-                &rt,
-                future,
-                Placement::Local,
-                self.args(location),
-            )),
+        sched::with_core(move |core| match core {
+            Some(core) => sched::spawn_on_core(core, future, false, self.args(location)),
             None => panic!(
                 "spawn_local called outside a Sprint worker thread at {location}: call it from \
                  inside a task, or use spawn / spawn_on"
             ),
-        }
+        })
     }
 
     /// See [`spawn_on`].

@@ -140,18 +140,17 @@ pub(crate) fn enter_core<R>(core: &Core, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Queues a task that a waker (or abort) made runnable.
+/// Queues a stealable task that a waker (or abort) made runnable: on this
+/// thread's worker if it belongs to the task's runtime, else through the
+/// owner's inbox.
 pub(crate) fn schedule(task: TaskRef) {
     let header = task.header();
-    let Some(owner) = header.owner.as_ref() else {
-        // Blocking-pool tasks are queued once, by the pool.
+    debug_assert!(header.stealable);
+    let Some(owner) = header.owner() else {
         return;
     };
     let local = with_core(|core| match core {
-        Some(core)
-            if Arc::ptr_eq(&core.shared, owner)
-                || (header.stealable && core.shared.runtime_id == owner.runtime_id) =>
-        {
+        Some(core) if core.shared.runtime_id == owner.runtime_id => {
             core.push_local(task);
             true
         }
@@ -164,10 +163,39 @@ pub(crate) fn schedule(task: TaskRef) {
     }
 }
 
+/// Wakes a pinned task: locally on its owner's thread, else through the
+/// owner's inbox with a reference of its own.
+pub(crate) fn wake_pinned(task: TaskRef) {
+    let header = task.header();
+    let Some(owner) = header.owner() else {
+        // Blocking-pool tasks are queued once, by the pool.
+        return;
+    };
+    let local = with_core(|core| match core {
+        Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), owner) => {
+            harness::wake_local(core, task);
+            true
+        }
+        _ => false,
+    });
+    if !local && header.state.set_remote_queued() && owner.push_remote(task).is_err() {
+        // The owner has shut down; its list cancels the task.
+        harness::drop_reference(task);
+    }
+}
+
+/// A pinned task was woken while it ran on its owner: queue it again.
+pub(crate) fn requeue_pinned(task: TaskRef) {
+    with_core(|core| match core {
+        Some(core) => core.push_local(task),
+        None => unreachable!("a pinned task runs on its owner's worker"),
+    });
+}
+
 /// A task finished: take it out of its owned list.
 pub(crate) fn release(task: TaskRef) {
     let header = task.header();
-    let Some(owner) = header.owner.as_ref() else {
+    let Some(owner) = header.owner() else {
         return;
     };
     if header.stealable {
@@ -182,7 +210,7 @@ pub(crate) fn release(task: TaskRef) {
         return;
     }
     with_core(|core| match core {
-        Some(core) if Arc::ptr_eq(&core.shared, owner) => core.unlink(task),
+        Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), owner) => core.unlink(task),
         _ => unreachable!("a linked task completed away from its owner"),
     });
 }
@@ -192,8 +220,6 @@ pub(crate) fn release(task: TaskRef) {
 pub(crate) enum Placement {
     /// `spawn`: by the policy.
     Any,
-    /// `spawn_local`: this worker, never moved.
-    Local,
     /// `spawn_on`: that worker, never moved.
     Worker(usize),
 }
@@ -216,8 +242,41 @@ pub(crate) struct SpawnArgs {
     pub(crate) location: &'static Location<'static>,
 }
 
-/// Creates and queues a task. `F` need not be `Send`: the callers make
-/// sure a `!Send` future only ever gets `Placement::Local`.
+/// Creates a task owned by `core` (this thread's worker) and queues it
+/// there. `F` need not be `Send`: the callers make sure a `!Send` future is
+/// never stealable.
+pub(crate) fn spawn_on_core<F>(
+    core: &Core,
+    future: F,
+    stealable: bool,
+    args: SpawnArgs,
+) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+{
+    let meta = TaskMeta {
+        id: TaskId(core.next_id()),
+        name: args.name,
+        location: args.location,
+    };
+    let task = raw::allocate(future, raw::Home::Local(core), stealable, false, meta);
+    if core.is_closed() {
+        harness::shutdown(task);
+    } else {
+        if stealable {
+            // SAFETY: stealable tasks live in the owner's locked list; this
+            // one is new and in no list.
+            unsafe { core.shared.shared_tasks.lock().push(task) };
+        }
+        core.link(task, stealable);
+        core.push_local(task);
+    }
+    JoinHandle::new(task)
+}
+
+/// Creates and queues a `Send` task (`spawn`, `spawn_on`): on this
+/// thread's worker when it belongs to `rt` and the placement allows, else
+/// through the target worker's inbox.
 pub(crate) fn spawn_task<F>(
     rt: &Arc<Shared>,
     future: F,
@@ -225,47 +284,19 @@ pub(crate) fn spawn_task<F>(
     args: SpawnArgs,
 ) -> Result<JoinHandle<F::Output>, SpawnError>
 where
-    F: Future + 'static,
+    F: Future + Send + 'static,
 {
     let n = rt.workers.len();
     let mut future = Some(future);
     let mut args = Some(args);
     let local = with_core(|core| {
         let core = core.filter(|c| c.shared.runtime_id == rt.id)?;
-        let (stealable, ok) = match placement {
-            Placement::Any => (rt.steals(), true),
-            Placement::Local => (false, true),
-            Placement::Worker(i) => (false, i == core.shared.index),
+        let stealable = match placement {
+            Placement::Any => rt.steals(),
+            Placement::Worker(i) if i == core.shared.index => false,
+            Placement::Worker(_) => return None,
         };
-        if !ok {
-            return None;
-        }
-        let args = args.take()?;
-        let meta = TaskMeta {
-            id: TaskId(core.next_id()),
-            name: args.name,
-            location: args.location,
-        };
-        let task = raw::allocate(
-            future.take()?,
-            Some(core.shared.clone()),
-            stealable,
-            false,
-            meta,
-        );
-        if core.is_closed() {
-            harness::shutdown(task);
-        } else {
-            if stealable {
-                // SAFETY: stealable tasks live in the owner's locked list;
-                // this one is new and in no list.
-                unsafe { core.shared.shared_tasks.lock().push(task) };
-            } else {
-                core.link(task);
-            }
-            core.push_local(task);
-        }
-        Some(JoinHandle::new(task))
+        Some(spawn_on_core(core, future.take()?, stealable, args.take()?))
     });
     if let Some(handle) = local {
         return Ok(handle);
@@ -282,10 +313,6 @@ where
                 workers: n,
             })
         }
-        Placement::Local => panic!(
-            "spawn_local called outside a Sprint worker thread: call it from inside a task, \
-             or use spawn / spawn_on"
-        ),
     };
     let owner = rt.workers[target].clone();
     let meta = TaskMeta {
@@ -293,7 +320,13 @@ where
         name: args.name,
         location: args.location,
     };
-    let task = raw::allocate(future, Some(owner.clone()), stealable, !stealable, meta);
+    let task = raw::allocate(
+        future,
+        raw::Home::Remote(&owner),
+        stealable,
+        !stealable,
+        meta,
+    );
     if stealable {
         // SAFETY: as above: a new task, the owner's locked list.
         unsafe { owner.shared_tasks.lock().push(task) };
@@ -304,4 +337,34 @@ where
         harness::shutdown(task);
     }
     Ok(handle)
+}
+
+/// Frees a dead task cell: into its owner's cache when this is the owner's
+/// thread, else to the global allocator, counting it against the owner.
+///
+/// # Safety
+/// `mem` is the dropped cell of a task whose last reference is gone, with
+/// the class and layout it was allocated with, and `owner` its owner.
+pub(crate) unsafe fn free_cell(
+    mem: std::ptr::NonNull<u8>,
+    class: u8,
+    layout: std::alloc::Layout,
+    owner: *const WorkerShared,
+) {
+    let freed = with_core(|core| match core {
+        Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), owner) => {
+            // SAFETY: the caller's contract; this is the owner's thread.
+            unsafe { core.free_cell(mem, class, layout) };
+            true
+        }
+        _ => false,
+    });
+    if !freed {
+        // SAFETY: the caller's contract.
+        unsafe { crate::task::cache::free_any(mem, class, layout) };
+        if !owner.is_null() {
+            // SAFETY: `owner` owned the task just freed.
+            unsafe { WorkerShared::release_remote(owner) };
+        }
+    }
 }

@@ -17,15 +17,18 @@ use super::inbox::Inbox;
 use super::{Scheduling, Shared};
 use crate::config::IdleStrategy;
 use crate::coop;
+use crate::task::cache::{self, CellCache};
 use crate::task::harness;
 use crate::task::list::List;
 use crate::task::raw::TaskRef;
 use crate::time::queue::TimerQueue;
 use crossbeam_deque::{Steal, Worker as Deque};
 use parking_lot::Mutex;
+use std::alloc::Layout;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicIsize, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -65,7 +68,18 @@ pub(crate) struct WorkerShared {
     pub(crate) counters: Counters,
     /// The kernel's thread id, once the thread runs.
     pub(crate) tid: AtomicI32,
+    /// Tasks owned by this worker and not yet freed, counted as the worker
+    /// frees them elsewhere (see `hold_remote`), plus [`HOLD_BIAS`] while
+    /// the core runs. Task headers point here without a reference count.
+    outstanding: AtomicIsize,
+    /// The reference that keeps this state alive for its tasks; dropped
+    /// when `outstanding` reaches zero after the core retired.
+    keepalive: Mutex<Option<Arc<WorkerShared>>>,
 }
+
+/// Added to `outstanding` while the core runs, so that frees counted on
+/// other threads cannot bring it to zero before the core adds its own.
+const HOLD_BIAS: isize = 1 << 48;
 
 impl WorkerShared {
     pub(crate) fn new(index: usize, runtime_id: u64, cpu: Option<usize>) -> WorkerShared {
@@ -81,7 +95,34 @@ impl WorkerShared {
             shared_tasks: Mutex::new(List::default()),
             counters: Counters::default(),
             tid: AtomicI32::new(0),
+            outstanding: AtomicIsize::new(HOLD_BIAS),
+            keepalive: Mutex::new(None),
         }
+    }
+
+    /// A task for this worker was allocated on another thread.
+    pub(crate) fn hold_remote(&self) {
+        self.outstanding.fetch_add(1, Relaxed);
+    }
+
+    /// `n` tasks of this worker were freed (negative: held) on a thread
+    /// that is not its core.
+    fn release(&self, n: isize) {
+        if self.outstanding.fetch_sub(n, AcqRel) == n {
+            let last = self.keepalive.lock().take();
+            drop(last);
+        }
+    }
+
+    /// One task of this worker was freed away from its core.
+    ///
+    /// # Safety
+    /// `ws` is the owner of a task that was alive until now.
+    pub(crate) unsafe fn release_remote(ws: *const WorkerShared) {
+        // SAFETY: the freed task was counted in `outstanding`, so the state
+        // was alive when the caller started; `release` touches it no more
+        // after the count reaches zero.
+        unsafe { (*ws).release(1) }
     }
 
     /// Hands a task to this worker from another thread. Gives it back when
@@ -119,8 +160,12 @@ pub(crate) struct Core {
     closed: Cell<bool>,
     ids: Cell<(u64, u64)>,
     polls: Cell<u64>,
+    spawned: Cell<u64>,
     wakers: UnsafeCell<Vec<Waker>>,
     arrivals: UnsafeCell<Vec<TaskRef>>,
+    /// Tasks allocated here minus tasks freed here (see `outstanding`).
+    alive: Cell<isize>,
+    cells: UnsafeCell<CellCache>,
 }
 
 impl std::fmt::Debug for Core {
@@ -148,9 +193,46 @@ impl Core {
             closed: Cell::new(false),
             ids: Cell::new((0, 0)),
             polls: Cell::new(0),
+            spawned: Cell::new(0),
             wakers: UnsafeCell::new(Vec::with_capacity(64)),
             arrivals: UnsafeCell::new(Vec::with_capacity(64)),
+            alive: Cell::new(0),
+            cells: UnsafeCell::new(CellCache::default()),
         }
+    }
+
+    /// Memory for a task cell owned by this worker.
+    pub(crate) fn alloc_cell(&self, class: u8, layout: Layout) -> NonNull<u8> {
+        self.alive.set(self.alive.get() + 1);
+        if class == cache::EXACT {
+            return cache::alloc_any(class, layout);
+        }
+        // SAFETY: the cache is this thread's alone, borrowed only here and
+        // in `free_cell`, neither of which calls out.
+        unsafe { (*self.cells.get()).take(class) }
+    }
+
+    /// A cell owned by this worker was freed on its thread.
+    ///
+    /// # Safety
+    /// `p` is the dead cell of a task of this worker, of this class and
+    /// layout.
+    pub(crate) unsafe fn free_cell(&self, p: NonNull<u8>, class: u8, layout: Layout) {
+        self.alive.set(self.alive.get() - 1);
+        if class == cache::EXACT {
+            // SAFETY: the caller's contract.
+            unsafe { cache::free_any(p, class, layout) }
+        } else {
+            // SAFETY: as in `alloc_cell`; the caller's contract for `p`.
+            unsafe { (*self.cells.get()).give(p, class) }
+        }
+    }
+
+    /// The core stops: hand the count of its tasks still alive to the
+    /// shared counter, so that the last one freed releases the state.
+    fn retire(&self) {
+        let alive = self.alive.replace(0);
+        self.shared.release(HOLD_BIAS - alive);
     }
 
     /// A process-unique task id, drawn from a block this worker owns.
@@ -185,12 +267,15 @@ impl Core {
         }
     }
 
-    /// Links a task into this worker's owned list (non-stealable tasks).
-    pub(crate) fn link(&self, task: TaskRef) {
-        // SAFETY: the owned list is this thread's alone; the task is in no
-        // list yet.
-        unsafe { (*self.list.get()).push(task) };
-        bump(&self.shared.counters.spawned, 1);
+    /// Counts a new task and, unless it is stealable (those live in the
+    /// locked list), links it into this worker's owned list.
+    pub(crate) fn link(&self, task: TaskRef, stealable: bool) {
+        if !stealable {
+            // SAFETY: the owned list is this thread's alone; the task is in
+            // no list yet.
+            unsafe { (*self.list.get()).push(task) };
+        }
+        self.spawned.set(self.spawned.get() + 1);
     }
 
     /// Unlinks a finished non-stealable task.
@@ -222,6 +307,7 @@ impl Core {
     fn publish(&self) {
         let c = &self.shared.counters;
         c.polls.store(self.polls.get(), Relaxed);
+        c.spawned.store(self.spawned.get(), Relaxed);
         // SAFETY: short borrow on the owner thread.
         c.live_local_tasks
             .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
@@ -261,14 +347,27 @@ impl Core {
 
     /// A task came through the inbox.
     fn arrive(&self, task: TaskRef) {
+        let header = task.header();
+        if header.stealable {
+            self.push_local(task);
+            return;
+        }
+        self.link_arrival(task);
+        header.state.clear_remote_queued();
+        harness::wake_local(self, task);
+        // The inbox entry's reference.
+        harness::drop_reference(task);
+    }
+
+    /// Links a pinned task spawned from another thread, on arrival.
+    fn link_arrival(&self, task: TaskRef) {
         // SAFETY: `link_on_arrival` was written by the spawner before the
         // inbox's mutex published the task; only this thread touches it now.
         let links = unsafe { &mut *task.header().links.get() };
         if links.link_on_arrival {
             links.link_on_arrival = false;
-            self.link(task);
+            self.link(task, false);
         }
-        self.push_local(task);
     }
 
     fn steal(&self) -> bool {
@@ -396,7 +495,12 @@ impl Core {
         let mut arrivals = Vec::new();
         self.shared.inbox.close(&mut arrivals);
         for task in arrivals {
-            self.arrive(task);
+            if !task.header().stealable {
+                // Linked, so that phase 2 cancels it; REMOTE_QUEUED stays
+                // set, and the closed inbox refuses later pushes.
+                self.link_arrival(task);
+                harness::drop_reference(task);
+            }
         }
         // SAFETY: short borrow on the owner thread.
         unsafe { (*self.local.get()).clear() };
@@ -405,12 +509,9 @@ impl Core {
         }
         barrier.wait();
         // Phase 2: cancel every task this worker owns.
-        loop {
-            // SAFETY: short borrow on the owner thread; released before the
-            // task's drop code runs.
-            let Some(task) = (unsafe { (*self.list.get()).pop() }) else {
-                break;
-            };
+        // SAFETY: short borrow on the owner thread; released before the
+        // task's drop code runs.
+        while let Some(task) = unsafe { (*self.list.get()).pop() } {
             harness::shutdown(task);
         }
         loop {
@@ -423,5 +524,13 @@ impl Core {
         let wakers = self.shared.timers.lock().close();
         drop(wakers);
         self.publish();
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Cells freed from now on go to the global allocator and count
+        // against `outstanding`.
+        self.retire();
     }
 }

@@ -1,30 +1,54 @@
 //! The transitions of a task's life, non-generic: run, complete, wake,
-//! abort, shut down and release.
+//! abort, shut down and release. Stealable tasks go through the atomic
+//! protocol; pinned tasks through their owner-local flags (state.rs).
 
-use super::raw::TaskRef;
-use super::state::{Idle, Notify, Run, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
+use super::raw::{TaskRef, L_NOTIFIED, L_QUEUED, L_RUNNING};
+use super::state::{Idle, Notify, Run, CANCELLED, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
 use super::waker;
-use crate::sched;
-use std::task::{Context, Poll};
+use crate::sched::{self, worker::Core};
+use std::task::Context;
 
 /// Runs a task popped from a queue: poll it, or drop it if it was aborted.
+/// A pinned task is only ever run by its owner.
 pub(crate) fn run(task: TaskRef) {
     let header = task.header();
-    match header.state.transition_to_running() {
-        Run::Skip => return,
-        Run::Cancel => return cancel_and_complete(task),
-        Run::Poll => {}
+    if header.stealable {
+        match header.state.transition_to_running() {
+            Run::Skip => return,
+            Run::Cancel => return cancel_and_complete(task),
+            Run::Poll => {}
+        }
+    } else {
+        header.local.set(L_RUNNING);
+        let s = header.state.load();
+        if s.has(COMPLETE) {
+            header.local.set(0);
+            return;
+        }
+        if s.has(CANCELLED) {
+            return cancel_and_complete(task);
+        }
     }
     let waker = waker::borrowed(task);
     let mut cx = Context::from_waker(&waker);
-    // SAFETY: we hold RUNNING, so the future is ours to poll.
-    match unsafe { (header.vtable.poll)(task.raw(), &mut cx) } {
-        Poll::Ready(()) => complete(task),
-        Poll::Pending => match header.state.transition_to_idle() {
+    // SAFETY: we hold RUNNING (atomic or local), so the future is ours.
+    let ready = unsafe { (header.vtable.poll)(task.raw(), &mut cx) }.is_ready();
+    if ready {
+        return complete(task);
+    }
+    if header.stealable {
+        match header.state.transition_to_idle() {
             Idle::Ok => {}
             Idle::Notified => sched::schedule(task),
             Idle::Cancelled => cancel_and_complete(task),
-        },
+        }
+    } else if header.state.load().has(CANCELLED) {
+        cancel_and_complete(task);
+    } else if header.local.get() & L_NOTIFIED != 0 {
+        header.local.set(L_QUEUED);
+        sched::requeue_pinned(task);
+    } else {
+        header.local.set(0);
     }
 }
 
@@ -35,18 +59,36 @@ fn cancel_and_complete(task: TaskRef) {
     complete(task);
 }
 
-/// Shutdown: drop the future of any task that is not running.
+/// Shutdown: drop the future of a task that is not running. For a pinned
+/// task, call it on the owner's thread (or where nothing else can reach it).
 pub(crate) fn shutdown(task: TaskRef) {
-    if task.header().state.transition_to_shutdown() {
-        cancel_and_complete(task);
+    let header = task.header();
+    if header.stealable {
+        if header.state.transition_to_shutdown() {
+            cancel_and_complete(task);
+        }
+        return;
     }
+    if header.local.get() & L_RUNNING != 0 || header.state.load().has(COMPLETE) {
+        return;
+    }
+    header.local.set(L_RUNNING);
+    header.state.set_cancelled();
+    cancel_and_complete(task);
 }
 
-/// The stage now holds the output: publish it, wake the joiner, leave the
-/// owned list and drop the list's reference.
+/// The stage now holds the output: leave the owned list, publish, wake
+/// the joiner, and drop the list's reference.
 fn complete(task: TaskRef) {
     let header = task.header();
-    let prev = header.state.transition_to_complete();
+    header.local.set(0);
+    sched::release(task);
+    let (prev, released) = header.state.transition_to_complete();
+    if released {
+        // A JoinHandle without waker owns the output now, and the list's
+        // reference is gone: the task may already be freed.
+        return;
+    }
     if !prev.has(JOIN_INTEREST) {
         // SAFETY: no JoinHandle: the output is ours to drop.
         unsafe { (header.vtable.drop_stage)(task.raw()) };
@@ -57,21 +99,45 @@ fn complete(task: TaskRef) {
             w.wake_by_ref();
         }
     }
-    sched::release(task);
     drop_reference(task);
+}
+
+/// A wake of a pinned task on its owner's thread: no atomic operation.
+pub(crate) fn wake_local(core: &Core, task: TaskRef) {
+    let header = task.header();
+    let l = header.local.get();
+    if l & L_QUEUED != 0 || header.state.load().has(COMPLETE) {
+        return;
+    }
+    if l & L_RUNNING != 0 {
+        header.local.set(l | L_NOTIFIED);
+        return;
+    }
+    header.local.set(L_QUEUED);
+    core.push_local(task);
 }
 
 /// A waker fired: queue the task if it was idle.
 pub(crate) fn wake_by_ref(task: TaskRef) {
-    if task.header().state.transition_to_notified() == Notify::Schedule {
-        sched::schedule(task);
+    let header = task.header();
+    if header.stealable {
+        if header.state.transition_to_notified() == Notify::Schedule {
+            sched::schedule(task);
+        }
+    } else {
+        sched::wake_pinned(task);
     }
 }
 
 /// abort(): cancel the task; its owner drops the future.
 pub(crate) fn abort(task: TaskRef) {
-    if task.header().state.transition_to_cancelled() == Notify::Schedule {
-        sched::schedule(task);
+    let header = task.header();
+    if header.stealable {
+        if header.state.transition_to_cancelled() == Notify::Schedule {
+            sched::schedule(task);
+        }
+    } else if header.state.set_cancelled() {
+        sched::wake_pinned(task);
     }
 }
 

@@ -114,10 +114,20 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let Some(task) = self.raw.take() else { return };
-        if task.header().state.unset_join_interest() {
-            // SAFETY: the task completed while we held JOIN_INTEREST, so the
-            // output is ours to drop.
-            unsafe { (task.header().vtable.drop_stage)(task.raw()) };
+        let header = task.header();
+        if header.state.load().has(COMPLETE) {
+            // SAFETY: complete while we hold JOIN_INTEREST: the output is
+            // ours to drop, and nobody else touches the stage.
+            unsafe { (header.vtable.drop_stage)(task.raw()) };
+            if header.state.drop_join_interest_and_ref() {
+                // SAFETY: that was the last reference.
+                unsafe { (header.vtable.dealloc)(task.raw()) };
+            }
+            return;
+        }
+        if header.state.unset_join_interest() {
+            // SAFETY: the task completed while we still held JOIN_INTEREST.
+            unsafe { (header.vtable.drop_stage)(task.raw()) };
         }
         harness::drop_reference(task);
     }

@@ -7,6 +7,7 @@
 //! join make none. `state.rs` documents the protocol bit by bit; `harness.rs`
 //! drives the transitions; `list.rs` tracks live tasks for shutdown.
 
+pub(crate) mod cache;
 pub(crate) mod harness;
 mod join;
 pub(crate) mod list;

@@ -1,11 +1,13 @@
 //! The task cell: one allocation holding the header, the future and,
 //! later, its output. The header is type-erased; a vtable reaches the rest.
 
+use super::cache;
 use super::join::JoinError;
 use super::list::Links;
 use super::state::State;
 use super::TaskMeta;
-use crate::sched::worker::WorkerShared;
+use crate::sched::worker::{Core, WorkerShared};
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -36,12 +38,19 @@ pub(crate) struct Vtable {
 pub(crate) struct Header {
     pub(crate) state: State,
     pub(crate) vtable: &'static Vtable,
-    /// The worker whose queues and owned list hold the task; `None` for
-    /// tasks of the blocking pool.
-    pub(crate) owner: Option<Arc<WorkerShared>>,
+    /// The worker whose queues and owned list hold the task; null for
+    /// tasks of the blocking pool. Kept alive by the worker's count of
+    /// outstanding tasks (`WorkerShared::hold`), not by a reference count of
+    /// its own, so that a spawn costs no atomic operation on it.
+    owner: *const WorkerShared,
+    /// The cell's size class (`cache.rs`), or `cache::EXACT`.
+    class: u8,
     /// May run on any worker of the runtime (a `Send` task at a stealing
     /// level).
     pub(crate) stealable: bool,
+    /// A pinned task's running and queued flags (`L_*`), touched only on
+    /// the thread that runs it (see state.rs).
+    pub(crate) local: std::cell::Cell<u8>,
     pub(crate) links: UnsafeCell<Links>,
     pub(crate) join_waker: UnsafeCell<Option<Waker>>,
     pub(crate) meta: TaskMeta,
@@ -58,6 +67,22 @@ pub(crate) struct TaskRef(NonNull<Header>);
 unsafe impl Send for TaskRef {}
 // SAFETY: as above.
 unsafe impl Sync for TaskRef {}
+
+/// Pinned task: in its owner's local run queue.
+pub(crate) const L_QUEUED: u8 = 1;
+/// Pinned task: being polled.
+pub(crate) const L_RUNNING: u8 = 2;
+/// Pinned task: woken while being polled; queue it again after.
+pub(crate) const L_NOTIFIED: u8 = 4;
+
+impl Header {
+    /// The owning worker; `None` for blocking-pool tasks.
+    pub(crate) fn owner(&self) -> Option<&WorkerShared> {
+        // SAFETY: a worker's shared state outlives every task it owns: its
+        // outstanding-task count keeps it alive until the last is freed.
+        unsafe { self.owner.as_ref() }
+    }
+}
 
 impl TaskRef {
     pub(crate) fn from_ptr(p: *const Header) -> Option<TaskRef> {
@@ -91,10 +116,21 @@ struct Cell<F: Future> {
     stage: UnsafeCell<Stage<F>>,
 }
 
-/// Allocates a task cell. One global allocation: the only one per spawn.
+/// Where a new cell's memory comes from and who owns the task.
+pub(crate) enum Home<'a> {
+    /// Spawned on its owner's thread: the cell comes from its cache.
+    Local(&'a Core),
+    /// Spawned from another thread for `WorkerShared`.
+    Remote(&'a WorkerShared),
+    /// A blocking-pool task.
+    Blocking,
+}
+
+/// Allocates a task cell: one allocation at most, none when the worker's
+/// cell cache has a cell of the size class.
 pub(crate) fn allocate<F>(
     future: F,
-    owner: Option<Arc<WorkerShared>>,
+    home: Home<'_>,
     stealable: bool,
     link_on_arrival: bool,
     meta: TaskMeta,
@@ -102,21 +138,50 @@ pub(crate) fn allocate<F>(
 where
     F: Future + 'static,
 {
-    let cell = Box::new(Cell {
-        header: Header {
-            state: State::new(),
-            vtable: vtable::<F>(),
-            owner,
-            stealable,
-            links: UnsafeCell::new(Links::new(link_on_arrival)),
-            join_waker: UnsafeCell::new(None),
-            meta,
-        },
-        stage: UnsafeCell::new(Stage::Running(future)),
-    });
-    let ptr = Box::into_raw(cell) as *mut Header;
-    // SAFETY: Box::into_raw never returns null.
-    TaskRef(unsafe { NonNull::new_unchecked(ptr) })
+    let class = <F as CellClass>::CLASS;
+    let layout = Layout::new::<Cell<F>>();
+    let (state, local) = match (&home, stealable) {
+        (Home::Local(_) | Home::Remote(_), true) => (State::new(), 0),
+        (Home::Local(_) | Home::Blocking, false) => (State::new_pinned(), L_QUEUED),
+        (Home::Remote(_), false) => (State::new_pinned_remote(), 0),
+        (Home::Blocking, true) => unreachable!("blocking tasks are never stealable"),
+    };
+    let (mem, owner) = match home {
+        Home::Local(core) => (core.alloc_cell(class, layout), Arc::as_ptr(&core.shared)),
+        Home::Remote(ws) => {
+            ws.hold_remote();
+            (cache::alloc_any(class, layout), ws as *const WorkerShared)
+        }
+        Home::Blocking => (cache::alloc_any(class, layout), std::ptr::null()),
+    };
+    let cell = mem.cast::<Cell<F>>();
+    // SAFETY: `mem` is fresh memory of at least the cell's size and
+    // alignment (its class, or its exact layout).
+    unsafe {
+        cell.as_ptr().write(Cell {
+            header: Header {
+                state,
+                vtable: vtable::<F>(),
+                owner,
+                class,
+                stealable,
+                local: std::cell::Cell::new(local),
+                links: UnsafeCell::new(Links::new(link_on_arrival)),
+                join_waker: UnsafeCell::new(None),
+                meta,
+            },
+            stage: UnsafeCell::new(Stage::Running(future)),
+        })
+    };
+    TaskRef(cell.cast())
+}
+
+trait CellClass {
+    const CLASS: u8;
+}
+
+impl<F: Future> CellClass for F {
+    const CLASS: u8 = cache::class_of(Layout::new::<Cell<F>>());
 }
 
 fn vtable<F: Future + 'static>() -> &'static Vtable {
@@ -205,8 +270,13 @@ unsafe fn drop_stage<F: Future>(ptr: NonNull<Header>) {
 }
 
 unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
-    // SAFETY: the last reference is gone, so nothing else can reach the
-    // cell; it was made by Box::new in `allocate`.
-    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) };
-    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    // SAFETY: the last reference is gone, so nothing else reaches the cell.
+    let (owner, class) = unsafe { (ptr.as_ref().owner, ptr.as_ref().class) };
+    let cell = ptr.cast::<Cell<F>>();
+    // SAFETY: the cell was initialised by `allocate` and is dropped once.
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+        std::ptr::drop_in_place(cell.as_ptr())
+    }));
+    // SAFETY: the memory came from `allocate` with this class and layout.
+    unsafe { crate::sched::free_cell(cell.cast(), class, Layout::new::<Cell<F>>(), owner) };
 }

@@ -8,8 +8,22 @@
 //!  bit 3  CANCELLED      abort() was called; the next owner of RUNNING drops the future
 //!  bit 4  JOIN_INTEREST  a JoinHandle exists; it, not the task, drops the output
 //!  bit 5  JOIN_WAKER     the join-waker slot holds a waker and belongs to the task side
-//!  bits 6… REFCOUNT      references: the owner list's, the JoinHandle's, each Waker's
+//!  bit 6  REMOTE_QUEUED  (pinned tasks) an inbox entry exists; it holds one reference
+//!  bits 7… REFCOUNT      references: the owner list's, the JoinHandle's, each Waker's,
+//!                        a pinned task's inbox entry
 //! ```
+//!
+//! Two kinds of task use the word differently:
+//! * *Stealable* tasks (`Send`, at the stealing levels) may run on any
+//!   worker, so RUNNING and NOTIFIED live here and every wake and poll is a
+//!   compare-and-swap.
+//! * *Pinned* tasks (everything else) only ever run on their owner's
+//!   thread. Their running and queued flags live in the header's `local`
+//!   cell, touched by that thread alone, so a wake or a poll on the owner
+//!   costs no atomic read-modify-write; RUNNING and NOTIFIED stay clear
+//!   here. A wake from another thread sets REMOTE_QUEUED, takes a
+//!   reference and goes through the owner's inbox; the owner turns it into
+//!   a local wake and drops that reference.
 //!
 //! Invariants:
 //! * COMPLETE is never cleared, and once set RUNNING and NOTIFIED stay clear.
@@ -31,7 +45,8 @@ pub(crate) const NOTIFIED: usize = 1 << 2;
 pub(crate) const CANCELLED: usize = 1 << 3;
 pub(crate) const JOIN_INTEREST: usize = 1 << 4;
 pub(crate) const JOIN_WAKER: usize = 1 << 5;
-const REF_SHIFT: u32 = 6;
+pub(crate) const REMOTE_QUEUED: usize = 1 << 6;
+const REF_SHIFT: u32 = 7;
 pub(crate) const REF_ONE: usize = 1 << REF_SHIFT;
 
 /// A snapshot of the state word.
@@ -97,10 +112,23 @@ pub(crate) enum Idle {
 pub(crate) struct State(AtomicUsize);
 
 impl State {
-    /// A fresh task: queued, with a JoinHandle, and two references (the
-    /// owner list's and the JoinHandle's).
+    /// A fresh stealable task: queued, with a JoinHandle, and two
+    /// references (the owner list's and the JoinHandle's).
     pub(crate) fn new() -> State {
-        State(AtomicUsize::new(NOTIFIED | JOIN_INTEREST | 2 * REF_ONE))
+        State(AtomicUsize::new(NOTIFIED | JOIN_INTEREST | (2 * REF_ONE)))
+    }
+
+    /// A fresh pinned task, queued on its owner's thread.
+    pub(crate) fn new_pinned() -> State {
+        State(AtomicUsize::new(JOIN_INTEREST | (2 * REF_ONE)))
+    }
+
+    /// A fresh pinned task sent to its owner's inbox, which holds a third
+    /// reference.
+    pub(crate) fn new_pinned_remote() -> State {
+        State(AtomicUsize::new(
+            REMOTE_QUEUED | JOIN_INTEREST | (3 * REF_ONE),
+        ))
     }
 
     pub(crate) fn load(&self) -> Snapshot {
@@ -157,14 +185,51 @@ impl State {
     }
 
     /// The future finished or was dropped: clear RUNNING and NOTIFIED, set
-    /// COMPLETE. Returns the word as it was.
-    pub(crate) fn transition_to_complete(&self) -> Snapshot {
-        let prev = Snapshot(self.0.fetch_xor(RUNNING | COMPLETE, AcqRel));
-        debug_assert!(prev.has(RUNNING) && !prev.has(COMPLETE));
-        if prev.has(NOTIFIED) {
-            self.0.fetch_and(!NOTIFIED, AcqRel);
-        }
-        prev
+    /// COMPLETE. In the common case (a JoinHandle waits without a waker),
+    /// the owner list's reference goes in the same operation, since the
+    /// task side has nothing more to do: then the second value is true.
+    /// Returns the word as it was.
+    pub(crate) fn transition_to_complete(&self) -> (Snapshot, bool) {
+        self.update(|s| {
+            debug_assert!(s & COMPLETE == 0);
+            let done = (s & !(RUNNING | NOTIFIED)) | COMPLETE;
+            if s & (JOIN_INTEREST | JOIN_WAKER) == JOIN_INTEREST {
+                (Some(done - REF_ONE), true)
+            } else {
+                (Some(done), false)
+            }
+        })
+    }
+
+    /// abort() of a pinned task: true if it was not complete nor already
+    /// cancelled.
+    pub(crate) fn set_cancelled(&self) -> bool {
+        self.update(|s| {
+            if s & (COMPLETE | CANCELLED) != 0 {
+                (None, false)
+            } else {
+                (Some(s | CANCELLED), true)
+            }
+        })
+        .1
+    }
+
+    /// A wake of a pinned task from another thread: true if the caller
+    /// must put it in the owner's inbox, with the reference taken here.
+    pub(crate) fn set_remote_queued(&self) -> bool {
+        self.update(|s| {
+            if s & (COMPLETE | REMOTE_QUEUED) != 0 {
+                (None, false)
+            } else {
+                (Some((s | REMOTE_QUEUED) + REF_ONE), true)
+            }
+        })
+        .1
+    }
+
+    /// The owner took a pinned task out of its inbox.
+    pub(crate) fn clear_remote_queued(&self) {
+        self.0.fetch_and(!REMOTE_QUEUED, AcqRel);
     }
 
     /// A waker fired.
@@ -217,6 +282,14 @@ impl State {
             (Some(s & !JOIN_INTEREST), s & COMPLETE != 0)
         })
         .1
+    }
+
+    /// The JoinHandle of a complete task goes: clear JOIN_INTEREST and drop
+    /// its reference in one operation. True when that was the last.
+    pub(crate) fn drop_join_interest_and_ref(&self) -> bool {
+        let prev = Snapshot(self.0.fetch_sub(JOIN_INTEREST + REF_ONE, AcqRel));
+        debug_assert!(prev.has(JOIN_INTEREST) && prev.has(COMPLETE));
+        prev.refs() == 1
     }
 
     /// The JoinHandle stored a waker in the slot: hand the slot to the task.
@@ -274,6 +347,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn remote_wake_of_pinned_task_queues_once_with_a_reference() {
+        let s = State::new_pinned();
+        assert!(s.set_remote_queued());
+        assert!(!s.set_remote_queued());
+        assert_eq!(s.load().refs(), 3);
+        s.clear_remote_queued();
+        assert!(s.set_remote_queued());
+    }
+
+    #[test]
+    fn completion_with_a_join_waker_keeps_the_list_reference() {
+        let s = State::new_pinned();
+        assert!(s.set_join_waker().is_ok());
+        let (prev, released) = s.transition_to_complete();
+        assert!(prev.has(JOIN_WAKER) && !released);
+        assert_eq!(s.load().refs(), 2);
+        assert!(!s.set_cancelled());
+        assert!(!s.set_remote_queued());
+    }
+
+    #[test]
     fn fresh_task_is_queued_with_two_refs() {
         let s = State::new().load();
         assert!(s.has(NOTIFIED) && s.has(JOIN_INTEREST));
@@ -300,8 +394,12 @@ mod tests {
         assert_eq!(s.transition_to_idle(), Idle::Ok);
         assert_eq!(s.transition_to_cancelled(), Notify::Schedule);
         assert_eq!(s.transition_to_running(), Run::Cancel);
-        let prev = s.transition_to_complete();
+        let (prev, released) = s.transition_to_complete();
         assert!(prev.has(CANCELLED));
+        assert!(
+            released,
+            "a waiting JoinHandle without waker takes the list's reference"
+        );
         assert!(s.load().has(COMPLETE));
         assert_eq!(s.transition_to_notified(), Notify::Nothing);
         assert_eq!(s.transition_to_cancelled(), Notify::Nothing);
@@ -311,10 +409,10 @@ mod tests {
     fn join_waker_cannot_be_set_after_completion() {
         let s = State::new();
         assert_eq!(s.transition_to_running(), Run::Poll);
-        s.transition_to_complete();
+        let (_, released) = s.transition_to_complete();
+        assert!(released);
         assert!(s.set_join_waker().is_err());
         assert!(s.unset_join_interest());
-        assert!(!s.ref_dec(1));
         assert!(s.ref_dec(1));
     }
 }
