@@ -22,7 +22,7 @@ pub use builder::Builder;
 pub use config::{Config, ConfigError, Level};
 pub use runtime::{BuildError, Handle, Runtime, ShutdownTimeout, WorkerStats};
 pub use sched::SpawnError;
-pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_on};
+pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on};
 pub use task::{AbortHandle, JoinError, JoinHandle, TaskId};
 
 pub use coop::yield_now;

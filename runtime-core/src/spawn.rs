@@ -49,6 +49,55 @@ where
     Builder::new().spawn_on(worker, future)
 }
 
+/// Runs a `!Send` future on worker `worker`: `make` (which is `Send`) is
+/// sent there and builds the future on that worker, where it stays. Use it
+/// to start thread-per-core work from outside the workers.
+///
+/// # Panics
+/// Outside a Sprint runtime.
+#[track_caller]
+pub fn spawn_local_on<M, F>(worker: usize, make: M) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().spawn_local_on(worker, make)
+}
+
+/// The future of `spawn_local_on`: the factory until the first poll on
+/// the target worker, then the future it made.
+pub(crate) enum MakeOnWorker<M, F> {
+    Make(Option<M>),
+    Run(F),
+}
+
+// SAFETY: only the factory `M` (Send) ever crosses threads. The task is
+// pinned to one worker (`Placement::Worker`): the future `F` is built in
+// the first poll on that worker, and a pinned task is polled, cancelled
+// and dropped only there once it has been polled (harness.rs, worker.rs
+// shutdown). Before the first poll the value holds only `M`.
+unsafe impl<M: Send, F> Send for MakeOnWorker<M, F> {}
+
+impl<M: FnOnce() -> F, F: Future> Future for MakeOnWorker<M, F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // SAFETY: `Run(F)` is never moved out of once pinned; `Make` holds
+        // no pinned data.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let MakeOnWorker::Make(m) = this {
+            let make = m.take().unwrap_or_else(|| unreachable!("made once"));
+            *this = MakeOnWorker::Run(make());
+        }
+        match this {
+            // SAFETY: the future stays in place inside the pinned task cell.
+            MakeOnWorker::Run(f) => unsafe { std::pin::Pin::new_unchecked(f) }.poll(cx),
+            MakeOnWorker::Make(_) => unreachable!("replaced above"),
+        }
+    }
+}
+
 /// Runs a blocking closure on the current runtime's blocking pool.
 ///
 /// # Panics
@@ -153,6 +202,17 @@ impl Builder {
             }
             None => no_runtime(location),
         })
+    }
+
+    /// See [`spawn_local_on`].
+    #[track_caller]
+    pub fn spawn_local_on<M, F>(self, worker: usize, make: M) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on(worker, MakeOnWorker::Make(Some(make)))
     }
 
     #[track_caller]

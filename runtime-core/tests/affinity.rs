@@ -1,0 +1,73 @@
+//! Workers are named, sized and pinned as planned: read back from the kernel.
+
+mod common;
+use sprint_core::{topology, Level};
+
+fn comm(tid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap().trim().to_string()
+}
+
+#[test]
+fn pinned_levels_pin_every_worker_to_its_planned_cpu() {
+    let allowed = topology::allowed_cpus().unwrap();
+    let rt = common::rt(Level::Aggressive, allowed.len());
+    let plan = rt.plan().clone();
+    let tids = rt.handle().worker_thread_ids();
+    assert_eq!(tids.len(), plan.workers.len());
+    for (w, tid) in plan.workers.iter().zip(tids) {
+        assert!(w.pinned, "Aggressive pins");
+        let mask = topology::thread_affinity(tid).unwrap();
+        assert_eq!(mask, vec![w.cpu], "worker {} affinity read from the kernel", w.index);
+        assert_eq!(comm(tid), format!("sprint-worker-{}", w.index));
+    }
+}
+
+#[test]
+fn basic_leaves_workers_on_every_allowed_cpu() {
+    let allowed = topology::allowed_cpus().unwrap();
+    let rt = common::rt(Level::Basic, 2);
+    for (w, tid) in rt.plan().workers.iter().zip(rt.handle().worker_thread_ids()) {
+        assert!(!w.pinned);
+        assert_eq!(topology::thread_affinity(tid).unwrap(), allowed);
+    }
+}
+
+#[test]
+fn explicit_cpus_are_used_in_order() {
+    let allowed = topology::allowed_cpus().unwrap();
+    let last = *allowed.last().unwrap();
+    let rt = common::rt_with(Level::Enterprise, move |c| {
+        c.cpus = Some(sprint_core::config::CpuList::new(vec![last]));
+    });
+    let tid = rt.handle().worker_thread_ids()[0];
+    assert_eq!(rt.plan().workers.len(), 1);
+    assert_eq!(topology::thread_affinity(tid).unwrap(), vec![last]);
+}
+
+#[test]
+fn workers_get_the_configured_stack_size() {
+    for size in [256 * 1024, 3 * 1024 * 1024] {
+        let rt = common::rt_with(Level::Basic, move |c| {
+            c.workers = Some(1);
+            c.stack_size = size;
+        });
+        let got = rt.block_on(async {
+            sprint_core::spawn_on(0, async {
+                // SAFETY: reads the calling thread's attributes into locals.
+                unsafe {
+                    let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+                    assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+                    let mut stack = 0usize;
+                    assert_eq!(libc::pthread_attr_getstacksize(&attr, &mut stack), 0);
+                    libc::pthread_attr_destroy(&mut attr);
+                    stack
+                }
+            })
+            .unwrap()
+            .await
+            .unwrap()
+        });
+        assert!(got >= size, "stack {got} < configured {size}");
+        assert!(got < size + 1024 * 1024, "stack {got} far above configured {size}");
+    }
+}

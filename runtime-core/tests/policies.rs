@@ -1,0 +1,69 @@
+//! The level table's scheduling policies and idle strategies.
+
+mod common;
+use sprint_core::config::{IdleStrategy, Scheduling};
+use sprint_core::{spawn, Config, Level};
+use std::time::Duration;
+
+#[test]
+fn levels_map_to_the_design_table() {
+    use IdleStrategy::*;
+    use Scheduling::*;
+    let want = [
+        (Level::Basic, WorkStealing, Park),
+        (Level::Standard, WorkStealing, SpinThenPark),
+        (Level::Aggressive, StealWhenIdle, SpinThenPark),
+        (Level::Enterprise, ThreadPerCore, SpinThenPark),
+        (Level::Turbo, ThreadPerCore, BusyPoll),
+    ];
+    for (level, sched, idle) in want {
+        let c = Config::for_level(level);
+        assert_eq!((c.scheduling, c.idle), (sched, idle), "{level}");
+    }
+    let stacks: Vec<_> = Level::ALL.iter().map(|l| Config::for_level(*l).stack_size).collect();
+    assert_eq!(stacks, vec![2 << 20, 2 << 20, 1 << 20, 1 << 20, 256 << 10]);
+    let stall: Vec<_> = Level::ALL.iter().map(|l| Config::for_level(*l).stall_threshold_us).collect();
+    assert_eq!(stall, vec![100_000, 10_000, 2_000, 1_000, 250]);
+}
+
+/// One worker spawns a burst of Send tasks that each block its thread
+/// briefly; with stealing, the other worker takes some.
+fn steals_for(level: Level) -> u64 {
+    let rt = common::rt(level, 2);
+    rt.block_on(async {
+        sprint_core::spawn_on(0, async {
+            let hs: Vec<_> = (0..200)
+                .map(|_| spawn(async { std::thread::sleep(Duration::from_micros(200)) }))
+                .collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    rt.worker_stats().iter().map(|s| s.steals).sum()
+}
+
+#[test]
+fn stealing_levels_steal_and_thread_per_core_never_does() {
+    assert!(steals_for(Level::Basic) > 0, "work stealing");
+    assert!(steals_for(Level::Aggressive) > 0, "steal when idle");
+    assert_eq!(steals_for(Level::Enterprise), 0, "thread-per-core");
+}
+
+#[test]
+fn busy_poll_never_parks_and_park_parks() {
+    let mut cfg = Config::for_level(Level::Turbo);
+    cfg.workers = Some(1);
+    let rt = sprint_core::Builder::from_config(cfg).build().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    rt.block_on(async { spawn(async {}).await.unwrap() });
+    assert_eq!(rt.worker_stats()[0].parks, 0, "busy-poll never parks");
+    drop(rt);
+    let rt = common::rt(Level::Basic, 1);
+    std::thread::sleep(Duration::from_millis(30));
+    rt.block_on(async { spawn(async {}).await.unwrap() });
+    assert!(rt.worker_stats()[0].parks > 0, "park strategy parks when idle");
+}

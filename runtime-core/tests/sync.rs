@@ -1,0 +1,182 @@
+//! Channels and JoinSet, raced with futures combinators.
+
+mod common;
+use futures::future::{select, Either};
+use sprint_core::sync::{mpsc, oneshot, JoinSet};
+use sprint_core::{spawn, spawn_on, time, Level};
+use std::pin::pin;
+use std::time::Duration;
+
+#[test]
+fn oneshot_delivers_and_reports_a_dropped_sender() {
+    let rt = common::rt(Level::Standard, 2);
+    rt.block_on(async {
+        let (tx, rx) = oneshot::channel();
+        spawn_on(1, async move { tx.send(String::from("hi")).unwrap() }).unwrap();
+        assert_eq!(rx.await.unwrap(), "hi");
+        let (tx, rx) = oneshot::channel::<u8>();
+        drop(tx);
+        assert_eq!(rx.await, Err(oneshot::RecvError));
+        let (tx, rx) = oneshot::channel::<u8>();
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(tx.send(3), Err(3));
+    });
+}
+
+#[test]
+fn send_mpsc_crosses_workers_in_order_per_sender() {
+    for level in Level::ALL {
+        let rt = common::rt(level, 2);
+        let got = rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel::<(usize, u32)>(4);
+            for w in 0..2 {
+                let tx = tx.clone();
+                spawn_on(w, async move {
+                    for i in 0..1000 {
+                        tx.send((w, i)).await.unwrap();
+                    }
+                })
+                .unwrap();
+            }
+            drop(tx);
+            let mut last = [None::<u32>; 2];
+            let mut n = 0;
+            while let Some((w, i)) = rx.recv().await {
+                assert!(last[w].is_none_or(|l| l + 1 == i), "in order per sender");
+                last[w] = Some(i);
+                n += 1;
+            }
+            n
+        });
+        assert_eq!(got, 2000, "{level}");
+    }
+}
+
+#[test]
+fn a_full_channel_makes_senders_wait_and_try_send_says_full() {
+    let rt = common::rt(Level::Basic, 2);
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(1).unwrap();
+        assert!(matches!(tx.try_send(2), Err(mpsc::TrySendError::Full(2))));
+        let tx2 = tx.clone();
+        let blocked = spawn(async move { tx2.send(2).await });
+        time::sleep(Duration::from_millis(20)).await;
+        assert!(!blocked.is_finished(), "send waits while full");
+        assert_eq!(rx.recv().await, Some(1));
+        blocked.await.unwrap().unwrap();
+        assert_eq!(rx.recv().await, Some(2));
+        assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty));
+        drop(tx);
+        assert_eq!(rx.recv().await, None);
+        assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+    });
+}
+
+#[test]
+fn a_dropped_receiver_fails_sends_and_wakes_waiting_senders() {
+    let rt = common::rt(Level::Basic, 2);
+    rt.block_on(async {
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(0u8).await.unwrap();
+        let tx2 = tx.clone();
+        let waiting = spawn(async move { tx2.send(1).await });
+        time::sleep(Duration::from_millis(10)).await;
+        drop(rx);
+        assert_eq!(waiting.await.unwrap(), Err(mpsc::SendError(1)));
+        assert!(tx.is_closed());
+        assert!(matches!(tx.try_send(2), Err(mpsc::TrySendError::Closed(2))));
+    });
+}
+
+#[test]
+fn a_cancelled_send_leaves_no_waiter_behind() {
+    let rt = common::rt(Level::Basic, 1);
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.send(1).await.unwrap();
+        let r = time::timeout(Duration::from_millis(5), tx.send(2)).await;
+        assert!(r.is_err(), "timed out while full");
+        assert_eq!(rx.recv().await, Some(1));
+        tx.send(3).await.unwrap();
+        assert_eq!(rx.recv().await, Some(3), "the cancelled value was never queued");
+    });
+}
+
+#[test]
+fn local_mpsc_works_between_tasks_of_one_worker() {
+    let rt = common::rt(Level::Enterprise, 1);
+    let sum = rt.block_on(async {
+        sprint_core::spawn_local_on(0, || async {
+            let (tx, mut rx) = mpsc::local::channel::<std::rc::Rc<u32>>(2);
+            let producer = sprint_core::spawn_local(async move {
+                for i in 0..100 {
+                    tx.send(std::rc::Rc::new(i)).await.unwrap();
+                }
+            });
+            let mut sum = 0;
+            while let Some(v) = rx.recv().await {
+                sum += *v;
+            }
+            producer.await.unwrap();
+            sum
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert_eq!(sum, (0..100).sum::<u32>());
+}
+
+#[test]
+fn join_set_collects_in_completion_order_and_aborts_on_drop() {
+    let rt = common::rt(Level::Basic, 2);
+    rt.block_on(async {
+        let mut set = JoinSet::new();
+        for ms in [30u64, 10, 20] {
+            set.spawn(async move {
+                time::sleep(Duration::from_millis(ms)).await;
+                ms
+            });
+        }
+        assert_eq!(set.len(), 3);
+        let mut order = Vec::new();
+        while let Some(r) = set.join_next().await {
+            order.push(r.unwrap());
+        }
+        assert_eq!(order, vec![10, 20, 30]);
+        assert!(set.is_empty());
+
+        let (tx, rx) = oneshot::channel::<()>();
+        let mut set = JoinSet::new();
+        let abort = set.spawn(async move {
+            let _tx = tx;
+            std::future::pending::<()>().await
+        });
+        drop(set);
+        assert_eq!(rx.await, Err(oneshot::RecvError), "the task was aborted and dropped");
+        assert!(abort.is_finished());
+    });
+}
+
+#[test]
+fn select_races_sprint_futures() {
+    let rt = common::rt(Level::Basic, 2);
+    rt.block_on(async {
+        let (_tx, rx) = oneshot::channel::<u8>();
+        let slow = pin!(rx);
+        let fast = pin!(time::sleep(Duration::from_millis(5)));
+        match select(slow, fast).await {
+            Either::Right(((), _)) => {}
+            Either::Left(_) => panic!("the receiver has no value"),
+        }
+        let (tx, mut rx) = mpsc::channel::<u8>(1);
+        tx.send(4).await.unwrap();
+        let got = futures::select! {
+            v = futures::FutureExt::fuse(rx.recv()) => v,
+            _ = futures::FutureExt::fuse(time::sleep(Duration::from_secs(5))) => None,
+        };
+        assert_eq!(got, Some(4));
+    });
+}
