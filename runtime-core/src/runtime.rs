@@ -438,13 +438,21 @@ impl Handle {
     /// Builds a `!Send` future on worker `worker` and runs it there; see
     /// [`spawn_local_on`](crate::spawn_local_on).
     #[track_caller]
-    pub fn spawn_local_on<M, F>(&self, worker: usize, make: M) -> Result<crate::JoinHandle<F::Output>, crate::SpawnError>
+    pub fn spawn_local_on<M, F>(
+        &self,
+        worker: usize,
+        make: M,
+    ) -> Result<crate::JoinHandle<F::Output>, crate::SpawnError>
     where
         M: FnOnce() -> F + Send + 'static,
         F: Future + 'static,
         F::Output: Send + 'static,
     {
-        crate::spawn::Builder::new().spawn_on_with(&self.shared, worker, crate::spawn::MakeOnWorker::Make(Some(make)))
+        crate::spawn::Builder::new().spawn_on_with(
+            &self.shared,
+            worker,
+            crate::spawn::MakeOnWorker::Make(Some(make)),
+        )
     }
 
     /// Runs `f` on the blocking pool.

@@ -82,7 +82,10 @@ unsafe impl<M: Send, F> Send for MakeOnWorker<M, F> {}
 impl<M: FnOnce() -> F, F: Future> Future for MakeOnWorker<M, F> {
     type Output = F::Output;
 
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
         // SAFETY: `Run(F)` is never moved out of once pinned; `Make` holds
         // no pinned data.
         let this = unsafe { self.get_unchecked_mut() };
@@ -206,7 +209,11 @@ impl Builder {
 
     /// See [`spawn_local_on`].
     #[track_caller]
-    pub fn spawn_local_on<M, F>(self, worker: usize, make: M) -> Result<JoinHandle<F::Output>, SpawnError>
+    pub fn spawn_local_on<M, F>(
+        self,
+        worker: usize,
+        make: M,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
     where
         M: FnOnce() -> F + Send + 'static,
         F: Future + 'static,

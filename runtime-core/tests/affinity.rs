@@ -4,7 +4,10 @@ mod common;
 use sprint_core::{topology, Level};
 
 fn comm(tid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap().trim().to_string()
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -17,7 +20,12 @@ fn pinned_levels_pin_every_worker_to_its_planned_cpu() {
     for (w, tid) in plan.workers.iter().zip(tids) {
         assert!(w.pinned, "Aggressive pins");
         let mask = topology::thread_affinity(tid).unwrap();
-        assert_eq!(mask, vec![w.cpu], "worker {} affinity read from the kernel", w.index);
+        assert_eq!(
+            mask,
+            vec![w.cpu],
+            "worker {} affinity read from the kernel",
+            w.index
+        );
         assert_eq!(comm(tid), format!("sprint-worker-{}", w.index));
     }
 }
@@ -26,7 +34,12 @@ fn pinned_levels_pin_every_worker_to_its_planned_cpu() {
 fn basic_leaves_workers_on_every_allowed_cpu() {
     let allowed = topology::allowed_cpus().unwrap();
     let rt = common::rt(Level::Basic, 2);
-    for (w, tid) in rt.plan().workers.iter().zip(rt.handle().worker_thread_ids()) {
+    for (w, tid) in rt
+        .plan()
+        .workers
+        .iter()
+        .zip(rt.handle().worker_thread_ids())
+    {
         assert!(!w.pinned);
         assert_eq!(topology::thread_affinity(tid).unwrap(), allowed);
     }
@@ -68,6 +81,9 @@ fn workers_get_the_configured_stack_size() {
             .unwrap()
         });
         assert!(got >= size, "stack {got} < configured {size}");
-        assert!(got < size + 1024 * 1024, "stack {got} far above configured {size}");
+        assert!(
+            got < size + 1024 * 1024,
+            "stack {got} far above configured {size}"
+        );
     }
 }

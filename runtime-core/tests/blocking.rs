@@ -12,7 +12,9 @@ fn blocking_jobs_run_on_the_pool_threads() {
     let name = rt.block_on(async { spawn_blocking(common::thread_name).await.unwrap() });
     assert!(name.starts_with("sprint-blocking-"), "{name}");
     let from_worker = rt.block_on(async {
-        sprint_core::spawn(async { spawn_blocking(|| 2 + 2).await.unwrap() }).await.unwrap()
+        sprint_core::spawn(async { spawn_blocking(|| 2 + 2).await.unwrap() })
+            .await
+            .unwrap()
     });
     assert_eq!(from_worker, 4);
 }
@@ -42,7 +44,11 @@ fn max_threads_bounds_the_pool() {
             h.await.unwrap();
         }
     });
-    assert_eq!(peak.load(SeqCst), 2, "two blocking threads at most, and both used");
+    assert_eq!(
+        peak.load(SeqCst),
+        2,
+        "two blocking threads at most, and both used"
+    );
     assert!(rt.handle().blocking_threads() <= 2);
 }
 
@@ -54,7 +60,10 @@ fn the_pool_always_has_a_thread_even_at_the_minimum() {
     cfg.idle = sprint_core::config::IdleStrategy::Park;
     let rt = Builder::from_config(cfg).build().unwrap();
     assert_eq!(rt.handle().blocking_threads(), 1);
-    assert_eq!(rt.block_on(async { spawn_blocking(|| 9).await.unwrap() }), 9);
+    assert_eq!(
+        rt.block_on(async { spawn_blocking(|| 9).await.unwrap() }),
+        9
+    );
 }
 
 #[test]
@@ -72,7 +81,13 @@ fn max_threads_below_workers_plus_one_is_a_validation_error_naming_the_minimum()
 #[test]
 fn a_panicking_blocking_job_is_a_join_error_and_the_pool_goes_on() {
     let rt = common::rt(Level::Basic, 1);
-    let err = rt.block_on(async { spawn_blocking(|| panic!("blocking boom")).await }).map(|_: ()| ()).unwrap_err();
+    let err = rt
+        .block_on(async { spawn_blocking(|| panic!("blocking boom")).await })
+        .map(|_: ()| ())
+        .unwrap_err();
     assert!(err.is_panic() && err.to_string().contains("blocking boom"));
-    assert_eq!(rt.block_on(async { spawn_blocking(|| 1).await.unwrap() }), 1);
+    assert_eq!(
+        rt.block_on(async { spawn_blocking(|| 1).await.unwrap() }),
+        1
+    );
 }

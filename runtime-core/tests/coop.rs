@@ -63,7 +63,10 @@ fn an_always_ready_receiver_yields_after_its_budget() {
         .await
         .unwrap()
     });
-    assert!(seen_before_done < 100_000, "the other task ran before the receiver drained everything");
+    assert!(
+        seen_before_done < 100_000,
+        "the other task ran before the receiver drained everything"
+    );
     assert_eq!(total, (0..100_000).sum::<usize>());
 }
 

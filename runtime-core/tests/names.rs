@@ -8,9 +8,15 @@ fn builder_names_tasks_and_every_task_records_where_it_was_spawned() {
     let rt = common::rt(Level::Basic, 1);
     let (named, unnamed, line) = rt.block_on(async {
         let line = line!() + 1;
-        let named = task::Builder::new().name("relay-in").spawn(async { task::current::info().await });
+        let named = task::Builder::new()
+            .name("relay-in")
+            .spawn(async { task::current::info().await });
         let unnamed = sprint_core::spawn(async { task::current::info().await });
-        (named.await.unwrap().unwrap(), unnamed.await.unwrap().unwrap(), line)
+        (
+            named.await.unwrap().unwrap(),
+            unnamed.await.unwrap().unwrap(),
+            line,
+        )
     });
     assert_eq!(named.1.as_deref(), Some("relay-in"));
     assert_eq!(named.2.file(), file!());
@@ -41,5 +47,8 @@ fn local_and_pinned_builders_name_too() {
         .unwrap();
         (a, b)
     });
-    assert_eq!(names, (Some("pinned".to_string()), Some("local".to_string())));
+    assert_eq!(
+        names,
+        (Some("pinned".to_string()), Some("local".to_string()))
+    );
 }

@@ -20,9 +20,15 @@ fn levels_map_to_the_design_table() {
         let c = Config::for_level(level);
         assert_eq!((c.scheduling, c.idle), (sched, idle), "{level}");
     }
-    let stacks: Vec<_> = Level::ALL.iter().map(|l| Config::for_level(*l).stack_size).collect();
+    let stacks: Vec<_> = Level::ALL
+        .iter()
+        .map(|l| Config::for_level(*l).stack_size)
+        .collect();
     assert_eq!(stacks, vec![2 << 20, 2 << 20, 1 << 20, 1 << 20, 256 << 10]);
-    let stall: Vec<_> = Level::ALL.iter().map(|l| Config::for_level(*l).stall_threshold_us).collect();
+    let stall: Vec<_> = Level::ALL
+        .iter()
+        .map(|l| Config::for_level(*l).stall_threshold_us)
+        .collect();
     assert_eq!(stall, vec![100_000, 10_000, 2_000, 1_000, 250]);
 }
 
@@ -65,5 +71,8 @@ fn busy_poll_never_parks_and_park_parks() {
     let rt = common::rt(Level::Basic, 1);
     std::thread::sleep(Duration::from_millis(30));
     rt.block_on(async { spawn(async {}).await.unwrap() });
-    assert!(rt.worker_stats()[0].parks > 0, "park strategy parks when idle");
+    assert!(
+        rt.worker_stats()[0].parks > 0,
+        "park strategy parks when idle"
+    );
 }

@@ -15,7 +15,10 @@ struct Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         let t = common::thread_name();
-        self.log.lock().unwrap().push(format!("{}@{}", self.label, t));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{}@{}", self.label, t));
     }
 }
 
@@ -29,7 +32,10 @@ fn drop_cancels_pending_tasks_on_their_own_workers() {
             for w in 0..2 {
                 let l = l.clone();
                 sprint_core::spawn_local_on(w, move || async move {
-                    let rec = Recorder { log: l, label: "local" };
+                    let rec = Recorder {
+                        log: l,
+                        label: "local",
+                    };
                     let _keep = std::rc::Rc::new(rec);
                     std::future::pending::<()>().await;
                 })
@@ -37,7 +43,10 @@ fn drop_cancels_pending_tasks_on_their_own_workers() {
             }
             let l2 = l.clone();
             spawn(async move {
-                let _r = Recorder { log: l2, label: "send" };
+                let _r = Recorder {
+                    log: l2,
+                    label: "send",
+                };
                 time::sleep(Duration::from_secs(3600)).await;
             });
             // A task parked on a channel whose sender sits in another
@@ -45,7 +54,10 @@ fn drop_cancels_pending_tasks_on_their_own_workers() {
             let (tx, mut rx) = mpsc::channel::<u8>(1);
             let l3 = l.clone();
             spawn(async move {
-                let _r = Recorder { log: l3, label: "cycle" };
+                let _r = Recorder {
+                    log: l3,
+                    label: "cycle",
+                };
                 let _tx = tx;
                 rx.recv().await;
             });
@@ -58,7 +70,10 @@ fn drop_cancels_pending_tasks_on_their_own_workers() {
             let want = format!("local@sprint-worker-{w}");
             assert!(log.contains(&want), "{level}: {want} in {log:?}");
         }
-        assert!(log.iter().all(|e| e.contains("@sprint-worker-")), "{level}: {log:?}");
+        assert!(
+            log.iter().all(|e| e.contains("@sprint-worker-")),
+            "{level}: {log:?}"
+        );
     }
 }
 
@@ -71,7 +86,12 @@ fn join_handles_of_cancelled_tasks_report_cancellation_after_shutdown() {
     let err = futures::executor::block_on(h).unwrap_err();
     assert!(err.is_cancelled());
     let late = handle.spawn(async { 1 });
-    assert!(futures::executor::block_on(late).unwrap_err().is_cancelled(), "spawn after shutdown");
+    assert!(
+        futures::executor::block_on(late)
+            .unwrap_err()
+            .is_cancelled(),
+        "spawn after shutdown"
+    );
 }
 
 #[test]
@@ -129,5 +149,9 @@ fn tasks_spawned_while_shutting_down_are_cancelled_too() {
         time::sleep(Duration::from_millis(10)).await;
     });
     drop(rt);
-    assert_eq!(count.load(SeqCst), 1, "the drop ran; the task it spawned never did");
+    assert_eq!(
+        count.load(SeqCst),
+        1,
+        "the drop ran; the task it spawned never did"
+    );
 }

@@ -54,9 +54,20 @@ fn spawn_on_places_the_task_on_that_worker_and_refuses_bad_indices() {
             .unwrap();
         assert_eq!(name, format!("sprint-worker-{w}"));
     }
-    let err = rt.block_on(async { spawn_on(5, async {}).map(|_| ()) }).unwrap_err();
-    assert_eq!(err, SpawnError::NoSuchWorker { worker: 5, workers: 2 });
-    assert_eq!(err.to_string(), "no worker 5: this runtime has workers 0..2");
+    let err = rt
+        .block_on(async { spawn_on(5, async {}).map(|_| ()) })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SpawnError::NoSuchWorker {
+            worker: 5,
+            workers: 2
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "no worker 5: this runtime has workers 0..2"
+    );
 }
 
 #[test]
@@ -67,7 +78,10 @@ fn spawn_local_outside_a_worker_panics_with_a_clear_message() {
     }))
     .unwrap_err();
     let msg = err.downcast_ref::<String>().unwrap();
-    assert!(msg.contains("spawn_local called outside a Sprint worker thread"), "{msg}");
+    assert!(
+        msg.contains("spawn_local called outside a Sprint worker thread"),
+        "{msg}"
+    );
 }
 
 struct DropFlag(Arc<AtomicBool>);
@@ -122,10 +136,12 @@ fn a_panicking_task_becomes_a_join_error_and_the_worker_keeps_running() {
         let v = rt.block_on(async { spawn_on(0, async { 3 }).unwrap().await.unwrap() });
         assert_eq!(v, 3, "{level}: worker still runs");
         let local = rt.block_on(async {
-            spawn_on(0, async { spawn_local(async { panic!("local boom") }).await.is_err() })
-                .unwrap()
-                .await
-                .unwrap()
+            spawn_on(0, async {
+                spawn_local(async { panic!("local boom") }).await.is_err()
+            })
+            .unwrap()
+            .await
+            .unwrap()
         });
         assert!(local);
     }
@@ -159,7 +175,10 @@ fn yield_now_lets_other_tasks_run_in_between() {
         .await
         .unwrap()
     });
-    assert_eq!(order, vec![("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]);
+    assert_eq!(
+        order,
+        vec![("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    );
 }
 
 #[test]
@@ -170,7 +189,11 @@ fn block_on_inside_a_worker_panics_instead_of_deadlocking() {
         .block_on(async move { spawn(async move { handle.block_on(async {}) }).await })
         .unwrap_err();
     assert!(err.is_panic());
-    assert!(err.to_string().contains("block_on called from inside a Sprint worker"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("block_on called from inside a Sprint worker"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -213,7 +236,9 @@ fn join_handles_cross_threads_and_report_ids() {
     let rt = common::rt(Level::Basic, 2);
     let h = rt.spawn(async { 1u8 });
     let id = h.id();
-    let v = std::thread::spawn(move || futures::executor::block_on(h)).join().unwrap();
+    let v = std::thread::spawn(move || futures::executor::block_on(h))
+        .join()
+        .unwrap();
     assert_eq!(v.unwrap(), 1);
     let h2 = rt.spawn(async { 2u8 });
     assert_ne!(h2.id(), id);

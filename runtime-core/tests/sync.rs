@@ -100,7 +100,11 @@ fn a_cancelled_send_leaves_no_waiter_behind() {
         assert!(r.is_err(), "timed out while full");
         assert_eq!(rx.recv().await, Some(1));
         tx.send(3).await.unwrap();
-        assert_eq!(rx.recv().await, Some(3), "the cancelled value was never queued");
+        assert_eq!(
+            rx.recv().await,
+            Some(3),
+            "the cancelled value was never queued"
+        );
     });
 }
 
@@ -155,7 +159,11 @@ fn join_set_collects_in_completion_order_and_aborts_on_drop() {
             std::future::pending::<()>().await
         });
         drop(set);
-        assert_eq!(rx.await, Err(oneshot::RecvError), "the task was aborted and dropped");
+        assert_eq!(
+            rx.await,
+            Err(oneshot::RecvError),
+            "the task was aborted and dropped"
+        );
         assert!(abort.is_finished());
     });
 }

@@ -26,7 +26,9 @@ fn waking_an_awake_worker_makes_no_unpark() {
         std::thread::yield_now();
     }
     let before = rt.worker_stats()[1].unparks;
-    let hs: Vec<_> = (0..1000).map(|i| rt.handle().spawn_on(1, async move { i }).unwrap()).collect();
+    let hs: Vec<_> = (0..1000)
+        .map(|i| rt.handle().spawn_on(1, async move { i }).unwrap())
+        .collect();
     let after = rt.worker_stats()[1].unparks;
     stop.store(true, SeqCst);
     let sum: u64 = rt.block_on(async move {
@@ -47,5 +49,8 @@ fn waking_a_sleeping_worker_unparks_it() {
     let before = rt.worker_stats()[1].unparks;
     let v = rt.block_on(async { rt.handle().spawn_on(1, async { 5 }).unwrap().await.unwrap() });
     assert_eq!(v, 5);
-    assert!(rt.worker_stats()[1].unparks > before, "the parked worker was woken");
+    assert!(
+        rt.worker_stats()[1].unparks > before,
+        "the parked worker was woken"
+    );
 }

@@ -145,20 +145,38 @@ fn options_tokens(o: &Options, krate: &Path) -> Tokens {
 }
 
 fn expand(args: TokenStream, item: TokenStream, what: &str) -> TokenStream {
-    let item2: Tokens = item.clone().into();
-    let f: ItemFn = match syn::parse(item) {
+    let f: ItemFn = match syn::parse(item.clone()) {
         Ok(f) => f,
         Err(e) => {
             let err = e.to_compile_error();
-            return quote!(#item2 #err).into();
+            let item: Tokens = item.into();
+            return quote!(#item #err).into();
         }
     };
     let result = parse_options(args).and_then(|o| check_fn(&f, what).map(|()| o));
     let o = match result {
         Ok(o) => o,
         Err(e) => {
+            // Keep the function, so that editors and rustc still check its
+            // body, but not as an `async fn main` (a second, noisy error).
+            // It is emitted only beside the compile error, so never runs.
             let err = e.to_compile_error();
-            return quote!(#err #item2).into();
+            let ItemFn {
+                attrs,
+                vis,
+                mut sig,
+                block,
+            } = f;
+            sig.asyncness = None;
+            return quote! {
+                #err
+                #(#attrs)*
+                #vis #sig {
+                    let _body = async move #block;
+                    ::core::unreachable!()
+                }
+            }
+            .into();
         }
     };
     let krate = o

@@ -16,7 +16,9 @@ pub(crate) mod state;
 pub(crate) mod waker;
 
 pub use crate::coop::{consume_budget, has_budget_remaining, yield_now, YieldNow};
-pub use crate::spawn::{current, spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, Builder};
+pub use crate::spawn::{
+    current, spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, Builder,
+};
 pub use join::{AbortHandle, JoinError, JoinHandle};
 
 use std::borrow::Cow;

@@ -14,7 +14,12 @@ pub fn rt(level: Level, workers: usize) -> Runtime {
 
 /// Like `rt`, with a change to the configuration.
 pub fn rt_with(level: Level, f: impl FnOnce(&mut Config) + 'static) -> Runtime {
-    Builder::new().level(level).read_env(false).configure(f).build().expect("runtime starts")
+    Builder::new()
+        .level(level)
+        .read_env(false)
+        .configure(f)
+        .build()
+        .expect("runtime starts")
 }
 
 /// The name of the current thread.

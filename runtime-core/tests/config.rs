@@ -1,0 +1,281 @@
+//! Levels, presets, the file, the environment, precedence and validation.
+
+use sprint_core::config::{CpuList, IdleStrategy, Scheduling, Source};
+use sprint_core::{Config, ConfigError, Level};
+use std::path::Path;
+
+fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn level_display_and_from_str_round_trip_case_insensitively() {
+    for l in Level::ALL {
+        assert_eq!(l.to_string().parse::<Level>().unwrap(), l);
+        assert_eq!(l.to_string().to_uppercase().parse::<Level>().unwrap(), l);
+    }
+    assert_eq!(" Turbo ".parse::<Level>().unwrap(), Level::Turbo);
+    let err = "ludicrous".parse::<Level>().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown level \"ludicrous\"; valid levels are basic, standard, aggressive, enterprise, turbo"
+    );
+}
+
+#[test]
+fn default_is_standard_and_presets_carry_the_seed_fields() {
+    assert_eq!(Config::default(), Config::for_level(Level::Standard));
+    let budgets: Vec<u8> = Level::ALL
+        .iter()
+        .map(|l| Config::for_level(*l).memory_budget_percent)
+        .collect();
+    assert_eq!(budgets, vec![50, 75, 80, 90, 95]);
+    let e = Config::for_level(Level::Enterprise);
+    assert_eq!(e.rt_policy, sprint_core::config::RtPolicy::Fifo);
+    assert!(e.huge_pages && e.numa_bind);
+    assert_eq!(e.timer_slack_ns, Some(1_000));
+    assert_eq!(Config::for_level(Level::Turbo).timer_slack_ns, Some(1));
+    assert_eq!(Config::for_level(Level::Basic).timer_slack_ns, None);
+    for l in Level::ALL {
+        Config::for_level(l).validate_with(&[0, 1], &[]).unwrap();
+        assert_eq!(Config::for_level(l).sources()["workers"], Source::Preset(l));
+    }
+}
+
+#[test]
+fn file_overrides_preset_and_environment_overrides_file() {
+    let file = "level = \"aggressive\"\nworkers = 3\ncoop_budget = 16\ncpus = \"0-1\"\n";
+    let cfg = Config::resolve(
+        Some(Level::Basic),
+        Some((Path::new("sprint.toml"), file)),
+        vars(&[
+            ("SPRINT_WORKERS", "1"),
+            ("SPRINT_IDLE", "busy-poll"),
+            ("PATH", "/bin"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.level,
+        Level::Aggressive,
+        "the file's level beats the code's"
+    );
+    assert_eq!(
+        cfg.scheduling,
+        Scheduling::StealWhenIdle,
+        "preset of the chosen level"
+    );
+    assert_eq!(cfg.workers, Some(1), "environment beats file");
+    assert_eq!(cfg.coop_budget, 16);
+    assert_eq!(cfg.idle, IdleStrategy::BusyPoll);
+    assert_eq!(cfg.cpus, Some(CpuList::new(vec![0, 1])));
+    let s = cfg.sources();
+    assert_eq!(s["level"], Source::File("sprint.toml".into()));
+    assert_eq!(s["workers"], Source::Env("SPRINT_WORKERS".into()));
+    assert_eq!(s["coop_budget"], Source::File("sprint.toml".into()));
+    assert_eq!(s["stack_size"], Source::Preset(Level::Aggressive));
+}
+
+#[test]
+fn sprint_level_overrides_code_and_file() {
+    let cfg = Config::resolve(
+        Some(Level::Turbo),
+        Some((Path::new("f.toml"), "level = \"enterprise\"")),
+        vars(&[("SPRINT_LEVEL", "BASIC")]),
+    )
+    .unwrap();
+    assert_eq!(cfg.level, Level::Basic);
+    assert_eq!(cfg.sources()["level"], Source::Env("SPRINT_LEVEL".into()));
+}
+
+#[test]
+fn code_settings_sit_between_preset_and_file() {
+    let cfg = Config::resolve_with(
+        Some(Level::Basic),
+        |c| {
+            c.workers = Some(2);
+            c.coop_budget = 7;
+        },
+        Some((Path::new("f.toml"), "coop_budget = 9")),
+        vars(&[]),
+    )
+    .unwrap();
+    assert_eq!(cfg.workers, Some(2));
+    assert_eq!(cfg.sources()["workers"], Source::Code);
+    assert_eq!(cfg.coop_budget, 9);
+}
+
+#[test]
+fn environment_variables_alias_and_parse() {
+    let cfg = Config::resolve(
+        None,
+        None,
+        vars(&[
+            ("SPRINT_IO", "epoll"),
+            ("SPRINT_STRICT", "true"),
+            ("SPRINT_CPUS", "1"),
+            ("SPRINT_CONFIG", "x"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.io_driver, sprint_core::config::IoDriver::Epoll);
+    assert!(cfg.strict);
+    assert_eq!(cfg.cpus, Some(CpuList::new(vec![1])));
+}
+
+fn invalid(cfg: &Config) -> String {
+    cfg.validate_with(&[0, 1], &[]).unwrap_err().to_string()
+}
+
+#[test]
+fn each_bad_value_names_the_field_the_value_and_why() {
+    let mut c = Config::default();
+    c.workers = Some(0);
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `workers`: 0: a runtime needs at least one worker"
+    );
+
+    let mut c = Config::default();
+    c.cpus = Some(CpuList::new(vec![0, 7]));
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `cpus`: 0,7: CPU 7 is outside this process's allowed CPUs (0-1)"
+    );
+
+    let mut c = Config::default();
+    c.cpus = Some(CpuList::new(vec![1, 1]));
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `cpus`: 1,1: CPU 1 is listed twice"
+    );
+
+    let mut c = Config::default();
+    c.stack_size = 4096;
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `stack_size`: 4096: a worker stack must be at least 65536 bytes (64 KiB)"
+    );
+
+    let mut c = Config::default();
+    c.memory_budget_percent = 101;
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `memory_budget_percent`: 101: a percentage from 1 to 100"
+    );
+
+    let mut c = Config::default();
+    c.rt_policy = sprint_core::config::RtPolicy::Fifo;
+    c.rt_priority = 0;
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `rt_priority`: 0: rt_policy = fifo needs a priority from 1 to 99"
+    );
+
+    let mut c = Config::default();
+    c.coop_budget = 0;
+    assert!(invalid(&c).starts_with("invalid value for `coop_budget`: 0"));
+
+    let mut c = Config::default();
+    c.timer_slack_ns = Some(0);
+    assert!(invalid(&c).starts_with("invalid value for `timer_slack_ns`: 0"));
+
+    let mut c = Config::for_level(Level::Basic);
+    c.uring_sqpoll = true;
+    assert_eq!(
+        invalid(&c),
+        "invalid value for `uring_sqpoll`: true: needs io_driver = uring, not epoll"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_an_error_naming_it() {
+    let err = Config::resolve(
+        None,
+        Some((Path::new("bad.toml"), "workers = 2\nworkerz = 3\n")),
+        vars(&[]),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }));
+    let msg = err.to_string();
+    assert!(msg.starts_with("bad.toml: "), "{msg}");
+    assert!(msg.contains("unknown field `workerz`"), "{msg}");
+}
+
+#[test]
+fn a_wrong_type_or_enum_value_in_the_file_is_an_error() {
+    let msg = Config::from_toml("workers = \"four\"")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("workers"), "{msg}");
+    let msg = Config::from_toml("idle = \"nap\"").unwrap_err().to_string();
+    assert!(msg.contains("nap") && msg.contains("busy-poll"), "{msg}");
+    let msg = Config::from_toml("level = \"warp\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("unknown level \\\"warp\\\"") || msg.contains("unknown level \"warp\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_malformed_cpu_list_is_an_error_naming_the_field() {
+    let err = Config::resolve(None, None, vars(&[("SPRINT_CPUS", "0-")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid value for `SPRINT_CPUS`: 0-:"),
+        "{err}"
+    );
+    assert!(err.contains("not a CPU number"), "{err}");
+    let msg = Config::from_toml("cpus = \"3-1\"").unwrap_err().to_string();
+    assert!(msg.contains("runs backwards"), "{msg}");
+}
+
+#[test]
+fn bad_environment_values_and_unknown_variables_are_errors() {
+    let err = Config::resolve(None, None, vars(&[("SPRINT_WORKERS", "many")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid value for `SPRINT_WORKERS`: many:"),
+        "{err}"
+    );
+    let err = Config::resolve(None, None, vars(&[("SPRINT_WORKRS", "2")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("unknown environment variable SPRINT_WORKRS; Sprint reads "),
+        "{err}"
+    );
+    assert!(err.contains("SPRINT_WORKERS"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let err = sprint_core::Builder::new()
+        .read_env(false)
+        .config_file("/nonexistent/sprint.toml")
+        .config()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot read the config file /nonexistent/sprint.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_round_trips_through_toml() {
+    let c = Config::for_level(Level::Enterprise);
+    let text = toml::to_string(&c).unwrap();
+    let back = Config::from_toml(&text).unwrap();
+    let mut a = c.clone();
+    let mut b = back;
+    a.sources.clear();
+    b.sources.clear();
+    assert_eq!(a, b);
+}

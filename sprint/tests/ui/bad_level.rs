@@ -1,0 +1,2 @@
+#[sprint::main(level = "ludicrous")]
+async fn main() {}

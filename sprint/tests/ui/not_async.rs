@@ -1,0 +1,2 @@
+#[sprint::main]
+fn main() {}

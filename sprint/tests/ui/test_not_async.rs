@@ -1,0 +1,4 @@
+#[sprint::test]
+fn my_test() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[sprint::main(flavor = "current_thread")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[sprint::main(levle = "basic")]
+async fn main() {}

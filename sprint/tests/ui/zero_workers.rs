@@ -1,0 +1,2 @@
+#[sprint::main(workers = 0)]
+async fn main() {}
