@@ -48,12 +48,44 @@ pub(crate) mod thread {
     pub(crate) use std::thread::{current, park, park_timeout, Thread};
 }
 
+/// Thread parking with std's token semantics, built on loom's mutex and
+/// condvar: loom blocks a thread waiting for a mutex by parking it, so a
+/// real `unpark` from another thread would wake it wrongly.
 #[cfg(loom)]
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{current, park, Thread};
+    use loom::sync::{Arc, Condvar, Mutex};
 
-    /// loom has no timed park; a model treats a timeout as a plain park.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Thread(Arc<(Mutex<bool>, Condvar)>);
+
+    loom::thread_local! {
+        static CURRENT: Thread = Thread(Arc::new((Mutex::new(false), Condvar::new())));
+    }
+
+    pub(crate) fn current() -> Thread {
+        CURRENT.with(|t| t.clone())
+    }
+
+    pub(crate) fn park() {
+        let t = current();
+        let (lock, cvar) = &*t.0;
+        let mut token = lock.lock().unwrap();
+        while !*token {
+            token = cvar.wait(token).unwrap();
+        }
+        *token = false;
+    }
+
+    /// loom has no time: a timeout is a plain park.
     pub(crate) fn park_timeout(_: std::time::Duration) {
-        loom::thread::park()
+        park()
+    }
+
+    impl Thread {
+        pub(crate) fn unpark(&self) {
+            let (lock, cvar) = &*self.0;
+            *lock.lock().unwrap() = true;
+            cvar.notify_one();
+        }
     }
 }

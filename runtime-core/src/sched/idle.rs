@@ -1,13 +1,18 @@
 //! The sleep/unpark protocol of one worker.
 //!
-//! A worker about to sleep stores `sleeping = true` (SeqCst) and then
-//! checks its inbox once more; a thread that queued something in the inbox
-//! (SeqCst) then swaps `sleeping` to false and, only if it was true, unparks
-//! the worker. Sequential consistency on the two flags means at least one
-//! side sees the other: either the worker finds the item, or the producer
-//! finds the worker asleep. An awake worker costs a producer one atomic
-//! swap and no system call. Thread parking keeps a token, so an unpark that
-//! arrives between the check and the park is not lost.
+//! A worker about to sleep swaps `sleeping` to true and then checks its
+//! inbox once more; a thread that queued something in the inbox then swaps
+//! `sleeping` to false and, only if it was true, unparks the worker. Both
+//! sides use a read-modify-write on the one flag, so the two swaps are
+//! totally ordered (every write to the flag is a swap, so release sequences
+//! are never broken): if the producer's comes first, the worker's swap reads
+//! the value the producer wrote after queueing (acquire/release), and its
+//! check finds the item; if the worker's comes first, the producer sees
+//! `true` and unparks. (A plain load would need sequential consistency
+//! across two variables, which loom cannot check.) An awake worker costs a
+//! producer one atomic swap and no system call. Thread parking keeps a
+//! token, so an unpark that arrives between the check and the park is not
+//! lost.
 
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::loom::thread::{self, Thread};
@@ -38,12 +43,12 @@ impl Parker {
     /// Step 1 of sleeping: announce it. The caller must then re-check for
     /// work and call [`Parker::cancel`] or [`Parker::park`].
     pub(crate) fn prepare(&self) {
-        self.sleeping.store(true, SeqCst);
+        self.sleeping.swap(true, AcqRel);
     }
 
     /// Work turned up after `prepare`.
     pub(crate) fn cancel(&self) {
-        self.sleeping.store(false, Relaxed);
+        self.sleeping.swap(false, AcqRel);
     }
 
     /// Step 2: sleep until notified or until `timeout` passes.
@@ -52,12 +57,15 @@ impl Parker {
             Some(t) => thread::park_timeout(t),
             None => thread::park(),
         }
-        self.sleeping.store(false, Relaxed);
+        // A swap, not a store: every write to the flag is a read-modify-write,
+        // so a producer's release reaches the next `prepare` through the
+        // release sequence (loom found the lost wake-up a plain store allows).
+        self.sleeping.swap(false, AcqRel);
     }
 
     /// Wakes the worker if it sleeps; no system call if it is awake.
     pub(crate) fn notify(&self) {
-        if self.sleeping.load(SeqCst) && self.sleeping.swap(false, SeqCst) {
+        if self.sleeping.swap(false, AcqRel) {
             if let Some(t) = self.thread.get() {
                 self.unparks.fetch_add(1, Relaxed);
                 t.unpark();
@@ -78,80 +86,69 @@ impl Parker {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::Parker;
-    use crate::loom::sync::atomic::{AtomicBool, Ordering::*};
     use crate::loom::sync::Arc;
     use crate::sched::inbox::Inbox;
 
+    /// The worker side: drain, announce sleep, re-check, park; until `n`
+    /// items arrived. Returns them.
+    fn worker(inbox: &Inbox<u32>, parker: &Parker, n: usize) -> Vec<u32> {
+        parker.register_current();
+        let mut got = Vec::new();
+        while got.len() < n {
+            if inbox.drain_into(&mut got) > 0 {
+                continue;
+            }
+            parker.prepare();
+            if inbox.is_nonempty() {
+                parker.cancel();
+                continue;
+            }
+            parker.park(None);
+        }
+        got
+    }
+
     /// A producer queues one item and notifies; the worker must see it,
-    /// whatever the interleaving, and never sleep on a queued item.
+    /// whatever the interleaving, and never sleep on a queued item (loom
+    /// reports a deadlock if it does).
     #[test]
     fn loom_inbox_push_is_never_lost() {
         loom::model(|| {
             let inbox = Arc::new(Inbox::<u32>::new());
             let parker = Arc::new(Parker::new());
-            let ready = Arc::new(AtomicBool::new(false));
-            parker.register_current();
-            let producer = {
-                let (inbox, parker, ready) = (inbox.clone(), parker.clone(), ready.clone());
-                loom::thread::spawn(move || {
-                    while !ready.load(Acquire) {
-                        loom::thread::yield_now();
-                    }
-                    inbox.push(7).unwrap();
-                    parker.notify();
-                })
+            let w = {
+                let (inbox, parker) = (inbox.clone(), parker.clone());
+                loom::thread::spawn(move || worker(&inbox, &parker, 1))
             };
-            ready.store(true, Release);
-            let mut got = Vec::new();
-            loop {
-                if inbox.drain_into(&mut got) > 0 {
-                    break;
-                }
-                parker.prepare();
-                if inbox.is_nonempty() {
-                    parker.cancel();
-                    continue;
-                }
-                parker.park(None);
-            }
-            assert_eq!(got, vec![7]);
-            producer.join().unwrap();
+            inbox.push(7).unwrap();
+            parker.notify();
+            assert_eq!(w.join().unwrap(), vec![7]);
         });
     }
 
-    /// Two producers race; both items arrive and the worker never sleeps
-    /// forever.
+    /// Two producers race; both items arrive.
     #[test]
     fn loom_two_producers_both_arrive() {
         loom::model(|| {
             let inbox = Arc::new(Inbox::<u32>::new());
             let parker = Arc::new(Parker::new());
-            parker.register_current();
-            let mut producers = Vec::new();
-            for v in [1, 2] {
+            let w = {
                 let (inbox, parker) = (inbox.clone(), parker.clone());
-                producers.push(loom::thread::spawn(move || {
-                    inbox.push(v).unwrap();
+                loom::thread::spawn(move || worker(&inbox, &parker, 2))
+            };
+            let p = {
+                let (inbox, parker) = (inbox.clone(), parker.clone());
+                loom::thread::spawn(move || {
+                    inbox.push(1).unwrap();
                     parker.notify();
-                }));
-            }
-            let mut got = Vec::new();
-            while got.len() < 2 {
-                if inbox.drain_into(&mut got) > 0 {
-                    continue;
-                }
-                parker.prepare();
-                if inbox.is_nonempty() {
-                    parker.cancel();
-                    continue;
-                }
-                parker.park(None);
-            }
+                })
+            };
+            inbox.push(2).unwrap();
+            parker.notify();
+            p.join().unwrap();
+            let mut got = w.join().unwrap();
             got.sort();
             assert_eq!(got, vec![1, 2]);
-            for p in producers {
-                p.join().unwrap();
-            }
         });
     }
 

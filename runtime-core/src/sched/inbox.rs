@@ -40,15 +40,15 @@ impl<T> Inbox<T> {
             return Err(item);
         }
         q.items.push_back(item);
-        // SeqCst pairs with the owner's SeqCst store of its sleeping flag
-        // (idle.rs): one of the two always sees the other.
-        self.nonempty.store(true, SeqCst);
+        // Published to a sleeping owner by the swap in `Parker::notify`
+        // (idle.rs).
+        self.nonempty.store(true, Release);
         Ok(())
     }
 
     /// Cheap check, without the lock.
     pub(crate) fn is_nonempty(&self) -> bool {
-        self.nonempty.load(SeqCst)
+        self.nonempty.load(Acquire)
     }
 
     /// Moves everything queued into `out`; returns how many.
