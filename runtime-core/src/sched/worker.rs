@@ -184,6 +184,9 @@ impl Core {
         rt: Arc<Shared>,
         deque: Option<Deque<TaskRef>>,
     ) -> Core {
+        // Tasks point at `shared` without counting; this reference keeps it
+        // alive until the last of them is freed (see `outstanding`).
+        *shared.keepalive.lock() = Some(shared.clone());
         Core {
             shared,
             rt,

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what Sprint's build and tests need on a fresh Debian machine that
+# has only the Rust toolchain. Idempotent: skips what is already there.
+set -euo pipefail
+
+packages=(pkg-config valgrind)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ci/setup.sh: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
