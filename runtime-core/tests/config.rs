@@ -131,42 +131,42 @@ fn invalid(cfg: &Config) -> String {
 
 #[test]
 fn each_bad_value_names_the_field_the_value_and_why() {
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.workers = Some(0);
     assert_eq!(
         invalid(&c),
         "invalid value for `workers`: 0: a runtime needs at least one worker"
     );
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.cpus = Some(CpuList::new(vec![0, 7]));
     assert_eq!(
         invalid(&c),
         "invalid value for `cpus`: 0,7: CPU 7 is outside this process's allowed CPUs (0-1)"
     );
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.cpus = Some(CpuList::new(vec![1, 1]));
     assert_eq!(
         invalid(&c),
         "invalid value for `cpus`: 1,1: CPU 1 is listed twice"
     );
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.stack_size = 4096;
     assert_eq!(
         invalid(&c),
         "invalid value for `stack_size`: 4096: a worker stack must be at least 65536 bytes (64 KiB)"
     );
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.memory_budget_percent = 101;
     assert_eq!(
         invalid(&c),
         "invalid value for `memory_budget_percent`: 101: a percentage from 1 to 100"
     );
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.rt_policy = sprint_core::config::RtPolicy::Fifo;
     c.rt_priority = 0;
     assert_eq!(
@@ -174,11 +174,11 @@ fn each_bad_value_names_the_field_the_value_and_why() {
         "invalid value for `rt_priority`: 0: rt_policy = fifo needs a priority from 1 to 99"
     );
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.coop_budget = 0;
     assert!(invalid(&c).starts_with("invalid value for `coop_budget`: 0"));
 
-    let mut c = Config::default();
+    let mut c = Config::for_level(Level::Standard);
     c.timer_slack_ns = Some(0);
     assert!(invalid(&c).starts_with("invalid value for `timer_slack_ns`: 0"));
 
