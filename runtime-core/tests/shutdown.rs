@@ -155,3 +155,40 @@ fn tasks_spawned_while_shutting_down_are_cancelled_too() {
         "the drop ran; the task it spawned never did"
     );
 }
+
+#[test]
+fn every_kind_of_spawn_after_shutdown_is_cancelled_without_leaking() {
+    for level in Level::ALL {
+        let rt = common::rt(level, 2);
+        let handle = rt.handle().clone();
+        drop(rt);
+        let late = handle.spawn(async { 1 });
+        assert!(
+            futures::executor::block_on(late)
+                .unwrap_err()
+                .is_cancelled(),
+            "{level}: spawn"
+        );
+        let late_on = handle.spawn_on(1, async { 1 }).unwrap();
+        assert!(
+            futures::executor::block_on(late_on)
+                .unwrap_err()
+                .is_cancelled(),
+            "{level}: spawn_on"
+        );
+        let late_local = handle.spawn_local_on(0, || async { 1 }).unwrap();
+        assert!(
+            futures::executor::block_on(late_local)
+                .unwrap_err()
+                .is_cancelled(),
+            "{level}: spawn_local_on"
+        );
+        let late_blocking = handle.spawn_blocking(|| 1);
+        assert!(
+            futures::executor::block_on(late_blocking)
+                .unwrap_err()
+                .is_cancelled(),
+            "{level}: spawn_blocking"
+        );
+    }
+}

@@ -335,6 +335,10 @@ where
     if owner.push_remote(task).is_err() {
         // The runtime has shut down: the task will never run.
         harness::shutdown(task);
+        if !stealable {
+            // The reference the inbox entry would have held.
+            harness::drop_reference(task);
+        }
     }
     Ok(handle)
 }

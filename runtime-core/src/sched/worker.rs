@@ -469,11 +469,13 @@ impl Core {
     }
 
     fn park(&self) {
-        let timeout = {
+        let (timeout, armed) = {
             let mut q = self.shared.timers.lock();
             self.shared.refresh_deadline(&mut q);
-            q.next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
+            let timeout = q
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            (timeout, self.shared.next_deadline.load(Acquire))
         };
         if timeout == Some(Duration::ZERO) {
             return;
@@ -481,7 +483,14 @@ impl Core {
         let parker = &self.shared.parker;
         parker.prepare();
         self.rt.sleepers.fetch_add(1, SeqCst);
-        if self.shared.inbox.is_nonempty() || self.shutting_down() || self.has_local_work() {
+        // After `prepare`, whatever another thread queued or registered
+        // before its `notify` is visible here (idle.rs): an inbox item, or
+        // a timer earlier than the one this sleep was armed for.
+        if self.shared.inbox.is_nonempty()
+            || self.shutting_down()
+            || self.has_local_work()
+            || self.shared.next_deadline.load(Acquire) < armed
+        {
             parker.cancel();
         } else {
             bump(&self.shared.counters.parks, 1);
