@@ -93,31 +93,29 @@ fn config_file_is_read_relative_to_the_working_directory() {
     );
 }
 
+/// Runs `custom_config` in `dir` with no environment; it must fail to
+/// start with status 2 and a message containing `want`.
+fn start_fails_with(dir: &std::path::Path, want: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_custom_config"))
+        .current_dir(dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(want), "{want:?} in {err}");
+}
+
 #[test]
 fn a_missing_or_bad_config_file_exits_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_custom_config"))
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("sprint: cannot start the runtime: cannot read the config file sprint.toml"),
-        "{err}"
+    start_fails_with(
+        dir.path(),
+        "sprint: cannot start the runtime: cannot read the config file sprint.toml",
     );
-
     std::fs::write(dir.path().join("sprint.toml"), "workers = 0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_custom_config"))
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("invalid value for `workers`: 0: a runtime needs at least one worker"),
-        "{err}"
+    start_fails_with(
+        dir.path(),
+        "invalid value for `workers`: 0: a runtime needs at least one worker",
     );
 }

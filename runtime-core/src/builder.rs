@@ -101,25 +101,7 @@ impl Builder {
                 Ok(cfg)
             }
             None if self.read_env => Config::load_with(self.level, code, self.file.as_deref()),
-            None => {
-                let text = match &self.file {
-                    Some(p) => Some(std::fs::read_to_string(p).map_err(|source| {
-                        crate::ConfigError::Read {
-                            path: p.clone(),
-                            source,
-                        }
-                    })?),
-                    None => None,
-                };
-                let cfg = Config::resolve_with(
-                    self.level,
-                    code,
-                    self.file.as_deref().zip(text.as_deref()),
-                    std::iter::empty(),
-                )?;
-                cfg.validate()?;
-                Ok(cfg)
-            }
+            None => Config::load_from(self.level, code, self.file.as_deref(), std::iter::empty()),
         }
     }
 

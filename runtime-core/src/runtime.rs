@@ -114,13 +114,7 @@ pub struct Runtime {
 impl Runtime {
     /// Validates `config`, plans placement and starts the threads.
     pub fn new(config: Config) -> Result<Runtime, BuildError> {
-        let allowed = topology::allowed_cpus().map_err(|e| {
-            ConfigError::invalid(
-                "cpus",
-                "(allowed set)",
-                format!("cannot read this process's CPU affinity: {e}"),
-            )
-        })?;
+        let allowed = crate::config::validate::allowed_cpus()?;
         let isolated = topology::isolated_cpus();
         config.validate_with(&allowed, &isolated)?;
         let plan = Plan::new(&config, &allowed, &isolated);

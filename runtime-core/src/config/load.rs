@@ -203,16 +203,27 @@ impl Config {
             .find(|(k, _)| k == "SPRINT_CONFIG")
             .map(|(_, v)| PathBuf::from(v));
         let file = file.map(Path::to_path_buf).or(env_file);
-        let text = match &file {
+        Config::load_from(level, code, file.as_deref(), vars)
+    }
+
+    /// Reads `file` (if any), resolves it with `code` and `vars` by the
+    /// precedence of [`Config::load`], and validates the result.
+    pub fn load_from(
+        level: Option<Level>,
+        code: impl FnOnce(&mut Config),
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = match file {
             Some(p) => Some(
                 std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.clone(),
+                    path: p.to_path_buf(),
                     source,
                 })?,
             ),
             None => None,
         };
-        let cfg = Config::resolve_with(level, code, file.as_deref().zip(text.as_deref()), vars)?;
+        let cfg = Config::resolve_with(level, code, file.zip(text.as_deref()), vars)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -11,7 +11,7 @@ mod error;
 mod level;
 mod load;
 mod presets;
-mod validate;
+pub(crate) mod validate;
 
 pub use cpus::CpuList;
 pub use error::ConfigError;

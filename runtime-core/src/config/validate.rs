@@ -2,20 +2,24 @@ use super::*;
 use crate::topology::{self, Plan};
 
 const MIN_STACK: usize = 64 * 1024;
+
+/// The allowed CPUs, or a configuration error saying they cannot be read.
+pub(crate) fn allowed_cpus() -> Result<Vec<usize>, ConfigError> {
+    topology::allowed_cpus().map_err(|e| {
+        ConfigError::invalid(
+            "cpus",
+            "(allowed set)",
+            format!("cannot read this process's CPU affinity: {e}"),
+        )
+    })
+}
 const MAX_WORKERS: usize = 4096;
 
 impl Config {
     /// Checks every field against what it accepts and against the CPUs this
     /// process may use. The error names the field, the value and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let allowed = topology::allowed_cpus().map_err(|e| {
-            ConfigError::invalid(
-                "cpus",
-                "(allowed set)",
-                format!("cannot read this process's CPU affinity: {e}"),
-            )
-        })?;
-        self.validate_with(&allowed, &topology::isolated_cpus())
+        self.validate_with(&allowed_cpus()?, &topology::isolated_cpus())
     }
 
     /// [`Config::validate`] against a given allowed and isolated CPU set.
