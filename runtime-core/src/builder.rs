@@ -21,6 +21,7 @@ pub struct Builder {
     read_env: bool,
     explicit: Option<Config>,
     edits: Vec<Edit>,
+    driver: Option<crate::driver::DriverFactory>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -76,6 +77,13 @@ impl Builder {
         self
     }
 
+    /// Each worker waits in a driver that `factory` builds on its thread
+    /// (the `sprint` facade passes sprint-io's).
+    pub fn driver(mut self, factory: crate::driver::DriverFactory) -> Builder {
+        self.driver = Some(factory);
+        self
+    }
+
     /// The number of workers.
     pub fn workers(self, n: usize) -> Builder {
         self.configure(move |c| c.workers = Some(n))
@@ -106,7 +114,8 @@ impl Builder {
     }
 
     /// Resolves the configuration and starts the runtime.
-    pub fn build(self) -> Result<Runtime, BuildError> {
-        Runtime::new(self.config()?)
+    pub fn build(mut self) -> Result<Runtime, BuildError> {
+        let driver = self.driver.take();
+        Runtime::with_driver(self.config()?, driver)
     }
 }

@@ -9,6 +9,7 @@ mod blocking;
 mod builder;
 pub mod config;
 mod coop;
+pub mod driver;
 pub(crate) mod loom;
 mod runtime;
 pub(crate) mod sched;

@@ -5,6 +5,7 @@
 
 use crate::blocking::BlockingPool;
 use crate::config::{Config, ConfigError};
+use crate::driver::{DriverFactory, WorkerInfo};
 use crate::sched::worker::{Core, WorkerShared};
 use crate::sched::{self, Policy, Shared};
 use crate::task::raw::TaskRef;
@@ -33,6 +34,14 @@ pub enum BuildError {
         /// The thread's name.
         name: String,
         /// The OS error.
+        source: std::io::Error,
+    },
+    /// A worker's I/O driver could not be built.
+    #[error("cannot start the I/O driver of sprint-worker-{worker}: {source}")]
+    Driver {
+        /// The worker.
+        worker: usize,
+        /// Why.
         source: std::io::Error,
     },
     /// A worker could not be pinned to its CPU.
@@ -112,16 +121,31 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Validates `config`, plans placement and starts the threads.
+    /// Validates `config`, plans placement and starts the threads, without
+    /// an I/O driver (workers sleep on their park token).
     pub fn new(config: Config) -> Result<Runtime, BuildError> {
+        Runtime::with_driver(config, None)
+    }
+
+    /// [`Runtime::new`], each worker waiting in a driver that `driver`
+    /// builds on the worker's thread.
+    pub fn with_driver(
+        config: Config,
+        driver: Option<DriverFactory>,
+    ) -> Result<Runtime, BuildError> {
         let allowed = crate::config::validate::allowed_cpus()?;
         let isolated = topology::isolated_cpus();
         config.validate_with(&allowed, &isolated)?;
         let plan = Plan::new(&config, &allowed, &isolated);
-        Runtime::start(config, plan)
+        Runtime::start(config, plan, driver)
     }
 
-    fn start(config: Config, plan: Plan) -> Result<Runtime, BuildError> {
+    fn start(
+        config: Config,
+        plan: Plan,
+        driver: Option<DriverFactory>,
+    ) -> Result<Runtime, BuildError> {
+        let shared_config = Arc::new(config.clone());
         let id = NEXT_RUNTIME.fetch_add(1, Relaxed);
         let n = plan.workers.len();
         let policy = Policy {
@@ -158,6 +182,14 @@ impl Runtime {
             let name = format!("sprint-worker-{}", w.index);
             let (shared2, ready, done) = (shared.clone(), ready_tx.clone(), done_tx.clone());
             let (index, cpu, pinned) = (w.index, w.cpu, w.pinned);
+            let (factory, info) = (
+                driver.clone(),
+                WorkerInfo {
+                    index: w.index,
+                    cpu: w.pinned.then_some(w.cpu),
+                    config: shared_config.clone(),
+                },
+            );
             let spawned = thread::Builder::new()
                 .name(name.clone())
                 .stack_size(config.stack_size)
@@ -167,12 +199,25 @@ impl Runtime {
                         || core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
                     // SAFETY: gettid has no preconditions.
                     ws.tid.store(unsafe { libc::gettid() }, Relaxed);
-                    ws.parker.register_current();
+                    if factory.is_none() {
+                        ws.parker.register_current();
+                    }
                     let core = Core::new(ws, shared2.clone(), deque);
-                    let _ = ready.send(if pin_ok {
-                        Ok(())
-                    } else {
+                    let driver_ok = match factory.map(|f| f(&info)) {
+                        None => Ok(()),
+                        Some(Ok(d)) => {
+                            core.set_driver(d);
+                            Ok(())
+                        }
+                        Some(Err(source)) => Err(BuildError::Driver {
+                            worker: index,
+                            source,
+                        }),
+                    };
+                    let _ = ready.send(if !pin_ok {
                         Err(BuildError::Pin { worker: index, cpu })
+                    } else {
+                        driver_ok
                     });
                     drop(ready);
                     sched::enter_core(&core, || core.run());
@@ -491,6 +536,15 @@ impl Handle {
             .iter()
             .map(|w| w.tid.load(Relaxed))
             .collect()
+    }
+
+    /// Worker `worker`'s I/O driver handle (for the driver's crate to
+    /// downcast) and name; `None` without a driver or such a worker.
+    pub fn driver(
+        &self,
+        worker: usize,
+    ) -> Option<(Arc<dyn std::any::Any + Send + Sync>, &'static str)> {
+        self.shared.workers.get(worker)?.driver.get().cloned()
     }
 
     /// Threads in the blocking pool now.

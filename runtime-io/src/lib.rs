@@ -1,1 +1,12 @@
-//! Sprint's I/O drivers (io_uring with an epoll fallback), sockets and buffer pools: no content yet; the I/O issue fills this crate, and until then Sprint has no network I/O.
+//! Sprint's I/O drivers and sockets: an epoll driver (through mio) behind
+//! sprint-core's driver seam, and TCP sockets with futures-io's traits.
+//! The io_uring driver, UDP and Unix sockets, and buffer pools are not
+//! built yet: asking for io_uring falls back to epoll and says so.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+pub mod driver;
+mod driver_slot;
+mod evented;
+pub mod net;
+mod readiness;

@@ -15,10 +15,14 @@
 pub use sprint_core::config::{self, Config, ConfigError, Level};
 pub use sprint_core::topology::{self, Plan};
 pub use sprint_core::{
-    spawn, spawn_blocking, spawn_local, spawn_on, sync, task, time, yield_now, AbortHandle,
-    BuildError, Builder, Handle, JoinError, JoinHandle, Runtime, ShutdownTimeout, SpawnError,
+    spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time, yield_now,
+    AbortHandle, BuildError, Handle, JoinError, JoinHandle, Runtime, ShutdownTimeout, SpawnError,
     TaskId, WorkerStats,
 };
+pub use sprint_io::net;
+
+mod builder;
+pub use builder::Builder;
 pub use sprint_macros::{main, test};
 
 mod signals;

@@ -19,10 +19,19 @@ use crate::loom::thread::{self, Thread};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// How a sleeping worker is woken: its thread's park token, or its I/O
+/// driver (an eventfd write, a ring message).
+#[derive(Debug)]
+pub(crate) enum Waker {
+    Thread(Thread),
+    #[cfg_attr(loom, allow(dead_code))]
+    Driver(std::sync::Arc<dyn crate::driver::Unpark>),
+}
+
 #[derive(Debug)]
 pub(crate) struct Parker {
     sleeping: AtomicBool,
-    thread: OnceLock<Thread>,
+    waker: OnceLock<Waker>,
     unparks: AtomicU64,
 }
 
@@ -30,14 +39,21 @@ impl Parker {
     pub(crate) fn new() -> Parker {
         Parker {
             sleeping: AtomicBool::new(false),
-            thread: OnceLock::new(),
+            waker: OnceLock::new(),
             unparks: AtomicU64::new(0),
         }
     }
 
-    /// Called once, on the worker thread, before anyone can notify it.
+    /// Called once, on the worker thread, before anyone can notify it:
+    /// wake it through its park token.
     pub(crate) fn register_current(&self) {
-        let _ = self.thread.set(thread::current());
+        let _ = self.waker.set(Waker::Thread(thread::current()));
+    }
+
+    /// Called once, on the worker thread: wake it through its driver.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn register_driver(&self, unpark: std::sync::Arc<dyn crate::driver::Unpark>) {
+        let _ = self.waker.set(Waker::Driver(unpark));
     }
 
     /// Step 1 of sleeping: announce it. The caller must then re-check for
@@ -51,12 +67,18 @@ impl Parker {
         self.sleeping.swap(false, AcqRel);
     }
 
-    /// Step 2: sleep until notified or until `timeout` passes.
+    /// Step 2: sleep until notified or until `timeout` passes, on the
+    /// thread's park token.
     pub(crate) fn park(&self, timeout: Option<Duration>) {
-        match timeout {
+        self.park_with(|| match timeout {
             Some(t) => thread::park_timeout(t),
             None => thread::park(),
-        }
+        })
+    }
+
+    /// Step 2, sleeping in `wait` (the driver's blocking turn).
+    pub(crate) fn park_with(&self, wait: impl FnOnce()) {
+        wait();
         // A swap, not a store: every write to the flag is a read-modify-write,
         // so a producer's release reaches the next `prepare` through the
         // release sequence (loom found the lost wake-up a plain store allows).
@@ -66,10 +88,12 @@ impl Parker {
     /// Wakes the worker if it sleeps; no system call if it is awake.
     pub(crate) fn notify(&self) {
         if self.sleeping.swap(false, AcqRel) {
-            if let Some(t) = self.thread.get() {
-                self.unparks.fetch_add(1, Relaxed);
-                t.unpark();
+            match self.waker.get() {
+                Some(Waker::Thread(t)) => t.unpark(),
+                Some(Waker::Driver(d)) => d.unpark(),
+                None => return,
             }
+            self.unparks.fetch_add(1, Relaxed);
         }
     }
 

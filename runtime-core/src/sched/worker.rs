@@ -17,6 +17,7 @@ use super::inbox::Inbox;
 use super::{Scheduling, Shared};
 use crate::config::IdleStrategy;
 use crate::coop;
+use crate::driver::Driver;
 use crate::task::cache::{self, CellCache};
 use crate::task::harness;
 use crate::task::list::List;
@@ -72,6 +73,8 @@ pub(crate) struct WorkerShared {
     /// frees them elsewhere (see `hold_remote`), plus [`HOLD_BIAS`] while
     /// the core runs. Task headers point here without a reference count.
     outstanding: AtomicIsize,
+    /// The I/O driver's handle and name, once the worker built it.
+    pub(crate) driver: std::sync::OnceLock<(Arc<dyn std::any::Any + Send + Sync>, &'static str)>,
     /// The reference that keeps this state alive for its tasks; dropped
     /// when `outstanding` reaches zero after the core retired.
     keepalive: Mutex<Option<Arc<WorkerShared>>>,
@@ -97,6 +100,7 @@ impl WorkerShared {
             tid: AtomicI32::new(0),
             outstanding: AtomicIsize::new(HOLD_BIAS),
             keepalive: Mutex::new(None),
+            driver: std::sync::OnceLock::new(),
         }
     }
 
@@ -166,6 +170,7 @@ pub(crate) struct Core {
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
     alive: Cell<isize>,
     cells: UnsafeCell<CellCache>,
+    driver: UnsafeCell<Option<Box<dyn Driver>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -201,7 +206,31 @@ impl Core {
             arrivals: UnsafeCell::new(Vec::with_capacity(64)),
             alive: Cell::new(0),
             cells: UnsafeCell::new(CellCache::default()),
+            driver: UnsafeCell::new(None),
         }
+    }
+
+    /// Installs this worker's I/O driver: it wakes the worker from now on
+    /// (the parker must not have a waker yet).
+    pub(crate) fn set_driver(&self, driver: Box<dyn Driver>) {
+        self.shared.parker.register_driver(driver.unparker());
+        let _ = self.shared.driver.set((driver.handle(), driver.name()));
+        // SAFETY: owner thread, before the loop runs.
+        unsafe { *self.driver.get() = Some(driver) };
+    }
+
+    /// Turns the driver, if any; true if it has one.
+    fn turn_driver(&self, timeout: Option<Duration>) -> bool {
+        // SAFETY: only this thread touches its driver, and `turn` only wakes
+        // tasks (queueing them), it never runs one, so it cannot reach here
+        // again.
+        let Some(driver) = (unsafe { &mut *self.driver.get() }) else {
+            return false;
+        };
+        if let Err(e) = driver.turn(timeout) {
+            tracing::warn!(worker = self.shared.index, error = %e, "the I/O driver failed to turn");
+        }
+        true
     }
 
     /// Memory for a task cell owned by this worker.
@@ -316,9 +345,11 @@ impl Core {
             .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
     }
 
-    /// Fires due timers and takes the inbox. True if it found work.
+    /// Dispatches ready I/O, fires due timers and takes the inbox. True if
+    /// it found work.
     fn maintenance(&self) -> bool {
-        let mut found = false;
+        self.turn_driver(Some(Duration::ZERO));
+        let mut found = self.has_local_work();
         let due = self.shared.next_deadline.load(Acquire);
         if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
             // SAFETY: the scratch vector is this thread's; it is empty
@@ -494,7 +525,14 @@ impl Core {
             parker.cancel();
         } else {
             bump(&self.shared.counters.parks, 1);
-            parker.park(timeout);
+            // SAFETY: owner thread; see `turn_driver`.
+            if unsafe { (*self.driver.get()).is_some() } {
+                parker.park_with(|| {
+                    self.turn_driver(timeout);
+                });
+            } else {
+                parker.park(timeout);
+            }
         }
         self.rt.sleepers.fetch_sub(1, SeqCst);
     }
@@ -535,6 +573,9 @@ impl Core {
         // Phase 3: drop the timers' wakers.
         let wakers = self.shared.timers.lock().close();
         drop(wakers);
+        // SAFETY: owner thread; every task is gone, so no socket of this
+        // worker is left to use the driver.
+        drop(unsafe { (*self.driver.get()).take() });
         self.publish();
     }
 }

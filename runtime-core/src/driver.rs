@@ -1,0 +1,53 @@
+//! The seam between a worker and an I/O driver.
+//!
+//! A worker with nothing to run waits in its driver (epoll_wait,
+//! io_uring_enter) until an I/O event, the next timer deadline or a wake
+//! from another thread; while it has work it still turns the driver
+//! without blocking every `event_interval` polls, so that I/O completes
+//! under load. `sprint-io` implements [`Driver`]; the `sprint` facade
+//! passes its factory to [`Builder::driver`](crate::Builder::driver).
+//! Without a driver a worker sleeps on its thread's park token.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One worker's event source. Created on the worker's thread and used only
+/// there.
+pub trait Driver {
+    /// Dispatches ready events, waiting at most `timeout` for the first
+    /// (`Some(Duration::ZERO)`: do not wait; `None`: until an event or an
+    /// [`Unpark::unpark`]).
+    fn turn(&mut self, timeout: Option<Duration>) -> std::io::Result<()>;
+
+    /// What other threads call to interrupt a waiting `turn`.
+    fn unparker(&self) -> Arc<dyn Unpark>;
+
+    /// A handle that sockets created on other threads use to register with
+    /// this driver (downcast by the driver's crate).
+    fn handle(&self) -> Arc<dyn Any + Send + Sync>;
+
+    /// The driver's name, for reports: `epoll`, `io_uring`.
+    fn name(&self) -> &'static str;
+}
+
+/// Interrupts a driver's wait from another thread.
+pub trait Unpark: Send + Sync + fmt::Debug {
+    /// Makes the driver's current or next wait return.
+    fn unpark(&self);
+}
+
+/// Facts a factory may use to build a worker's driver.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// The worker index.
+    pub index: usize,
+    /// The CPU it is pinned to, if pinned.
+    pub cpu: Option<usize>,
+    /// The runtime's configuration.
+    pub config: Arc<crate::Config>,
+}
+
+/// Builds a worker's driver, on that worker's thread.
+pub type DriverFactory = Arc<dyn Fn(&WorkerInfo) -> std::io::Result<Box<dyn Driver>> + Send + Sync>;

@@ -1,0 +1,354 @@
+//! The socket suite. It runs once per driver the machine offers; until the
+//! io_uring driver lands that is epoll alone.
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use sprint_core::config::IoDriver;
+use sprint_core::{spawn, time, Builder, Level, Runtime};
+use sprint_io::net::{TcpListener, TcpStream};
+use std::io::ErrorKind;
+use std::net::Shutdown;
+use std::time::Duration;
+
+fn drivers() -> Vec<IoDriver> {
+    vec![IoDriver::Epoll]
+}
+
+fn rt(driver: IoDriver, level: Level, workers: usize) -> Runtime {
+    Builder::new()
+        .level(level)
+        .read_env(false)
+        .workers(workers)
+        .configure(move |c| {
+            c.io_driver = driver;
+            c.uring_sqpoll = false;
+        })
+        .driver(sprint_io::driver::factory())
+        .build()
+        .expect("runtime with a driver")
+}
+
+/// FNV-1a, fed in any chunking.
+struct Fnv(u64);
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf29ce484222325)
+    }
+    fn feed(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+}
+
+#[test]
+fn echo() {
+    for d in drivers() {
+        for level in [Level::Basic, Level::Enterprise] {
+            let rt = rt(d, level, 2);
+            rt.block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = spawn(async move {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        s.write_all(&buf[..n]).await.unwrap();
+                    }
+                });
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                c.set_nodelay(true).unwrap();
+                for i in 0..100u32 {
+                    let msg = format!("ping {i}");
+                    c.write_all(msg.as_bytes()).await.unwrap();
+                    let mut got = vec![0u8; msg.len()];
+                    AsyncReadExt::read_exact(&mut c, &mut got).await.unwrap();
+                    assert_eq!(got, msg.as_bytes(), "{d} {level}");
+                }
+                c.shutdown(Shutdown::Write).unwrap();
+                server.await.unwrap();
+            });
+        }
+    }
+}
+
+#[test]
+fn a_64_mib_transfer_arrives_intact() {
+    const TOTAL: usize = 64 << 20;
+    for d in drivers() {
+        let rt = rt(d, Level::Standard, 2);
+        let (sent, received) = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let receiver = sprint_core::spawn_on(1, async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut h = Fnv::new();
+                let mut buf = vec![0u8; 64 << 10];
+                let mut n_total = 0;
+                loop {
+                    let n = AsyncReadExt::read(&mut s, &mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    h.feed(&buf[..n]);
+                    n_total += n;
+                }
+                (h.0, n_total)
+            })
+            .unwrap();
+            let sender = sprint_core::spawn_on(0, async move {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                let mut h = Fnv::new();
+                let mut chunk = vec![0u8; 100_003];
+                let mut x: u32 = 12345;
+                let mut sent = 0;
+                while sent < TOTAL {
+                    let n = chunk.len().min(TOTAL - sent);
+                    for b in chunk[..n].iter_mut() {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        *b = (x >> 16) as u8;
+                    }
+                    c.write_all(&chunk[..n]).await.unwrap();
+                    h.feed(&chunk[..n]);
+                    sent += n;
+                }
+                AsyncWriteExt::close(&mut c).await.unwrap();
+                h.0
+            })
+            .unwrap();
+            (sender.await.unwrap(), receiver.await.unwrap())
+        });
+        assert_eq!(received.1, TOTAL, "{d}");
+        assert_eq!(sent, received.0, "{d}: hash of the bytes");
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_connections() {
+    for d in drivers() {
+        let rt = rt(d, Level::Aggressive, 2);
+        let total = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = spawn(async move {
+                let mut conns = Vec::new();
+                for _ in 0..1000 {
+                    let (s, _) = listener.accept().await.unwrap();
+                    conns.push(spawn(async move {
+                        let mut buf = [0u8; 8];
+                        let mut got = 0;
+                        while got < 8 {
+                            let n = s.read(&mut buf[got..]).await.unwrap();
+                            assert!(n > 0);
+                            got += n;
+                        }
+                        s.write_all(&buf).await.unwrap();
+                    }));
+                }
+                for c in conns {
+                    c.await.unwrap();
+                }
+            });
+            let mut clients = Vec::new();
+            for i in 0..1000u64 {
+                clients.push(spawn(async move {
+                    let c = TcpStream::connect(addr).await.unwrap();
+                    c.write_all(&i.to_le_bytes()).await.unwrap();
+                    let mut buf = [0u8; 8];
+                    let mut got = 0;
+                    while got < 8 {
+                        got += c.read(&mut buf[got..]).await.unwrap();
+                    }
+                    u64::from_le_bytes(buf)
+                }));
+            }
+            let mut total = 0;
+            for c in clients {
+                total += c.await.unwrap();
+            }
+            server.await.unwrap();
+            total
+        });
+        assert_eq!(total, (0..1000).sum::<u64>(), "{d}");
+    }
+}
+
+#[test]
+fn half_close_lets_the_peer_answer() {
+    for d in drivers() {
+        let rt = rt(d, Level::Basic, 1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut req = Vec::new();
+                AsyncReadExt::read_to_end(&mut s, &mut req).await.unwrap();
+                s.write_all(format!("got {} bytes", req.len()).as_bytes())
+                    .await
+                    .unwrap();
+            });
+            let (r, w) = TcpStream::connect(addr).await.unwrap().into_split();
+            w.write_all(b"hello").await.unwrap();
+            w.shutdown().unwrap();
+            let mut reply = String::new();
+            let mut r = r;
+            AsyncReadExt::read_to_string(&mut r, &mut reply)
+                .await
+                .unwrap();
+            assert_eq!(reply, "got 5 bytes", "{d}");
+            server.await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_peer_reset_is_connection_reset() {
+    for d in drivers() {
+        let rt = rt(d, Level::Basic, 1);
+        rt.block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let c = TcpStream::connect(addr).await.unwrap();
+            let (s, _) = listener.accept().unwrap();
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(s);
+            let mut buf = [0u8; 16];
+            let err = c.read(&mut buf).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{d}: {err}");
+            assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET));
+        });
+    }
+}
+
+#[test]
+fn connect_refused_keeps_the_os_error() {
+    for d in drivers() {
+        let rt = rt(d, Level::Basic, 1);
+        let err = rt.block_on(async {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            TcpStream::connect(("127.0.0.1", port)).await.unwrap_err()
+        });
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{d}: {err}");
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+}
+
+#[test]
+fn address_in_use_keeps_the_os_error() {
+    for d in drivers() {
+        let rt = rt(d, Level::Basic, 1);
+        rt.block_on(async {
+            let a = TcpListener::bind("127.0.0.1:0").unwrap();
+            let err = TcpListener::bind(a.local_addr().unwrap()).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE), "{d}: {err}");
+            let b = TcpListener::bind_reuseport("127.0.0.1:0").unwrap();
+            let c = TcpListener::bind_reuseport(b.local_addr().unwrap()).unwrap();
+            assert_eq!(
+                b.local_addr().unwrap(),
+                c.local_addr().unwrap(),
+                "SO_REUSEPORT shares a port"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_read_times_out_and_the_stream_still_works() {
+    for d in drivers() {
+        let rt = rt(d, Level::Standard, 1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let c = TcpStream::connect(addr).await.unwrap();
+            let (s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            let r = time::timeout(Duration::from_millis(20), c.read(&mut buf)).await;
+            assert!(r.is_err(), "{d}: nothing was sent");
+            s.write_all(b"late").await.unwrap();
+            assert_eq!(c.read(&mut buf).await.unwrap(), 4);
+            assert_eq!(&buf, b"late");
+        });
+    }
+}
+
+/// Drop a read in the middle, paint its buffer with a canary, then have
+/// the peer send: the canary must stay, and the data must come on the next
+/// read. (A late kernel write into freed memory escapes the sanitizers;
+/// content shows it.)
+#[test]
+fn a_cancelled_read_never_writes_into_its_buffer_later() {
+    for d in drivers() {
+        let rt = rt(d, Level::Enterprise, 1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let c = TcpStream::connect(addr).await.unwrap();
+            let (s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let r = time::timeout(Duration::from_millis(10), c.read(&mut buf)).await;
+            assert!(r.is_err());
+            buf.fill(0xA5);
+            s.write_all(&[7u8; 100]).await.unwrap();
+            time::sleep(Duration::from_millis(20)).await;
+            assert!(buf.iter().all(|b| *b == 0xA5), "{d}: canary overwritten");
+            let mut next = [0u8; 256];
+            let n = c.read(&mut next).await.unwrap();
+            assert_eq!(&next[..n], &[7u8; 100][..n]);
+            assert!(n > 0);
+        });
+    }
+}
+
+#[test]
+fn sockets_need_a_runtime_with_a_driver() {
+    let err = TcpListener::bind("127.0.0.1:0").unwrap_err();
+    assert!(
+        err.to_string().contains("no Sprint runtime on this thread"),
+        "{err}"
+    );
+    let rt = Builder::new()
+        .level(Level::Basic)
+        .read_env(false)
+        .workers(1)
+        .build()
+        .unwrap();
+    let err = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap_err() });
+    assert!(err.to_string().contains("has no I/O driver"), "{err}");
+}
+
+#[test]
+fn asking_for_io_uring_falls_back_to_epoll_with_a_reason_or_fails_when_strict() {
+    let c = sprint_io::driver::choose(IoDriver::Uring, false).unwrap();
+    assert_eq!(c.chosen, "epoll");
+    assert!(c.fallback_reason.unwrap().contains("io_uring"));
+    let err = sprint_io::driver::choose(IoDriver::Uring, true).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("io_driver = uring was required (strict)"),
+        "{err}"
+    );
+    let err = Builder::new()
+        .level(Level::Standard)
+        .read_env(false)
+        .workers(1)
+        .configure(|c| c.strict = true)
+        .driver(sprint_io::driver::factory())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot start the I/O driver of sprint-worker-0"),
+        "{err}"
+    );
+    let rt = rt(IoDriver::Uring, Level::Standard, 1);
+    assert_eq!(rt.handle().driver(0).unwrap().1, "epoll");
+}
