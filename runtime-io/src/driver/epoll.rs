@@ -15,6 +15,7 @@ use slab::Slab;
 use sprint_core::driver::{Driver, Unpark};
 use std::any::Any;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,12 +28,21 @@ const GEN_SHIFT: u32 = 32;
 pub struct EpollHandle {
     registry: Registry,
     slots: Mutex<Slots>,
+    /// Sources registered now: with none, a non-blocking turn has nothing
+    /// to find and skips its system call.
+    count: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
 struct Slots {
     entries: Slab<(u32, Arc<ScheduledIo>)>,
     generation: u32,
+}
+
+impl EpollHandle {
+    fn registered(&self) -> usize {
+        self.count.load(Relaxed)
+    }
 }
 
 pub(crate) use crate::driver_slot::Slot;
@@ -68,6 +78,7 @@ impl EpollHandle {
         let mut s = self.slots.lock();
         if matches!(s.entries.get(key), Some((g, _)) if (*g as usize) == slot.token >> GEN_SHIFT) {
             s.entries.remove(key);
+            self.count.fetch_sub(1, Relaxed);
         }
         drop(s);
         slot.io.shutdown();
@@ -107,6 +118,7 @@ impl EpollDriver {
             handle: Arc::new(EpollHandle {
                 registry,
                 slots: Mutex::new(Slots::default()),
+                count: AtomicUsize::new(0),
             }),
             waker,
             ready: Vec::with_capacity(events),
@@ -121,6 +133,11 @@ impl EpollDriver {
 
 impl Driver for EpollDriver {
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout == Some(Duration::ZERO) && self.handle.registered() == 0 {
+            // Nothing can be ready; a pending unpark stays in the eventfd
+            // and ends the next blocking turn at once.
+            return Ok(());
+        }
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
