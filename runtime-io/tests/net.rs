@@ -352,3 +352,66 @@ fn asking_for_io_uring_falls_back_to_epoll_with_a_reason_or_fails_when_strict() 
     let rt = rt(IoDriver::Uring, Level::Standard, 1);
     assert_eq!(rt.handle().driver(0).unwrap().1, "epoll");
 }
+
+#[test]
+fn udp_datagrams_round_trip() {
+    for d in drivers() {
+        let rt = rt(d, Level::Basic, 2);
+        rt.block_on(async {
+            let a = sprint_io::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = sprint_io::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b_addr = b.local_addr().unwrap();
+            let echo = spawn(async move {
+                let mut buf = [0u8; 64];
+                let (n, from) = b.recv_from(&mut buf).await.unwrap();
+                b.send_to(&buf[..n], from).await.unwrap();
+            });
+            a.send_to(b"datagram", b_addr).await.unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = a.recv_from(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], from), (&b"datagram"[..], b_addr), "{d}");
+            echo.await.unwrap();
+            a.connect(b_addr).unwrap();
+            let r = time::timeout(Duration::from_millis(10), a.recv(&mut buf)).await;
+            assert!(r.is_err(), "{d}: nothing more arrives");
+        });
+    }
+}
+
+#[test]
+fn unix_streams_echo_and_half_close() {
+    for d in drivers() {
+        let rt = rt(d, Level::Enterprise, 1);
+        rt.block_on(async {
+            let dir = std::env::temp_dir().join(format!("sprint-unix-{}-{d}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("s.sock");
+            let listener = sprint_io::net::UnixListener::bind(&path).unwrap();
+            let server = spawn(async move {
+                let mut s = listener.accept().await.unwrap();
+                let mut all = Vec::new();
+                AsyncReadExt::read_to_end(&mut s, &mut all).await.unwrap();
+                s.write_all(&all).await.unwrap();
+            });
+            let c = sprint_io::net::UnixStream::connect(&path).await.unwrap();
+            c.write_all(b"over unix").await.unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut got = [0u8; 32];
+            let mut n = 0;
+            loop {
+                let k = c.read(&mut got[n..]).await.unwrap();
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            assert_eq!(&got[..n], b"over unix", "{d}");
+            server.await.unwrap();
+            let (x, y) = sprint_io::net::UnixStream::pair().unwrap();
+            x.write_all(b"p").await.unwrap();
+            assert_eq!(y.read(&mut got).await.unwrap(), 1);
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+}
