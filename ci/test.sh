@@ -14,6 +14,6 @@ echo "== loom: the inbox and the sleep/unpark protocol"
 LOOM_MAX_PREEMPTIONS=4 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p sprint-core --lib --release loom
 
-echo "== AddressSanitizer + LeakSanitizer: sprint-core's tests"
+echo "== AddressSanitizer + LeakSanitizer: sprint-core and sprint-io tests"
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
-    cargo test -p sprint-core --target x86_64-unknown-linux-gnu --tests
+    cargo test -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests

@@ -199,9 +199,6 @@ impl Runtime {
                         || core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
                     // SAFETY: gettid has no preconditions.
                     ws.tid.store(unsafe { libc::gettid() }, Relaxed);
-                    if factory.is_none() {
-                        ws.parker.register_current();
-                    }
                     let core = Core::new(ws, shared2.clone(), deque);
                     let driver_ok = match factory.map(|f| f(&info)) {
                         None => Ok(()),
@@ -214,6 +211,10 @@ impl Runtime {
                             source,
                         }),
                     };
+                    // Without a driver (none given, or it failed to start)
+                    // the worker sleeps on its park token; with one, the
+                    // driver is already registered and this does nothing.
+                    core.shared.parker.register_current();
                     let _ = ready.send(if !pin_ok {
                         Err(BuildError::Pin { worker: index, cpu })
                     } else {
