@@ -164,7 +164,14 @@ fn join_set_collects_in_completion_order_and_aborts_on_drop() {
             Err(oneshot::RecvError),
             "the task was aborted and dropped"
         );
-        assert!(abort.is_finished());
+        // The future is dropped just before the task is marked finished.
+        let finished = time::timeout(Duration::from_secs(5), async {
+            while !abort.is_finished() {
+                sprint_core::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(finished.is_ok(), "the aborted task finishes");
     });
 }
 
