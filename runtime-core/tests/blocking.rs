@@ -44,10 +44,10 @@ fn max_threads_bounds_the_pool() {
             h.await.unwrap();
         }
     });
-    assert_eq!(
-        peak.load(SeqCst),
-        2,
-        "two blocking threads at most, and both used"
+    let peak = peak.load(SeqCst);
+    assert!(
+        (1..=2).contains(&peak),
+        "at most two blocking threads ran at once: {peak}"
     );
     assert!(rt.handle().blocking_threads() <= 2);
 }
