@@ -30,6 +30,12 @@ pub trait Driver {
 
     /// The driver's name, for reports: `epoll`, `io_uring`.
     fn name(&self) -> &'static str;
+
+    /// One line for the start-up report: the driver, the features it
+    /// uses, and why it is not the one asked for, if it is not.
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
 }
 
 /// Interrupts a driver's wait from another thread.
@@ -47,6 +53,9 @@ pub struct WorkerInfo {
     pub cpu: Option<usize>,
     /// The runtime's configuration.
     pub config: Arc<crate::Config>,
+    /// Allowed CPUs no worker is placed on: where a kernel helper thread
+    /// (io_uring's SQPOLL) can run without taking a worker's core.
+    pub spare_cpus: Vec<usize>,
 }
 
 /// Builds a worker's driver, on that worker's thread.

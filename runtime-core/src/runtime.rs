@@ -137,13 +137,19 @@ impl Runtime {
         let isolated = topology::isolated_cpus();
         config.validate_with(&allowed, &isolated)?;
         let plan = Plan::new(&config, &allowed, &isolated);
-        Runtime::start(config, plan, driver)
+        let spare_cpus: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !plan.workers.iter().any(|w| w.cpu == *c))
+            .collect();
+        Runtime::start(config, plan, driver, spare_cpus)
     }
 
     fn start(
         config: Config,
         plan: Plan,
         driver: Option<DriverFactory>,
+        spare_cpus: Vec<usize>,
     ) -> Result<Runtime, BuildError> {
         let shared_config = Arc::new(config.clone());
         let id = NEXT_RUNTIME.fetch_add(1, Relaxed);
@@ -188,6 +194,7 @@ impl Runtime {
                     index: w.index,
                     cpu: w.pinned.then_some(w.cpu),
                     config: shared_config.clone(),
+                    spare_cpus: spare_cpus.clone(),
                 },
             );
             let spawned = thread::Builder::new()
@@ -545,7 +552,21 @@ impl Handle {
         &self,
         worker: usize,
     ) -> Option<(Arc<dyn std::any::Any + Send + Sync>, &'static str)> {
-        self.shared.workers.get(worker)?.driver.get().cloned()
+        let (handle, name, _) = self.shared.workers.get(worker)?.driver.get()?;
+        Some((handle.clone(), name))
+    }
+
+    /// Each worker's I/O driver as the start-up report gives it: the
+    /// driver, its features, and the reason for any fallback.
+    pub fn driver_report(&self) -> Vec<String> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| match w.driver.get() {
+                Some((_, _, describe)) => describe.clone(),
+                None => "no I/O driver".to_string(),
+            })
+            .collect()
     }
 
     /// Threads in the blocking pool now.

@@ -19,7 +19,14 @@ pub(crate) struct Evented<S: Source> {
 impl<S: Source> Evented<S> {
     /// Registers `source` with this thread's driver.
     pub(crate) fn new(mut source: S) -> io::Result<Evented<S>> {
-        let handle = driver::current()?;
+        let handle = match driver::current()? {
+            driver::Current::Epoll(h) => h,
+            driver::Current::Uring(_) => {
+                return Err(io::Error::other(
+                    "a readiness source on an io_uring worker (this is a bug in sprint-io)",
+                ))
+            }
+        };
         let slot = handle.register(&mut source)?;
         Ok(Evented {
             source: Some(source),

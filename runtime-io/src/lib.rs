@@ -1,10 +1,12 @@
-//! Sprint's I/O drivers and sockets: an epoll driver (through mio) behind
-//! sprint-core's driver seam; TCP, UDP and Unix-domain sockets with
-//! futures-io's traits. The io_uring driver and buffer pools are not built
-//! yet: asking for io_uring falls back to epoll and says so.
+//! Sprint's I/O drivers and sockets: an io_uring driver and an epoll
+//! driver (through mio) behind sprint-core's driver seam, chosen at start
+//! by probing io_uring (falling back to epoll with the reason reported);
+//! TCP, UDP and Unix-domain sockets with futures-io's traits and an
+//! owned-buffer API; a bounded buffer pool per worker.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod buf;
 pub mod driver;
 mod driver_slot;
 mod evented;

@@ -74,7 +74,9 @@ pub(crate) struct WorkerShared {
     /// the core runs. Task headers point here without a reference count.
     outstanding: AtomicIsize,
     /// The I/O driver's handle and name, once the worker built it.
-    pub(crate) driver: std::sync::OnceLock<(Arc<dyn std::any::Any + Send + Sync>, &'static str)>,
+    #[allow(clippy::type_complexity)]
+    pub(crate) driver:
+        std::sync::OnceLock<(Arc<dyn std::any::Any + Send + Sync>, &'static str, String)>,
     /// The reference that keeps this state alive for its tasks; dropped
     /// when `outstanding` reaches zero after the core retired.
     keepalive: Mutex<Option<Arc<WorkerShared>>>,
@@ -214,7 +216,10 @@ impl Core {
     /// (the parker must not have a waker yet).
     pub(crate) fn set_driver(&self, driver: Box<dyn Driver>) {
         self.shared.parker.register_driver(driver.unparker());
-        let _ = self.shared.driver.set((driver.handle(), driver.name()));
+        let _ = self
+            .shared
+            .driver
+            .set((driver.handle(), driver.name(), driver.describe()));
         // SAFETY: owner thread, before the loop runs.
         unsafe { *self.driver.get() = Some(driver) };
     }

@@ -7,6 +7,7 @@
 //! moved); the worker takes it once per turn, uncontended. A `mio::Waker`
 //! (an eventfd) interrupts a waiting turn.
 
+use crate::buf::{BufferPool, POOL_BUFFERS, POOL_BUFFER_SIZE};
 use crate::readiness::{ScheduledIo, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -31,6 +32,7 @@ pub struct EpollHandle {
     /// Sources registered now: with none, a non-blocking turn has nothing
     /// to find and skips its system call.
     count: AtomicUsize,
+    pool: BufferPool,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +44,11 @@ struct Slots {
 impl EpollHandle {
     fn registered(&self) -> usize {
         self.count.load(Relaxed)
+    }
+
+    /// This driver's buffer pool.
+    pub(crate) fn pool(&self) -> &BufferPool {
+        &self.pool
     }
 }
 
@@ -58,6 +65,7 @@ impl EpollHandle {
             let key = s.entries.insert((gen, io.clone()));
             Token(key | ((gen as usize) << GEN_SHIFT))
         };
+        self.count.fetch_add(1, Relaxed);
         if let Err(e) =
             self.registry
                 .register(source, token, Interest::READABLE | Interest::WRITABLE)
@@ -66,6 +74,7 @@ impl EpollHandle {
                 .lock()
                 .entries
                 .remove(token.0 & ((1 << GEN_SHIFT) - 1));
+            self.count.fetch_sub(1, Relaxed);
             return Err(e);
         }
         Ok(Slot { io, token: token.0 })
@@ -93,6 +102,7 @@ pub struct EpollDriver {
     handle: Arc<EpollHandle>,
     waker: Arc<EpollWaker>,
     ready: Vec<(Arc<ScheduledIo>, usize)>,
+    describe: String,
 }
 
 #[derive(Debug)]
@@ -107,8 +117,9 @@ impl Unpark for EpollWaker {
 }
 
 impl EpollDriver {
-    /// A new driver with room for `events` events per turn.
-    pub fn new(events: usize) -> io::Result<EpollDriver> {
+    /// A new driver with room for `events` events per turn; `note` goes
+    /// into the start-up report (why this is not io_uring, if it is not).
+    pub fn new(events: usize, note: Option<&str>) -> io::Result<EpollDriver> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Arc::new(EpollWaker(mio::Waker::new(poll.registry(), WAKER)?));
@@ -119,9 +130,14 @@ impl EpollDriver {
                 registry,
                 slots: Mutex::new(Slots::default()),
                 count: AtomicUsize::new(0),
+                pool: BufferPool::new(POOL_BUFFERS, POOL_BUFFER_SIZE)?,
             }),
             waker,
             ready: Vec::with_capacity(events),
+            describe: match note {
+                Some(n) => format!("epoll (mio); {n}"),
+                None => "epoll (mio)".to_string(),
+            },
         })
     }
 
@@ -196,5 +212,9 @@ impl Driver for EpollDriver {
 
     fn name(&self) -> &'static str {
         "epoll"
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
     }
 }

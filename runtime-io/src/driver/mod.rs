@@ -1,81 +1,154 @@
 //! Choosing and building a worker's driver.
 //!
-//! `SPRINT_IO` (the `io_driver` field) names the driver. io_uring is not
-//! built yet: asking for it falls back to epoll with that reason in the
-//! report, and strict mode refuses; the fallback is not silent.
+//! `io_driver` (`SPRINT_IO`) names the driver. The level presets ask for
+//! io_uring from Standard up; io_uring is probed once per process (can a
+//! ring be set up, does it have every opcode the driver uses?) and, where
+//! it cannot run, the worker starts on epoll with the reason in the
+//! start-up report. Where io_uring was asked for explicitly (the
+//! environment, a file or code set `io_driver`), or `strict` is on, that
+//! is an error instead: forcing a driver never silently gives another.
 
 mod epoll;
+pub(crate) mod uring;
 
 pub use epoll::{EpollDriver, EpollHandle};
+pub use uring::{UringDriver, UringHandle};
 
-use sprint_core::config::IoDriver;
+use crate::buf::BufferPool;
+use sprint_core::config::{IoDriver, Source};
 use sprint_core::driver::{Driver, DriverFactory, WorkerInfo};
+use sprint_core::Config;
 use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
 
-/// Events one turn of a driver takes at most.
+/// Events one turn of the epoll driver takes at most.
 const EVENTS_PER_TURN: usize = 1024;
 
-thread_local! {
-    static CURRENT: RefCell<Option<Arc<EpollHandle>>> = const { RefCell::new(None) };
+/// A worker's driver, as sockets see it.
+#[derive(Debug, Clone)]
+pub(crate) enum Current {
+    Epoll(Arc<EpollHandle>),
+    Uring(Arc<UringHandle>),
 }
 
-/// Which driver a runtime got, and why.
+impl Current {
+    pub(crate) fn pool(&self) -> &BufferPool {
+        match self {
+            Current::Epoll(h) => h.pool(),
+            Current::Uring(h) => h.pool(),
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// Which driver a runtime gets, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverChoice {
     /// The driver asked for.
     pub requested: IoDriver,
-    /// The driver that runs.
+    /// The driver that runs: `epoll` or `io_uring`.
     pub chosen: &'static str,
     /// Why it differs from the request, if it does.
     pub fallback_reason: Option<String>,
 }
 
-/// Decides the driver for `requested`, or fails in strict mode.
-pub fn choose(requested: IoDriver, strict: bool) -> io::Result<DriverChoice> {
+/// Whether `config` asks for its driver explicitly, not by level preset.
+fn forced(config: &Config) -> Option<&Source> {
+    match config.sources().get("io_driver") {
+        Some(Source::Preset(_)) | None => None,
+        Some(s) => Some(s),
+    }
+}
+
+/// Decides the driver for `config`: io_uring if asked for and it can run;
+/// else epoll with the reason, or an error if io_uring was forced or
+/// `strict` is on.
+pub fn choose(config: &Config) -> io::Result<DriverChoice> {
+    let requested = config.io_driver;
     match requested {
         IoDriver::Epoll => Ok(DriverChoice {
             requested,
             chosen: "epoll",
             fallback_reason: None,
         }),
-        IoDriver::Uring => {
-            let reason = "the io_uring driver is not built yet".to_string();
-            if strict {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("io_driver = uring was required (strict), but {reason}"),
-                ));
-            }
-            Ok(DriverChoice {
+        IoDriver::Uring => match uring::probe() {
+            Ok(_) => Ok(DriverChoice {
                 requested,
-                chosen: "epoll",
-                fallback_reason: Some(reason),
-            })
-        }
+                chosen: "io_uring",
+                fallback_reason: None,
+            }),
+            Err(reason) => {
+                if let Some(src) = forced(config) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("io_driver = uring was forced ({src}), but io_uring cannot run here: {reason}"),
+                    ));
+                }
+                if config.strict {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("io_driver = uring is required in strict mode, but io_uring cannot run here: {reason}"),
+                    ));
+                }
+                Ok(DriverChoice {
+                    requested,
+                    chosen: "epoll",
+                    fallback_reason: Some(format!("fell back from io_uring: {reason}")),
+                })
+            }
+        },
     }
+}
+
+/// Whether io_uring can run here (the start-up probe), or why not.
+pub fn uring_available() -> Result<(), String> {
+    uring::probe().map(drop)
 }
 
 /// The factory the `sprint` facade hands to the core builder.
 pub fn factory() -> DriverFactory {
     Arc::new(|info: &WorkerInfo| -> io::Result<Box<dyn Driver>> {
-        let choice = choose(info.config.io_driver, info.config.strict)?;
+        let mut choice = choose(&info.config)?;
+        if choice.chosen == "io_uring" {
+            let caps = uring::probe().map_err(io::Error::other)?;
+            match UringDriver::new(info, &caps, &choice) {
+                Ok(d) => {
+                    let handle = d.uring_handle();
+                    CURRENT.with(|c| *c.borrow_mut() = Some(Current::Uring(handle)));
+                    return Ok(Box::new(d));
+                }
+                Err(e) => {
+                    let reason = format!(
+                        "io_uring probed fine but worker {}'s ring failed: {e}",
+                        info.index
+                    );
+                    if forced(&info.config).is_some() || info.config.strict {
+                        return Err(io::Error::new(e.kind(), reason));
+                    }
+                    choice.chosen = "epoll";
+                    choice.fallback_reason = Some(format!("fell back from io_uring: {reason}"));
+                }
+            }
+        }
         if let Some(reason) = &choice.fallback_reason {
             if info.index == 0 {
                 tracing::warn!(requested = %choice.requested, chosen = choice.chosen, %reason, "I/O driver fallback");
             }
         }
-        let driver = EpollDriver::new(EVENTS_PER_TURN)?;
+        let driver = EpollDriver::new(EVENTS_PER_TURN, choice.fallback_reason.as_deref())?;
         let handle = driver.epoll_handle();
-        CURRENT.with(|c| *c.borrow_mut() = Some(handle));
+        CURRENT.with(|c| *c.borrow_mut() = Some(Current::Epoll(handle)));
         Ok(Box::new(driver))
     })
 }
 
-/// The driver a socket created on this thread registers with: this
-/// worker's, or worker 0's on a thread outside the workers (`block_on`).
-pub(crate) fn current() -> io::Result<Arc<EpollHandle>> {
+/// The driver a socket created on this thread uses: this worker's, or
+/// worker 0's on a thread outside the workers (`block_on`).
+pub(crate) fn current() -> io::Result<Current> {
     if let Some(h) = CURRENT.with(|c| c.borrow().clone()) {
         return Ok(h);
     }
@@ -85,6 +158,11 @@ pub(crate) fn current() -> io::Result<Arc<EpollHandle>> {
     let (any, _) = rt.driver(0).ok_or_else(|| {
         io::Error::other("this Sprint runtime has no I/O driver: build it with sprint::Builder (not sprint_core's)")
     })?;
-    any.downcast::<EpollHandle>()
-        .map_err(|_| io::Error::other("worker 0's driver is not an epoll driver"))
+    let any = match any.downcast::<EpollHandle>() {
+        Ok(h) => return Ok(Current::Epoll(h)),
+        Err(any) => any,
+    };
+    any.downcast::<UringHandle>()
+        .map(Current::Uring)
+        .map_err(|_| io::Error::other("worker 0's driver is neither epoll nor io_uring"))
 }

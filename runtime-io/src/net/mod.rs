@@ -1,10 +1,13 @@
 //! Sockets over the worker's driver: TCP, UDP and Unix-domain streams.
-//! A socket registers with the driver of the worker that creates it (worker
-//! 0's when created outside the workers, in `block_on`).
+//! A socket belongs to the driver of the worker that creates it (worker
+//! 0's when created outside the workers, in `block_on`), io_uring or
+//! epoll, behind the same API.
 
+mod stream;
 mod tcp;
 mod udp;
 mod unix;
+pub(crate) mod uring_fd;
 
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;

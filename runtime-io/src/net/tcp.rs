@@ -1,21 +1,24 @@
 //! TCP: a listener (optionally one per worker with SO_REUSEPORT) and a
-//! stream with futures-io's `AsyncRead`/`AsyncWrite`.
+//! stream with futures-io's `AsyncRead`/`AsyncWrite` and the owned-buffer
+//! calls io_uring wants.
 
-use crate::evented::Evented;
-use crate::readiness::Direction;
+use super::stream::{ListenerIo, StreamIo};
+use crate::buf::{IoBuf, IoBufMut};
+use crate::driver::{self, Current};
 use futures_io::{AsyncRead, AsyncWrite};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::future::poll_fn;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 /// Accepts TCP connections.
 #[derive(Debug)]
 pub struct TcpListener {
-    io: Evented<mio::net::TcpListener>,
+    io: ListenerIo<mio::net::TcpListener>,
 }
 
 pub(crate) fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
@@ -25,6 +28,14 @@ pub(crate) fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
             "the address resolved to nothing",
         )
     })
+}
+
+fn mio_listener(fd: OwnedFd) -> mio::net::TcpListener {
+    mio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
+}
+
+fn mio_stream(fd: OwnedFd) -> mio::net::TcpStream {
+    mio::net::TcpStream::from_std(std::net::TcpStream::from(fd))
 }
 
 impl TcpListener {
@@ -46,77 +57,113 @@ impl TcpListener {
         if reuse_port {
             socket.set_reuse_port(true)?;
         }
-        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(1024)?;
-        TcpListener::from_std(socket.into())
+        Ok(TcpListener {
+            io: ListenerIo::new(socket.into(), mio_listener)?,
+        })
     }
 
     /// Wraps a bound, listening std listener.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        listener.set_nonblocking(true)?;
         Ok(TcpListener {
-            io: Evented::new(mio::net::TcpListener::from_std(listener))?,
+            io: ListenerIo::new(listener.into(), mio_listener)?,
         })
     }
 
-    /// The next connection.
+    /// The next connection. Errors such as EMFILE (too many open files)
+    /// come back with the OS error; the listener stays usable.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, addr) =
-            poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |l| l.accept())).await?;
-        Ok((TcpStream::from_mio(stream)?, addr))
+        let fd = self.io.accept().await?;
+        let stream = TcpStream::from_fd(fd)?;
+        let addr = stream.peer_addr()?;
+        Ok((stream, addr))
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get().local_addr()
+        sock_addr(self.io.sock().local_addr()?)
     }
+}
+
+fn sock_addr(a: SockAddr) -> io::Result<SocketAddr> {
+    a.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
 }
 
 /// A TCP connection.
 #[derive(Debug)]
 pub struct TcpStream {
-    io: Evented<mio::net::TcpStream>,
+    io: StreamIo<mio::net::TcpStream>,
 }
 
 impl TcpStream {
-    fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+    fn from_fd(fd: OwnedFd) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            io: Evented::new(stream)?,
+            io: StreamIo::new(fd, mio_stream)?,
         })
     }
 
     /// Connects to `addr`. A refused or unreachable peer is the OS error.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let addr = first_addr(addr)?;
-        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
-        poll_fn(|cx| stream.io.poll_ready(cx, Direction::Write)).await;
-        if let Some(e) = stream.io.get().take_error()? {
-            return Err(e);
-        }
-        match stream.io.get().peer_addr() {
-            Ok(_) => Ok(stream),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                Err(stream.io.get().take_error()?.unwrap_or(e))
+        match driver::current()? {
+            Current::Uring(_) => {
+                let socket =
+                    Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+                let stream = TcpStream::from_fd(socket.into())?;
+                match &stream.io {
+                    StreamIo::Uring(u) => u.connect(&addr.into()).await?,
+                    StreamIo::Epoll(_) => unreachable!("made on the io_uring driver"),
+                }
+                Ok(stream)
             }
-            Err(e) => Err(e),
+            Current::Epoll(_) => {
+                let m = mio::net::TcpStream::connect(addr)?;
+                let stream = TcpStream {
+                    io: StreamIo::Epoll(crate::evented::Evented::new(m)?),
+                };
+                let StreamIo::Epoll(e) = &stream.io else {
+                    unreachable!()
+                };
+                poll_fn(|cx| e.poll_ready(cx, crate::readiness::Direction::Write)).await;
+                if let Some(err) = e.get().take_error()? {
+                    return Err(err);
+                }
+                match e.get().peer_addr() {
+                    Ok(_) => Ok(stream),
+                    Err(err) if err.kind() == io::ErrorKind::NotConnected => {
+                        Err(e.get().take_error()?.unwrap_or(err))
+                    }
+                    Err(err) => Err(err),
+                }
+            }
         }
     }
 
     /// Wraps a connected std stream.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        stream.set_nonblocking(true)?;
-        TcpStream::from_mio(mio::net::TcpStream::from_std(stream))
+        TcpStream::from_fd(stream.into())
     }
 
-    /// Reads into `buf`; 0 means the peer closed its side.
+    /// Reads into `buf`; 0 means the peer closed its side. Dropping the
+    /// future loses nothing: on io_uring a receive in flight belongs to
+    /// the stream and the next read returns its data.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+        poll_fn(|cx| self.io.poll_read(cx, buf)).await
     }
 
-    /// Writes some of `buf`.
+    /// Reads into `buf`'s whole capacity; its length becomes the bytes
+    /// read. On io_uring the kernel writes straight into it; if the future
+    /// is dropped the driver keeps the buffer until the kernel is done.
+    pub async fn read_owned<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.io.read_owned(buf).await
+    }
+
+    /// Writes some of `buf`. On io_uring the bytes are copied to a pool
+    /// buffer and sent behind; [`flush`](Self::flush) waits for the send.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+        poll_fn(|cx| self.io.poll_write(cx, buf)).await
     }
 
     /// Writes all of `buf`.
@@ -131,41 +178,53 @@ impl TcpStream {
         Ok(())
     }
 
-    /// Writes several buffers in one system call, as far as they go.
+    /// Writes several buffers in one operation, as far as they go.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| {
-            self.io
-                .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
-        })
-        .await
+        poll_fn(|cx| self.io.poll_write_vectored(cx, bufs)).await
     }
 
-    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+    /// Sends from `buf`'s own memory (a registered pool buffer is sent by
+    /// its index); gives it back with the count.
+    pub async fn write_owned<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.io.write_owned(buf).await
     }
 
-    fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+    /// Sends up to 16 buffers in one vectored send from their own memory.
+    pub async fn write_vectored_owned<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> (io::Result<usize>, Vec<B>) {
+        self.io.write_vectored_owned(bufs).await
     }
 
-    /// Shuts down one or both directions.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get().shutdown(how)
+    /// Waits until every byte written has been handed to the kernel.
+    pub async fn flush(&self) -> io::Result<()> {
+        poll_fn(|cx| self.io.poll_flush(cx)).await
+    }
+
+    /// Shuts down one or both directions, after the bytes already written.
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.shutdown(how).await
     }
 
     /// Sets TCP_NODELAY.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.io.get().set_nodelay(on)
+        self.io.sock().set_tcp_nodelay(on)
+    }
+
+    /// Whether TCP_NODELAY is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.sock().tcp_nodelay()
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get().peer_addr()
+        sock_addr(self.io.sock().peer_addr()?)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get().local_addr()
+        sock_addr(self.io.sock().local_addr()?)
     }
 
     /// Splits into a read half and a write half that can move to different
@@ -179,6 +238,18 @@ impl TcpStream {
             OwnedWriteHalf { inner },
         )
     }
+
+    fn poll_close_priv(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.io.poll_flush(cx))?;
+        // Nothing is in flight now, so a direct shutdown is in order.
+        Poll::Ready(self.io.sock().shutdown(Shutdown::Write))
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.sock().as_raw_fd()
+    }
 }
 
 impl AsyncRead for TcpStream {
@@ -187,7 +258,7 @@ impl AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
+        self.io.poll_read(cx, buf)
     }
 }
 
@@ -197,7 +268,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
+        self.io.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -205,16 +276,15 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
+        self.io.poll_write_vectored(cx, bufs)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_flush(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_close_priv(cx)
     }
 }
 
@@ -236,6 +306,11 @@ impl OwnedReadHalf {
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).await
     }
+
+    /// See [`TcpStream::read_owned`].
+    pub async fn read_owned<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.inner.read_owned(buf).await
+    }
 }
 
 impl OwnedWriteHalf {
@@ -244,9 +319,15 @@ impl OwnedWriteHalf {
         self.inner.write_all(buf).await
     }
 
-    /// Shuts down the write direction: the peer reads end-of-file.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.inner.shutdown(Shutdown::Write)
+    /// See [`TcpStream::write_owned`].
+    pub async fn write_owned<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.inner.write_owned(buf).await
+    }
+
+    /// Shuts down the write direction, after what was written: the peer
+    /// reads end-of-file.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        self.inner.shutdown(Shutdown::Write).await
     }
 }
 
@@ -256,7 +337,7 @@ impl AsyncRead for OwnedReadHalf {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_read_priv(cx, buf)
+        self.inner.io.poll_read(cx, buf)
     }
 }
 
@@ -266,14 +347,14 @@ impl AsyncWrite for OwnedWriteHalf {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_priv(cx, buf)
+        self.inner.io.poll_write(cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.io.poll_flush(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.shutdown(Shutdown::Write))
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_close_priv(cx)
     }
 }

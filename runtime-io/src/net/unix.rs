@@ -1,34 +1,47 @@
 //! Unix-domain stream sockets.
 
-use crate::evented::Evented;
-use crate::readiness::Direction;
+use super::stream::{ListenerIo, StreamIo};
+use crate::driver::{self, Current};
 use futures_io::{AsyncRead, AsyncWrite};
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::future::poll_fn;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+
+fn mio_listener(fd: OwnedFd) -> mio::net::UnixListener {
+    mio::net::UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+}
+
+fn mio_stream(fd: OwnedFd) -> mio::net::UnixStream {
+    mio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))
+}
 
 /// Accepts Unix-domain stream connections.
 #[derive(Debug)]
 pub struct UnixListener {
-    io: Evented<mio::net::UnixListener>,
+    io: ListenerIo<mio::net::UnixListener>,
 }
 
 impl UnixListener {
     /// Binds the socket file at `path` (which must not exist).
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        socket.listen(1024)?;
         Ok(UnixListener {
-            io: Evented::new(mio::net::UnixListener::bind(path)?)?,
+            io: ListenerIo::new(socket.into(), mio_listener)?,
         })
     }
 
     /// The next connection.
     pub async fn accept(&self) -> io::Result<UnixStream> {
-        let (s, _) = poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |l| l.accept())).await?;
+        let fd = self.io.accept().await?;
         Ok(UnixStream {
-            io: Evented::new(s)?,
+            io: StreamIo::new(fd, mio_stream)?,
         })
     }
 }
@@ -36,45 +49,67 @@ impl UnixListener {
 /// A Unix-domain stream.
 #[derive(Debug)]
 pub struct UnixStream {
-    io: Evented<mio::net::UnixStream>,
+    io: StreamIo<mio::net::UnixStream>,
 }
 
 impl UnixStream {
     /// Connects to the socket file at `path`.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let s = UnixStream {
-            io: Evented::new(mio::net::UnixStream::connect(path)?)?,
-        };
-        poll_fn(|cx| s.io.poll_ready(cx, Direction::Write)).await;
-        match s.io.get().take_error()? {
-            Some(e) => Err(e),
-            None => Ok(s),
+        let addr = SockAddr::unix(path)?;
+        match driver::current()? {
+            Current::Uring(_) => {
+                let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                let s = UnixStream {
+                    io: StreamIo::new(socket.into(), mio_stream)?,
+                };
+                if let StreamIo::Uring(u) = &s.io {
+                    u.connect(&addr).await?;
+                }
+                Ok(s)
+            }
+            Current::Epoll(_) => {
+                let path = addr
+                    .as_pathname()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a path"))?;
+                let s = UnixStream {
+                    io: StreamIo::Epoll(crate::evented::Evented::new(
+                        mio::net::UnixStream::connect(path)?,
+                    )?),
+                };
+                let StreamIo::Epoll(e) = &s.io else {
+                    unreachable!()
+                };
+                poll_fn(|cx| e.poll_ready(cx, crate::readiness::Direction::Write)).await;
+                match e.get().take_error()? {
+                    Some(err) => Err(err),
+                    None => Ok(s),
+                }
+            }
         }
     }
 
     /// A connected pair.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
-        let (a, b) = mio::net::UnixStream::pair()?;
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
         Ok((
             UnixStream {
-                io: Evented::new(a)?,
+                io: StreamIo::new(a.into(), mio_stream)?,
             },
             UnixStream {
-                io: Evented::new(b)?,
+                io: StreamIo::new(b.into(), mio_stream)?,
             },
         ))
     }
 
     /// Reads into `buf`; 0 means the peer closed its side.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))).await
+        poll_fn(|cx| self.io.poll_read(cx, buf)).await
     }
 
     /// Writes all of `buf`.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            let n =
-                poll_fn(|cx| self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))).await?;
+            let n = poll_fn(|cx| self.io.poll_write(cx, buf)).await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -83,9 +118,9 @@ impl UnixStream {
         Ok(())
     }
 
-    /// Shuts down one or both directions.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get().shutdown(how)
+    /// Shuts down one or both directions, after what was written.
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.shutdown(how).await
     }
 }
 
@@ -95,7 +130,7 @@ impl AsyncRead for UnixStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+        self.io.poll_read(cx, buf)
     }
 }
 
@@ -105,14 +140,15 @@ impl AsyncWrite for UnixStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+        self.io.poll_write(cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_flush(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.io.poll_flush(cx))?;
+        Poll::Ready(self.io.sock().shutdown(Shutdown::Write))
     }
 }

@@ -1,0 +1,191 @@
+//! What TCP and Unix streams share: one byte stream on either driver.
+
+use super::uring_fd::{UringAcceptor, UringFd};
+use crate::buf::{IoBuf, IoBufMut};
+use crate::driver::{self, Current};
+use crate::evented::Evented;
+use crate::readiness::Direction;
+use mio::event::Source;
+use socket2::SockRef;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::task::{Context, Poll};
+
+/// A stream socket on the epoll or the io_uring driver.
+#[derive(Debug)]
+pub(crate) enum StreamIo<S: Source> {
+    Epoll(Evented<S>),
+    Uring(UringFd),
+}
+
+impl AsFd for UringFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open as long as `self`.
+        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
+    }
+}
+
+impl<S> StreamIo<S>
+where
+    S: Source + AsFd,
+    for<'a> &'a S: Read + Write,
+{
+    /// Wraps a connected socket for this thread's driver: `mio` builds the
+    /// epoll form from the fd.
+    pub(crate) fn new(fd: OwnedFd, mio: impl FnOnce(OwnedFd) -> S) -> io::Result<StreamIo<S>> {
+        Ok(match driver::current()? {
+            Current::Epoll(_) => {
+                socket2::SockRef::from(&fd).set_nonblocking(true)?;
+                StreamIo::Epoll(Evented::new(mio(fd))?)
+            }
+            Current::Uring(h) => StreamIo::Uring(UringFd::new(fd, h)?),
+        })
+    }
+
+    pub(crate) fn sock(&self) -> SockRef<'_> {
+        match self {
+            StreamIo::Epoll(e) => SockRef::from(e.get()),
+            StreamIo::Uring(u) => SockRef::from(u),
+        }
+    }
+
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Read, |s| (&*s).read(buf)),
+            StreamIo::Uring(u) => u.poll_read(cx, buf),
+        }
+    }
+
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write(buf)),
+            StreamIo::Uring(u) => u.poll_write(cx, buf),
+        }
+    }
+
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs)),
+            StreamIo::Uring(u) => u.poll_write_vectored(cx, bufs),
+        }
+    }
+
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            StreamIo::Epoll(_) => Poll::Ready(Ok(())),
+            StreamIo::Uring(u) => u.poll_flush(cx),
+        }
+    }
+
+    pub(crate) async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            StreamIo::Epoll(e) => SockRef::from(e.get()).shutdown(how),
+            StreamIo::Uring(u) => u.shutdown(how).await,
+        }
+    }
+
+    pub(crate) async fn read_owned<B: IoBufMut>(&self, mut buf: B) -> (io::Result<usize>, B) {
+        match self {
+            StreamIo::Epoll(_) => {
+                let (ptr, total) = (buf.stable_mut_ptr(), buf.bytes_total());
+                // SAFETY: the buffer is valid for `total` bytes of writes,
+                // and a readiness driver reads synchronously.
+                let dst = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
+                let r = poll_fn(|cx| self.poll_read(cx, dst)).await;
+                if let Ok(n) = r {
+                    // SAFETY: the read initialised `n` bytes.
+                    unsafe { buf.set_init(n) };
+                }
+                (r, buf)
+            }
+            StreamIo::Uring(u) => u.read_owned(buf).await,
+        }
+    }
+
+    pub(crate) async fn write_owned<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        match self {
+            StreamIo::Epoll(_) => {
+                // SAFETY: `bytes_init` bytes at `stable_ptr` are initialised.
+                let src = unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_init()) };
+                let r = poll_fn(|cx| self.poll_write(cx, src)).await;
+                (r, buf)
+            }
+            StreamIo::Uring(u) => u.write_owned(buf).await,
+        }
+    }
+
+    pub(crate) async fn write_vectored_owned<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> (io::Result<usize>, Vec<B>) {
+        match self {
+            StreamIo::Epoll(_) => {
+                let slices: Vec<IoSlice<'_>> = bufs
+                    .iter()
+                    .map(|b| {
+                        // SAFETY: as in `write_owned`.
+                        IoSlice::new(unsafe {
+                            std::slice::from_raw_parts(b.stable_ptr(), b.bytes_init())
+                        })
+                    })
+                    .collect();
+                let r = poll_fn(|cx| self.poll_write_vectored(cx, &slices)).await;
+                drop(slices);
+                (r, bufs)
+            }
+            StreamIo::Uring(u) => u.write_vectored_owned(bufs).await,
+        }
+    }
+}
+
+/// A listening socket on either driver.
+#[derive(Debug)]
+pub(crate) enum ListenerIo<L: Source> {
+    Epoll(Evented<L>),
+    Uring(UringAcceptor),
+}
+
+impl<L: Source + AsFd> ListenerIo<L> {
+    pub(crate) fn new(fd: OwnedFd, mio: impl FnOnce(OwnedFd) -> L) -> io::Result<ListenerIo<L>> {
+        Ok(match driver::current()? {
+            Current::Epoll(_) => {
+                socket2::SockRef::from(&fd).set_nonblocking(true)?;
+                ListenerIo::Epoll(Evented::new(mio(fd))?)
+            }
+            Current::Uring(h) => ListenerIo::Uring(UringAcceptor::new(UringFd::new(fd, h)?)),
+        })
+    }
+
+    pub(crate) fn sock(&self) -> SockRef<'_> {
+        match self {
+            ListenerIo::Epoll(e) => SockRef::from(e.get()),
+            ListenerIo::Uring(u) => SockRef::from(u.fd()),
+        }
+    }
+
+    /// The next accepted connection's fd.
+    pub(crate) async fn accept(&self) -> io::Result<OwnedFd> {
+        match self {
+            ListenerIo::Epoll(e) => {
+                poll_fn(|cx| {
+                    e.poll_io(cx, Direction::Read, |l| {
+                        let (s, _) = SockRef::from(l).accept()?;
+                        Ok(OwnedFd::from(s))
+                    })
+                })
+                .await
+            }
+            ListenerIo::Uring(u) => poll_fn(|cx| u.poll_accept(cx)).await,
+        }
+    }
+}
