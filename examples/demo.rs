@@ -1,7 +1,8 @@
 //! The demo: starts Sprint at a level given on the command line, prints the
-//! plan it applied, runs a burst of work across the workers (spawns,
-//! cross-worker channels, timers, a blocking job) and prints what each
-//! worker did.
+//! plan it applied and each worker's I/O driver (io_uring, or epoll and
+//! why), runs a burst of work across the workers (spawns, cross-worker
+//! channels, timers, a blocking job), echoes messages over TCP between
+//! workers, and prints what each worker did.
 //!
 //! `cargo run --release -p sprint-examples --bin demo -- --level aggressive`
 
@@ -51,6 +52,9 @@ fn main() {
         cfg.stack_size / 1024,
         cfg.blocking_threads(rt.plan().workers.len())
     );
+    for (w, line) in rt.handle().driver_report().iter().enumerate() {
+        println!("worker {w} I/O: {line}");
+    }
     let workers = rt.handle().workers();
     let tasks = args.tasks;
     let start = Instant::now();
@@ -98,6 +102,62 @@ fn main() {
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / tasks as f64,
         total
+    );
+    let (conns, rounds) = (8usize, 2_000usize);
+    let start = Instant::now();
+    let echoed = rt.block_on(async move {
+        let listener = sprint::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        let addr = listener.local_addr().expect("bound");
+        let server = sprint::spawn_on(0, async move {
+            for _ in 0..conns {
+                let (s, _) = listener.accept().await.expect("accept");
+                s.set_nodelay(true).expect("nodelay");
+                sprint::spawn_local(async move {
+                    let mut buf = [0u8; 256];
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        })
+        .expect("worker 0");
+        let mut clients = Vec::new();
+        for c in 0..conns {
+            clients.push(
+                sprint::spawn_on(c % workers.max(1), async move {
+                    let s = sprint::net::TcpStream::connect(addr)
+                        .await
+                        .expect("connect");
+                    s.set_nodelay(true).expect("nodelay");
+                    let msg = [c as u8; 64];
+                    let mut back = [0u8; 64];
+                    for _ in 0..rounds {
+                        s.write_all(&msg).await.expect("send");
+                        let mut got = 0;
+                        while got < 64 {
+                            got += s.read(&mut back[got..]).await.expect("receive");
+                        }
+                        assert_eq!(back, msg, "the echo came back intact");
+                    }
+                    rounds
+                })
+                .expect("worker"),
+            );
+        }
+        server.await.expect("server");
+        let mut n = 0;
+        for c in clients {
+            n += c.await.expect("client");
+        }
+        n
+    });
+    let elapsed = start.elapsed();
+    println!(
+        "echoed {echoed} 64-byte messages over {conns} TCP connections in {:.1} ms ({:.1} us per round trip per connection)",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 * conns as f64 / echoed as f64
     );
     println!(
         "{:>8} {:>5} {:>7} {:>10} {:>9} {:>7} {:>7} {:>8} {:>7}",

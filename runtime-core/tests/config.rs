@@ -188,6 +188,12 @@ fn each_bad_value_names_the_field_the_value_and_why() {
         invalid(&c),
         "invalid value for `uring_sqpoll`: true: needs io_driver = uring, not epoll"
     );
+
+    // Turbo's preset SQPOLL does not stop an operator from choosing epoll.
+    let mut c = Config::for_level(Level::Turbo);
+    c.io_driver = sprint_core::config::IoDriver::Epoll;
+    c.workers = Some(1);
+    c.validate().unwrap();
 }
 
 #[test]

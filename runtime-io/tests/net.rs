@@ -490,3 +490,60 @@ fn unix_streams_echo_and_half_close() {
         });
     }
 }
+
+/// SQPOLL is Turbo's, and only where a spare CPU can host the kernel's
+/// polling thread; without one the report says Turbo submits with
+/// io_uring_enter. (Turbo busy-polls: one worker, for a few milliseconds;
+/// the real-time class is the tuner's and is not applied here.)
+#[test]
+fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
+    if sprint_io::driver::uring_available().is_err() {
+        eprintln!("skipped: no io_uring");
+        return;
+    }
+    let allowed = sprint_core::topology::allowed_cpus().unwrap();
+    let turbo = |workers: usize| {
+        Builder::new()
+            .level(Level::Turbo)
+            .read_env(false)
+            .workers(workers)
+            .cpus(allowed[..workers].to_vec())
+            .configure(|c| c.io_driver = IoDriver::Uring)
+            .driver(sprint_io::driver::factory())
+            .build()
+            .unwrap()
+    };
+    if allowed.len() >= 2 {
+        let rt = turbo(1);
+        let report = rt.handle().driver_report().join("\n");
+        assert!(
+            report.contains(&format!("SQPOLL on CPU {}", allowed[1])),
+            "{report}"
+        );
+        // The SQPOLL ring does real work.
+        rt.block_on(async {
+            sprint_core::spawn_on(0, async {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let c = TcpStream::connect(addr).await.unwrap();
+                let (s, _) = listener.accept().await.unwrap();
+                c.write_all(b"polled").await.unwrap();
+                let mut buf = [0u8; 6];
+                let mut got = 0;
+                while got < 6 {
+                    got += s.read(&mut buf[got..]).await.unwrap();
+                }
+                assert_eq!(&buf, b"polled");
+            })
+            .unwrap()
+            .await
+            .unwrap();
+        });
+    }
+    let rt = turbo(allowed.len());
+    let report = rt.handle().driver_report().join("\n");
+    assert!(
+        report.contains("SQPOLL off: no spare CPU") && !report.contains("SQPOLL on"),
+        "{report}"
+    );
+}

@@ -71,7 +71,13 @@ impl Builder {
     }
 
     /// Resolves the configuration and starts the runtime with its driver.
+    /// The start-up report (each worker's I/O driver, its features, and
+    /// the reason for any fallback) is logged at `info`.
     pub fn build(self) -> Result<Runtime, BuildError> {
-        self.0.driver(sprint_io::driver::factory()).build()
+        let rt = self.0.driver(sprint_io::driver::factory()).build()?;
+        for (worker, line) in rt.handle().driver_report().iter().enumerate() {
+            tracing::info!(worker, driver = %line, "I/O driver");
+        }
+        Ok(rt)
     }
 }

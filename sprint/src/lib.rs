@@ -19,7 +19,7 @@ pub use sprint_core::{
     AbortHandle, BuildError, Handle, JoinError, JoinHandle, Runtime, ShutdownTimeout, SpawnError,
     TaskId, WorkerStats,
 };
-pub use sprint_io::net;
+pub use sprint_io::{buf, net};
 
 mod builder;
 pub use builder::Builder;

@@ -111,7 +111,11 @@ impl Config {
                 "at least 1 ns (0 means the default; leave the field unset for that)",
             ));
         }
-        if self.uring_sqpoll && self.io_driver != IoDriver::Uring {
+        // The Turbo preset turns SQPOLL on; an operator who picks epoll
+        // there (SPRINT_IO=epoll) gets epoll, and the preset's SQPOLL is
+        // moot. Asking for SQPOLL by name with epoll is a contradiction.
+        let sqpoll_asked = !Config::for_level(self.level).uring_sqpoll;
+        if self.uring_sqpoll && sqpoll_asked && self.io_driver != IoDriver::Uring {
             return Err(ConfigError::invalid(
                 "uring_sqpoll",
                 true,

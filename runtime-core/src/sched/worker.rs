@@ -350,10 +350,12 @@ impl Core {
             .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
     }
 
-    /// Dispatches ready I/O, fires due timers and takes the inbox. True if
-    /// it found work.
-    fn maintenance(&self) -> bool {
-        self.turn_driver(Some(Duration::ZERO));
+    /// Dispatches ready I/O (if `io`), fires due timers and takes the
+    /// inbox. True if it found work.
+    fn maintenance(&self, io: bool) -> bool {
+        if io {
+            self.turn_driver(Some(Duration::ZERO));
+        }
         let mut found = self.has_local_work();
         let due = self.shared.next_deadline.load(Acquire);
         if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
@@ -444,7 +446,7 @@ impl Core {
                 self.run_task(task);
                 tick = tick.wrapping_add(1);
                 if tick % interval == 0 {
-                    self.maintenance();
+                    self.maintenance(true);
                     self.publish();
                     if self.shutting_down() {
                         break;
@@ -452,7 +454,10 @@ impl Core {
                 }
                 continue;
             }
-            if self.maintenance() {
+            // A worker about to park skips the non-blocking look at I/O:
+            // the park waits in the driver, which finds the same events
+            // (and on io_uring submits and waits in one system call).
+            if self.maintenance(self.rt.policy.idle != IdleStrategy::Park) {
                 continue;
             }
             if self.shutting_down() {
@@ -486,7 +491,7 @@ impl Core {
                 }
                 i = i.wrapping_add(1);
                 if i % 64 == 0 {
-                    if self.maintenance() {
+                    if self.maintenance(true) {
                         return;
                     }
                     if Instant::now() >= until {

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The echo benchmark of issue 3: round-trip latency (1 connection, 64-byte
+# ping-pong) and server CPU per response (64 connections at a fixed rate),
+# Sprint on each driver at Basic, Standard and Turbo beside tokio
+# current_thread, monoio and a busy-polling std loop (the floor). Each
+# server runs pinned to CPU 0 in its own process; the generator runs on
+# CPU 1. Prints a markdown table: median and spread over the runs.
+#   bash ci/bench-echo.sh [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p sprint-bench --example echo
+target/release/examples/echo run --runs "${1:-3}"

@@ -1,0 +1,102 @@
+//! Too many open files: in a child process (the limit is process-wide),
+//! RLIMIT_NOFILE is lowered until connecting or accepting fails; the error
+//! must be EMFILE as the OS said it, and the listener must work again once
+//! descriptors are freed. Once per driver.
+
+use sprint_core::config::IoDriver;
+use sprint_core::{Builder, Level};
+use sprint_io::net::{TcpListener, TcpStream};
+use std::process::Command;
+
+const CHILD: &str = "EMFILE_CHILD_OF_THE_SPRINT_IO_TESTS";
+
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
+}
+
+fn child(d: IoDriver) {
+    let rt = Builder::new()
+        .level(Level::Standard)
+        .read_env(false)
+        .workers(1)
+        .configure(move |c| c.io_driver = d)
+        .driver(sprint_io::driver::factory())
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills a valid struct.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        // Lowering the soft limit needs no privilege.
+        lim.rlim_cur = open_fds() + 8;
+        // SAFETY: setrlimit with a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let mut conns = Vec::new();
+        let err = loop {
+            let c = match TcpStream::connect(addr).await {
+                Ok(c) => c,
+                Err(e) => break e,
+            };
+            match listener.accept().await {
+                Ok((s, _)) => conns.push((c, s)),
+                Err(e) => {
+                    drop(c);
+                    break e;
+                }
+            }
+            assert!(conns.len() < 100, "the limit never bit");
+        };
+        println!("ERROR {:?} {}", err.raw_os_error(), err);
+        conns.clear();
+        // Descriptors are free again: the listener still accepts (the
+        // connection that could not be accepted waits in the backlog).
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        c.write_all(b"ok").await.unwrap();
+        let mut b = [0u8; 2];
+        let mut got = 0;
+        while got < 2 {
+            got += s.read(&mut b[got..]).await.unwrap();
+        }
+        println!("RECOVERED {}", String::from_utf8_lossy(&b));
+    });
+}
+
+#[test]
+fn too_many_open_files_is_emfile_and_the_listener_recovers() {
+    if let Some(d) = std::env::var_os(CHILD) {
+        let d: IoDriver = d.to_str().unwrap().parse().unwrap();
+        return child(d);
+    }
+    let mut drivers = vec![IoDriver::Epoll];
+    if sprint_io::driver::uring_available().is_ok() {
+        drivers.push(IoDriver::Uring);
+    }
+    for d in drivers {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "too_many_open_files_is_emfile_and_the_listener_recovers",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD, d.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{d}: child failed:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains(&format!("ERROR Some({})", libc::EMFILE)),
+            "{d}: {stdout}"
+        );
+        assert!(stdout.contains("RECOVERED ok"), "{d}: {stdout}");
+    }
+}
