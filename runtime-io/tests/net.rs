@@ -547,3 +547,47 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
         "{report}"
     );
 }
+
+/// Thread-per-core serving: each worker owns a listener on the same port
+/// (SO_REUSEPORT) and the kernel spreads connections between them.
+#[test]
+fn per_worker_reuseport_listeners_share_the_connections() {
+    for d in drivers() {
+        let rt = rt(d, Level::Standard, 2);
+        let counts = rt.block_on(async {
+            let port = TcpListener::bind_reuseport("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            for w in 0..2 {
+                let (tx, rx) = futures::channel::oneshot::channel();
+                sprint_core::spawn_on(w, async move {
+                    let l = TcpListener::bind_reuseport(("127.0.0.1", port)).unwrap();
+                    tx.send(()).unwrap();
+                    loop {
+                        let (s, _) = l.accept().await.unwrap();
+                        s.write_all(&[w as u8]).await.unwrap();
+                        s.flush().await.unwrap();
+                    }
+                })
+                .unwrap();
+                rx.await.unwrap();
+            }
+            let mut seen = [0u32; 2];
+            for _ in 0..40 {
+                let c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let mut b = [0u8; 1];
+                assert_eq!(c.read(&mut b).await.unwrap(), 1);
+                seen[b[0] as usize] += 1;
+            }
+            // The servers run until the runtime shuts down.
+            seen
+        });
+        assert_eq!(counts.iter().sum::<u32>(), 40);
+        assert!(
+            counts.iter().all(|c| *c > 0),
+            "{d}: the kernel spread nothing: {counts:?}"
+        );
+    }
+}
