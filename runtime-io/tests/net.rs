@@ -591,3 +591,34 @@ fn per_worker_reuseport_listeners_share_the_connections() {
         );
     }
 }
+
+/// More connections arrive than the listener has taken: on io_uring the
+/// multishot accept stops at its backlog and restarts as they are taken.
+/// Every connection is accepted, none is lost or left open.
+#[test]
+fn a_burst_beyond_the_accept_backlog_is_accepted_in_full() {
+    for d in drivers() {
+        let rt = rt(d, Level::Standard, 1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Start the accept machinery, then let 200 pile up.
+            let first = TcpStream::connect(addr).await.unwrap();
+            let (a0, _) = listener.accept().await.unwrap();
+            let mut clients = Vec::new();
+            for _ in 0..200 {
+                clients.push(std::net::TcpStream::connect(addr).unwrap());
+            }
+            time::sleep(Duration::from_millis(20)).await;
+            let mut accepted = vec![a0];
+            for _ in 0..200 {
+                accepted.push(listener.accept().await.unwrap().0);
+            }
+            let mut peers: Vec<_> = accepted.iter().map(|s| s.peer_addr().unwrap()).collect();
+            peers.sort();
+            peers.dedup();
+            assert_eq!(peers.len(), 201, "{d}: every connection once");
+            drop(first);
+        });
+    }
+}

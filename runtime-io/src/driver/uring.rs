@@ -172,17 +172,51 @@ pub(crate) enum Keep {
     Bufs(#[allow(dead_code)] Box<dyn Any + Send>),
 }
 
+/// The tasks waiting on one operation: usually one, inline; more (tasks
+/// sharing a stream) go in a vector, allocated only then. All are woken.
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Waiters {
+    fn register(&mut self, cx: &Context<'_>) {
+        let w = cx.waker();
+        match &self.first {
+            None => self.first = Some(w.clone()),
+            Some(f) if f.will_wake(w) => {}
+            Some(_) => {
+                if !self.more.iter().any(|m| m.will_wake(w)) {
+                    self.more.push(w.clone());
+                }
+            }
+        }
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Waker>) {
+        out.extend(self.first.take());
+        out.append(&mut self.more);
+    }
+}
+
 enum Life {
     Free,
-    Waiting(Option<Waker>),
+    Waiting(Waiters),
     Done(i32, u32),
     Multi {
         queue: VecDeque<(i32, u32)>,
-        waker: Option<Waker>,
+        waker: Waiters,
         ended: bool,
+        /// Cancelled because nobody takes the results: a multishot accept
+        /// stops accepting once `MULTISHOT_BACKLOG` wait, and restarts when
+        /// they are taken (backpressure, and no run on descriptors).
+        capped: bool,
     },
     Ignored,
 }
+
+const MULTISHOT_BACKLOG: usize = 64;
 
 struct Slot {
     life: Life,
@@ -417,10 +451,6 @@ impl UringHandle {
         self.multishot_accept.load(Relaxed)
     }
 
-    pub(crate) fn no_multishot_accept(&self) {
-        self.multishot_accept.store(false, Relaxed)
-    }
-
     /// The registered-buffer index of `buf` in this ring, if it has one.
     pub(crate) fn fixed_index(&self, buf: &PoolBuf) -> Option<u16> {
         buf.fixed_index(self.fixed_pool?)
@@ -447,24 +477,38 @@ impl UringHandle {
         }
     }
 
-    fn push_locked(&self, st: &mut State, sqe: &squeue::Entry) {
-        loop {
+    /// Queues `sqe`. A full queue is handed to the kernel and the push
+    /// retried a bounded number of times (the kernel can refuse with EBUSY
+    /// while completions overflow, and this thread may be the one that
+    /// must reap them), then it is an error.
+    fn push_locked(&self, st: &mut State, sqe: &squeue::Entry) -> io::Result<()> {
+        for attempt in 0..64 {
             // SAFETY: the state lock is held, so this is the only
             // submission-queue view; the entry's pointers are valid until
             // its CQE (they point into the slot or memory the slot keeps).
             let pushed = unsafe { self.ring.submission_shared().push(sqe) };
             if pushed.is_ok() {
                 st.unsubmitted += 1;
-                return;
+                return Ok(());
             }
             // The queue is full: hand it to the kernel and retry.
-            if let Err(e) = self.ring.submitter().submit() {
-                if e.raw_os_error() != Some(libc::EBUSY) && e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "io_uring submit failed with a full queue");
+            match self.ring.submitter().submit() {
+                Ok(_) => st.unsubmitted = 0,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    if attempt > 8 {
+                        std::thread::yield_now();
+                    }
                 }
+                Err(e) => return Err(e),
             }
-            st.unsubmitted = 0;
         }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the io_uring submission queue stays full (the kernel refuses more work until completions are reaped)",
+        ))
     }
 
     /// Starts an operation: `build` gets the slot's kernel memory and
@@ -493,16 +537,24 @@ impl UringHandle {
             slot.life = if multishot {
                 Life::Multi {
                     queue: VecDeque::new(),
-                    waker: None,
+                    waker: Waiters::default(),
                     ended: false,
+                    capped: false,
                 }
             } else {
-                Life::Waiting(None)
+                Life::Waiting(Waiters::default())
             };
             // SAFETY: the slot is ours (just allocated) and not yet known
             // to the kernel.
             let sqe = build(unsafe { &mut *slot.kernel.get() }).user_data(id as u64);
-            self.push_locked(&mut st, &sqe);
+            if let Err(e) = self.push_locked(&mut st, &sqe) {
+                let mut none = Vec::new();
+                let keep = std::mem::replace(&mut st.slot(id).keep, Keep::None);
+                st.release(id, &mut none);
+                drop(st);
+                drop(keep);
+                return Err(e);
+            }
             id
         };
         if foreign || self.sqpoll {
@@ -515,10 +567,17 @@ impl UringHandle {
     fn fire(&self, sqe: squeue::Entry) {
         {
             let mut st = self.state.lock();
-            self.push_locked(&mut st, &sqe.user_data(IGNORE_TAG));
+            self.fire_locked(&mut st, sqe);
         }
         if !self.is_owner() || self.sqpoll {
             self.flush();
+        }
+    }
+
+    fn fire_locked(&self, st: &mut State, sqe: squeue::Entry) {
+        let opcode = sqe.get_opcode();
+        if let Err(e) = self.push_locked(st, &sqe.user_data(IGNORE_TAG)) {
+            tracing::error!(error = %e, opcode, "io_uring: a cancel or close could not be queued");
         }
     }
 
@@ -545,10 +604,7 @@ impl UringHandle {
                 Poll::Ready((res, flags, keep))
             }
             Life::Waiting(w) => {
-                match w {
-                    Some(old) if old.will_wake(cx.waker()) => {}
-                    _ => *w = Some(cx.waker().clone()),
-                }
+                w.register(cx);
                 Poll::Pending
             }
             _ => unreachable!("poll_op on a slot that is not a single-shot operation"),
@@ -565,6 +621,7 @@ impl UringHandle {
                 queue,
                 waker,
                 ended,
+                ..
             } => {
                 if let Some(r) = queue.pop_front() {
                     return Poll::Ready(Some(r));
@@ -574,10 +631,7 @@ impl UringHandle {
                     st.release(id, &mut none);
                     return Poll::Ready(None);
                 }
-                match waker {
-                    Some(old) if old.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
+                waker.register(cx);
                 Poll::Pending
             }
             _ => unreachable!("poll_multi on a slot that is not multishot"),
@@ -600,6 +654,7 @@ impl UringHandle {
         let mut cancel_now = false;
         {
             let mut st = self.state.lock();
+            let closed = st.closed;
             let slot = st.slot(id);
             if !matches!(keep, Keep::None) {
                 slot.keep = keep;
@@ -625,14 +680,21 @@ impl UringHandle {
                     unreachable!("an operation ignored twice")
                 }
             }
+            // The cancel is queued before the lock goes: once it is
+            // released, the slot may complete, be freed and be reused, and
+            // a later cancel would hit the new operation.
+            cancel_now &= !closed;
+            if cancel_now {
+                self.fire_locked(&mut st, opcode::AsyncCancel::new(id as u64).build());
+            }
         }
         for fd in close {
             // SAFETY: the fd was accepted for this slot and never handed out.
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         drop(drop_later);
-        if cancel_now {
-            self.fire(opcode::AsyncCancel::new(id as u64).build());
+        if cancel_now && (!self.is_owner() || self.sqpoll) {
+            self.flush();
         }
     }
 
@@ -665,11 +727,10 @@ impl UringHandle {
                 let more = cqueue::more(flags);
                 let slot = st.slot(id);
                 let kind = slot.kind;
+                let mut cap = false;
                 let ignored = match &mut slot.life {
                     Life::Waiting(w) => {
-                        if let Some(w) = w.take() {
-                            wake.push(w);
-                        }
+                        w.drain_into(wake);
                         slot.life = Life::Done(res, flags);
                         false
                     }
@@ -677,11 +738,14 @@ impl UringHandle {
                         queue,
                         waker,
                         ended,
+                        capped,
                     } => {
                         queue.push_back((res, flags));
                         *ended = !more;
-                        if let Some(w) = waker.take() {
-                            wake.push(w);
+                        waker.drain_into(wake);
+                        if more && !*capped && queue.len() >= MULTISHOT_BACKLOG {
+                            *capped = true;
+                            cap = true;
                         }
                         false
                     }
@@ -696,6 +760,9 @@ impl UringHandle {
                     if !more {
                         st.release(id, &mut drop_later);
                     }
+                }
+                if cap {
+                    self.fire_locked(&mut st, opcode::AsyncCancel::new(id as u64).build());
                 }
             }
         }
@@ -801,8 +868,11 @@ impl UringDriver {
         if let Some(cpu) = sqpoll {
             notes.push(format!("SQPOLL on CPU {cpu}"));
         }
+        // Blocking: io_uring completes a read on a non-blocking eventfd at
+        // once with EAGAIN on some kernels instead of waiting, which would
+        // spin the worker. A write of 1 never blocks in practice.
         // SAFETY: eventfd has no memory preconditions.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -909,8 +979,12 @@ impl UringDriver {
         .build()
         .user_data(WAKE_TAG);
         let mut st = self.handle.state.lock();
-        self.handle.push_locked(&mut st, &sqe);
-        self.wake_armed = true;
+        match self.handle.push_locked(&mut st, &sqe) {
+            Ok(()) => self.wake_armed = true,
+            Err(e) => {
+                tracing::error!(error = %e, "io_uring: cannot arm the wake-up read; retrying next turn")
+            }
+        }
     }
 
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -944,7 +1018,7 @@ impl UringDriver {
                     let sqe = opcode::Timeout::new(&ts).build().user_data(IGNORE_TAG);
                     {
                         let mut st = h.state.lock();
-                        h.push_locked(&mut st, &sqe);
+                        h.push_locked(&mut st, &sqe)?;
                     }
                     // The kernel copies the timespec while submitting.
                     h.ring.submitter().submit_and_wait(1).map(drop)
@@ -979,6 +1053,7 @@ impl UringDriver {
             self.handle.complete(&cqes, &mut self.wakers, &mut rearm);
             self.cqes = cqes;
             if rearm {
+                self.wake_armed = false;
                 self.arm_wake();
             }
             for w in self.wakers.drain(..) {
@@ -1036,20 +1111,12 @@ impl Drop for UringDriver {
         {
             let mut st = self.handle.state.lock();
             for id in ids {
-                self.handle.push_locked(
-                    &mut st,
-                    &opcode::AsyncCancel::new(id as u64)
-                        .build()
-                        .user_data(IGNORE_TAG),
-                );
+                self.handle
+                    .fire_locked(&mut st, opcode::AsyncCancel::new(id as u64).build());
             }
             if self.wake_armed {
-                self.handle.push_locked(
-                    &mut st,
-                    &opcode::AsyncCancel::new(WAKE_TAG)
-                        .build()
-                        .user_data(IGNORE_TAG),
-                );
+                self.handle
+                    .fire_locked(&mut st, opcode::AsyncCancel::new(WAKE_TAG).build());
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);

@@ -96,12 +96,22 @@ where
 
     pub(crate) async fn read_owned<B: IoBufMut>(&self, mut buf: B) -> (io::Result<usize>, B) {
         match self {
-            StreamIo::Epoll(_) => {
+            StreamIo::Epoll(e) => {
                 let (ptr, total) = (buf.stable_mut_ptr(), buf.bytes_total());
-                // SAFETY: the buffer is valid for `total` bytes of writes,
-                // and a readiness driver reads synchronously.
-                let dst = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
-                let r = poll_fn(|cx| self.poll_read(cx, dst)).await;
+                let r = poll_fn(|cx| {
+                    e.poll_io(cx, Direction::Read, |s| {
+                        // SAFETY: the buffer is valid for `total` bytes of
+                        // writes (maybe uninitialised: recv only writes),
+                        // and a readiness driver reads synchronously.
+                        let n = unsafe { libc::recv(s.as_fd().as_raw_fd(), ptr.cast(), total, 0) };
+                        if n < 0 {
+                            Err(io::Error::last_os_error())
+                        } else {
+                            Ok(n as usize)
+                        }
+                    })
+                })
+                .await;
                 if let Ok(n) = r {
                     // SAFETY: the read initialised `n` bytes.
                     unsafe { buf.set_init(n) };

@@ -83,13 +83,21 @@ enum Write {
 
 struct Side<S> {
     state: S,
-    /// A task waiting for an owned operation's future to finish.
-    waiter: Option<Waker>,
+    /// Tasks waiting for an owned operation's future to finish; all are
+    /// woken (the vector keeps its capacity, so this does not allocate in
+    /// steady state).
+    waiters: Vec<Waker>,
 }
 
 impl<S> Side<S> {
+    fn wait(&mut self, cx: &Context<'_>) {
+        if !self.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            self.waiters.push(cx.waker().clone());
+        }
+    }
+
     fn wake_waiter(&mut self) {
-        if let Some(w) = self.waiter.take() {
+        for w in self.waiters.drain(..) {
             w.wake();
         }
     }
@@ -165,11 +173,11 @@ impl UringFd {
             handle,
             read: Mutex::new(Side {
                 state: Read::Idle,
-                waiter: None,
+                waiters: Vec::new(),
             }),
             write: Mutex::new(Side {
                 state: Write::Idle,
-                waiter: None,
+                waiters: Vec::new(),
             }),
         })
     }
@@ -222,6 +230,20 @@ impl UringFd {
         cx: &mut Context<'_>,
         dst: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        // SAFETY: a slice is valid for writes of its length.
+        unsafe { self.poll_read_raw(cx, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// `poll_read` into `len` bytes at `dst`, which may be uninitialised.
+    ///
+    /// # Safety
+    /// `dst` is valid for writes of `len` bytes for the call.
+    pub(crate) unsafe fn poll_read_raw(
+        &self,
+        cx: &mut Context<'_>,
+        dst: *mut u8,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
         let mut side = self.read.lock();
         let mut avoid_ring = false;
         loop {
@@ -229,8 +251,10 @@ impl UringFd {
                 Read::Data(held, pos, end) => {
                     let n = {
                         let src = &self.held_bytes(held, *end)[*pos..];
-                        let n = src.len().min(dst.len());
-                        dst[..n].copy_from_slice(&src[..n]);
+                        let n = src.len().min(len);
+                        // SAFETY: `dst` takes `len >= n` bytes (the caller's
+                        // promise) and cannot overlap memory the stream owns.
+                        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
                         n
                     };
                     *pos += n;
@@ -243,14 +267,14 @@ impl UringFd {
                     return Poll::Ready(Ok(n));
                 }
                 Read::Idle => {
-                    if dst.is_empty() {
+                    if len == 0 {
                         return Poll::Ready(Ok(0));
                     }
                     let (id, via) = self.start_recv(avoid_ring)?;
                     side.state = Read::InFlight(id, via);
                 }
                 Read::InFlight(_, Via::OwnedAlive) => {
-                    side.waiter = Some(cx.waker().clone());
+                    side.wait(cx);
                     return Poll::Pending;
                 }
                 Read::InFlight(id, via) => {
@@ -271,15 +295,9 @@ impl UringFd {
                     let held = match (via, keep) {
                         (Via::Poll, _) => {
                             // Readable: read straight into the caller's buffer.
-                            // SAFETY: `dst` is valid for `dst.len()` bytes.
-                            let r = unsafe {
-                                libc::recv(
-                                    self.fd,
-                                    dst.as_mut_ptr().cast(),
-                                    dst.len(),
-                                    libc::MSG_DONTWAIT,
-                                )
-                            };
+                            // SAFETY: `dst` is valid for `len` bytes.
+                            let r =
+                                unsafe { libc::recv(self.fd, dst.cast(), len, libc::MSG_DONTWAIT) };
                             if r < 0 {
                                 let e = io::Error::last_os_error();
                                 if e.kind() == io::ErrorKind::WouldBlock {
@@ -320,7 +338,7 @@ impl UringFd {
                 match side.state {
                     Read::Idle => Poll::Ready(None),
                     Read::InFlight(_, Via::OwnedAlive) => {
-                        side.waiter = Some(cx.waker().clone());
+                        side.wait(cx);
                         Poll::Pending
                     }
                     _ => Poll::Ready(Some(())),
@@ -330,9 +348,9 @@ impl UringFd {
             if r.is_some() {
                 let total = buf.bytes_total();
                 let ptr = buf.stable_mut_ptr();
-                // SAFETY: the buffer is valid for `total` bytes of writes.
-                let dst = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
-                let res = poll_fn(|cx| self.poll_read(cx, dst)).await;
+                // SAFETY: the buffer is valid for `total` bytes of writes
+                // (possibly uninitialised, which the raw read allows).
+                let res = poll_fn(|cx| unsafe { self.poll_read_raw(cx, ptr, total) }).await;
                 if let Ok(n) = res {
                     // SAFETY: `poll_read` initialised the first `n` bytes.
                     unsafe { buf.set_init(n) };
@@ -411,7 +429,7 @@ impl UringFd {
                     via: WriteVia::OwnedAlive,
                     ..
                 } => {
-                    side.waiter = Some(cx.waker().clone());
+                    side.wait(cx);
                     return Poll::Pending;
                 }
                 Write::InFlight { id, off, len, via } => {
@@ -834,8 +852,9 @@ impl UringAcceptor {
                             if let Poll::Ready(None) = h.poll_multi(id, cx) {
                                 *op = None;
                             }
-                            if res == -libc::EINVAL {
-                                h.no_multishot_accept();
+                            if res == -libc::ECANCELED {
+                                // Stopped for backpressure (or by the
+                                // driver's shutdown): start again.
                                 continue;
                             }
                         }
