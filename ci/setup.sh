@@ -3,7 +3,8 @@
 # has only the Rust toolchain. Idempotent: skips what is already there.
 set -euo pipefail
 
-packages=(pkg-config valgrind)
+# libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it.
+packages=(pkg-config valgrind libhwloc-dev libudev-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,1 +1,15 @@
-//! Sprint's per-worker arenas, task slabs and memory budget: no content yet; the memory issue fills this crate, and until then tasks use the global allocator.
+//! Sprint's memory: per-worker arenas (reserved up to a budget, committed
+//! as the level says, prefaulted, locked, on huge pages, bound to the
+//! worker's NUMA node), the task slab that carves them, the memory budget,
+//! and the machine's topology through hwloc.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+pub mod arena;
+pub mod budget;
+pub mod slab;
+pub mod topology;
+
+pub use arena::{Arena, ArenaConfig, ArenaError, ArenaStats};
+pub use budget::Budget;
+pub use slab::{Slab, SlabStats};

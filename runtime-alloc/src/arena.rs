@@ -1,0 +1,525 @@
+//! A worker's arena: one mapping, reserved up to the worker's share of the
+//! budget and committed as far as the level's preallocation says, growing
+//! within the ceiling; prefaulted, locked, on huge pages and bound to the
+//! worker's NUMA node where the level asks and the machine allows. What
+//! could not be had is a note (or, in strict mode, an error).
+//!
+//! Allocation is a bump pointer (atomic, so any thread may carve from it);
+//! the task slab on top recycles cells, so the arena itself never frees.
+
+use parking_lot::Mutex;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+/// What an arena should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArenaConfig {
+    /// Address space reserved: the most it can ever commit.
+    pub ceiling: usize,
+    /// Bytes committed at start.
+    pub commit: usize,
+    /// Touch every committed page at start (and when growing).
+    pub prefault: bool,
+    /// mlock the committed pages.
+    pub lock: bool,
+    /// Explicit huge pages if reserved, else transparent ones.
+    pub huge_pages: bool,
+    /// Bind the memory to this NUMA node.
+    pub numa_node: Option<usize>,
+    /// Fail instead of degrading.
+    pub strict: bool,
+}
+
+/// An arena could not be set up as asked (strict mode) or at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ArenaError {
+    /// The configuration is impossible.
+    #[error("invalid arena: {0}")]
+    Invalid(String),
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Strict mode, and a setting could not be applied.
+    #[error("strict: {0}")]
+    Strict(String),
+}
+
+/// Figures for the stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ArenaStats {
+    /// Bytes reserved (the ceiling).
+    pub capacity: usize,
+    /// Bytes committed.
+    pub committed: usize,
+    /// Bytes handed out.
+    pub used: usize,
+    /// Bytes locked in RAM.
+    pub locked: usize,
+    /// Bytes on explicit huge pages (transparent ones are the kernel's
+    /// choice and are counted in /proc/self/smaps, not here).
+    pub huge_page_bytes: usize,
+}
+
+const MIB: usize = 1 << 20;
+const HUGE: usize = 2 * MIB;
+
+/// One worker's memory.
+#[derive(Debug)]
+pub struct Arena {
+    base: NonNull<u8>,
+    reserved: usize,
+    committed: AtomicUsize,
+    used: AtomicUsize,
+    locked: AtomicUsize,
+    /// Bytes prefaulted and locked so far.
+    prepared: AtomicUsize,
+    grow: Mutex<()>,
+    config: ArenaConfig,
+    hugetlb: bool,
+    page: usize,
+    notes: Vec<String>,
+}
+
+// SAFETY: the mapping is plain memory; the bump pointer and counters are
+// atomics, growth is behind a mutex, and the bytes handed out belong to
+// whoever received them.
+unsafe impl Send for Arena {}
+// SAFETY: as above.
+unsafe impl Sync for Arena {}
+
+fn os(what: impl Into<String>) -> ArenaError {
+    ArenaError::Os {
+        what: what.into(),
+        source: io::Error::last_os_error(),
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+/// Free explicit huge pages (2 MiB), from /proc/meminfo.
+pub fn free_huge_pages() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("HugePages_Free:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn memlock_limit() -> String {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a valid struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
+        return "unknown".into();
+    }
+    if r.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".into()
+    } else {
+        format!("{} KiB", r.rlim_cur / 1024)
+    }
+}
+
+impl Arena {
+    /// Reserves, commits and sets up an arena as `config` says.
+    pub fn new(config: ArenaConfig) -> Result<Arena, ArenaError> {
+        if config.ceiling == 0 {
+            return Err(ArenaError::Invalid("a ceiling of 0 bytes".into()));
+        }
+        if config.commit > config.ceiling {
+            return Err(ArenaError::Invalid(format!(
+                "commit {} bytes above the ceiling {} bytes",
+                config.commit, config.ceiling
+            )));
+        }
+        let page = page_size();
+        let mut notes = Vec::new();
+        let degrade = |what: String, notes: &mut Vec<String>| -> Result<(), ArenaError> {
+            if config.strict {
+                Err(ArenaError::Strict(what))
+            } else {
+                notes.push(what);
+                Ok(())
+            }
+        };
+        let mut hugetlb = false;
+        let mut reserved = config.ceiling.next_multiple_of(page);
+        let mut base = std::ptr::null_mut();
+        if config.huge_pages {
+            let need = config.ceiling.next_multiple_of(HUGE);
+            let free = free_huge_pages();
+            if free * HUGE >= need {
+                // SAFETY: an anonymous private mapping with no hint.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        need,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+                        -1,
+                        0,
+                    )
+                };
+                if p != libc::MAP_FAILED {
+                    hugetlb = true;
+                    base = p;
+                    reserved = need;
+                } else {
+                    let e = io::Error::last_os_error();
+                    degrade(
+                        format!(
+                            "explicit huge pages refused ({e}): transparent huge pages instead"
+                        ),
+                        &mut notes,
+                    )?;
+                }
+            } else {
+                degrade(
+                    format!(
+                        "no explicit huge pages reserved for {} MiB (HugePages_Free = {free}, vm.nr_hugepages): transparent huge pages (madvise) instead",
+                        need / MIB
+                    ),
+                    &mut notes,
+                )?;
+            }
+        }
+        if base.is_null() {
+            // SAFETY: an anonymous reservation with no access and no hint.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    reserved,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(os(format!("reserving {reserved} bytes of address space")));
+            }
+            base = p;
+            if config.huge_pages {
+                // SAFETY: advice on our own reservation.
+                if unsafe { libc::madvise(base, reserved, libc::MADV_HUGEPAGE) } != 0 {
+                    let e = io::Error::last_os_error();
+                    degrade(format!("transparent huge pages refused ({e})"), &mut notes)?;
+                }
+            }
+        }
+        let arena = Arena {
+            // SAFETY: mmap succeeded, so the address is not null.
+            base: unsafe { NonNull::new_unchecked(base.cast()) },
+            reserved,
+            committed: AtomicUsize::new(if hugetlb { reserved } else { 0 }),
+            used: AtomicUsize::new(0),
+            locked: AtomicUsize::new(0),
+            prepared: AtomicUsize::new(0),
+            grow: Mutex::new(()),
+            config: config.clone(),
+            hugetlb,
+            page,
+            notes: Vec::new(),
+        };
+        let mut arena = arena;
+        if let Some(node) = config.numa_node {
+            if let Err(why) = arena.bind(node) {
+                degrade(why, &mut notes)?;
+            }
+        }
+        arena.notes = notes;
+        let commit = config.commit.next_multiple_of(page).min(reserved);
+        if let Err(e) = arena.commit_to(commit) {
+            if config.strict {
+                return Err(ArenaError::Strict(e));
+            }
+            arena.notes.push(e);
+        }
+        Ok(arena)
+    }
+
+    fn bind(&self, node: usize) -> Result<(), String> {
+        if !std::path::Path::new(&format!("/sys/devices/system/node/node{node}")).exists() {
+            return Err(format!(
+                "NUMA node {node} does not exist here: memory not bound"
+            ));
+        }
+        const MPOL_BIND: libc::c_long = 2;
+        let mut mask = [0u64; 16];
+        if node >= mask.len() * 64 {
+            return Err(format!("NUMA node {node} is beyond the supported 1024"));
+        }
+        mask[node / 64] |= 1 << (node % 64);
+        // SAFETY: mbind on our own mapping with a valid node mask of
+        // 1024 bits.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mbind,
+                self.base.as_ptr(),
+                self.reserved,
+                MPOL_BIND,
+                mask.as_ptr(),
+                (mask.len() * 64) as libc::c_ulong,
+                0 as libc::c_uint,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return Err(format!(
+                "binding the arena to NUMA node {node} failed ({e})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The NUMA node the kernel's memory policy binds the arena to, as
+    /// get_mempolicy reports it; `None` without a binding policy.
+    pub fn bound_node(&self) -> io::Result<Option<usize>> {
+        const MPOL_F_ADDR: libc::c_ulong = 2;
+        const MPOL_BIND: libc::c_int = 2;
+        let mut mode: libc::c_int = 0;
+        let mut mask = [0u64; 16];
+        // SAFETY: get_mempolicy with valid out-pointers and an address in
+        // our mapping.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_get_mempolicy,
+                &mut mode as *mut libc::c_int,
+                mask.as_mut_ptr(),
+                (mask.len() * 64) as libc::c_ulong,
+                self.base.as_ptr(),
+                MPOL_F_ADDR,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if mode != MPOL_BIND {
+            return Ok(None);
+        }
+        Ok((0..mask.len() * 64).find(|n| mask[n / 64] & (1 << (n % 64)) != 0))
+    }
+
+    /// Commits (and prefaults, locks) up to `to` bytes. Errors are the
+    /// degradations, as text.
+    fn commit_to(&self, to: usize) -> Result<(), String> {
+        let _g = self.grow.lock();
+        let to = to.min(self.reserved);
+        if !self.hugetlb {
+            let from = self.committed.load(Acquire);
+            if to > from {
+                // SAFETY: [from, to) lies inside our reservation.
+                let start = unsafe { self.base.as_ptr().add(from) };
+                // SAFETY: as above.
+                if unsafe {
+                    libc::mprotect(start.cast(), to - from, libc::PROT_READ | libc::PROT_WRITE)
+                } != 0
+                {
+                    return Err(format!(
+                        "committing {} bytes failed ({})",
+                        to - from,
+                        io::Error::last_os_error()
+                    ));
+                }
+                self.committed.store(to, Release);
+            }
+        }
+        let from = self.prepared.load(Relaxed);
+        if to <= from {
+            return Ok(());
+        }
+        self.prepared.store(to, Relaxed);
+        // SAFETY: [from, to) is committed memory of our mapping.
+        let start = unsafe { self.base.as_ptr().add(from) };
+        let len = to - from;
+        if self.config.prefault {
+            self.prefault(start, len);
+        }
+        if self.config.lock {
+            // SAFETY: locking pages of our own mapping.
+            if unsafe { libc::mlock(start.cast(), len) } == 0 {
+                self.locked.fetch_add(len, Relaxed);
+            } else {
+                let e = io::Error::last_os_error();
+                return Err(format!(
+                    "mlock of {} KiB refused ({e}; RLIMIT_MEMLOCK = {}, and no CAP_IPC_LOCK to pass it): the arena is not locked",
+                    len / 1024,
+                    memlock_limit()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn prefault(&self, start: *mut u8, len: usize) {
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        // SAFETY: advice on committed pages of our own mapping.
+        if unsafe { libc::madvise(start.cast(), len, MADV_POPULATE_WRITE) } == 0 {
+            return;
+        }
+        let mut off = 0;
+        while off < len {
+            // SAFETY: a committed, writable page of our mapping; a volatile
+            // write of zero to fresh anonymous memory changes nothing.
+            unsafe { std::ptr::write_volatile(start.add(off), 0) };
+            off += self.page;
+        }
+    }
+
+    /// `size` bytes aligned to `align` (a power of two, at most a page), or
+    /// `None` once the ceiling is reached.
+    pub fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        debug_assert!(align.is_power_of_two() && align <= self.page);
+        let mut cur = self.used.load(Relaxed);
+        loop {
+            let start = cur.next_multiple_of(align);
+            let end = start.checked_add(size)?;
+            if end > self.reserved {
+                return None;
+            }
+            match self.used.compare_exchange_weak(cur, end, AcqRel, Relaxed) {
+                Ok(_) => {
+                    if end > self.committed.load(Acquire) {
+                        // Grow by at least 1 MiB, within the ceiling.
+                        let to = end
+                            .max(self.committed.load(Acquire) + MIB)
+                            .next_multiple_of(self.page)
+                            .min(self.reserved);
+                        if let Err(e) = self.commit_to(to) {
+                            tracing::warn!(error = %e, "growing an arena");
+                            if self.committed.load(Acquire) < end {
+                                return None;
+                            }
+                        }
+                    }
+                    // SAFETY: [start, end) is inside the committed mapping.
+                    return Some(unsafe { NonNull::new_unchecked(self.base.as_ptr().add(start)) });
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Whether `p` points into this arena.
+    pub fn contains(&self, p: *const u8) -> bool {
+        let b = self.base.as_ptr() as usize;
+        (b..b + self.reserved).contains(&(p as usize))
+    }
+
+    /// The figures for the stats.
+    pub fn stats(&self) -> ArenaStats {
+        ArenaStats {
+            capacity: self.reserved,
+            committed: self.committed.load(Relaxed),
+            used: self.used.load(Relaxed),
+            locked: self.locked.load(Relaxed),
+            huge_page_bytes: if self.hugetlb { self.reserved } else { 0 },
+        }
+    }
+
+    /// What could not be had, in words.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &ArenaConfig {
+        &self.config
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: the whole mapping is ours; nothing handed out outlives
+        // the arena (the slab and the pools hold an Arc to it).
+        unsafe {
+            if self.locked.load(Relaxed) > 0 {
+                libc::munlock(self.base.as_ptr().cast(), self.reserved);
+            }
+            libc::munmap(self.base.as_ptr().cast(), self.reserved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(ceiling: usize, commit: usize) -> ArenaConfig {
+        ArenaConfig {
+            ceiling,
+            commit,
+            prefault: false,
+            lock: false,
+            huge_pages: false,
+            numa_node: None,
+            strict: false,
+        }
+    }
+
+    #[test]
+    fn commits_what_it_is_told_and_grows_within_the_ceiling() {
+        let a = Arena::new(cfg(8 * MIB, MIB)).unwrap();
+        assert_eq!(a.stats().committed, MIB);
+        assert_eq!(a.stats().capacity, 8 * MIB);
+        let p = a.alloc(3 * MIB / 2, 64).unwrap();
+        assert!(a.contains(p.as_ptr()));
+        // SAFETY: the allocation is 1.5 MiB, committed and ours.
+        unsafe { std::ptr::write_bytes(p.as_ptr(), 7, 3 * MIB / 2) };
+        assert!(a.stats().committed >= 3 * MIB / 2);
+        assert!(a.alloc(7 * MIB, 64).is_none(), "the ceiling holds");
+        assert!(a.alloc(MIB, 4096).is_some());
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        assert!(matches!(Arena::new(cfg(0, 0)), Err(ArenaError::Invalid(_))));
+        assert!(matches!(
+            Arena::new(cfg(MIB, 2 * MIB)),
+            Err(ArenaError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_numa_node_degrades_or_fails_when_strict() {
+        let mut c = cfg(MIB, MIB);
+        c.numa_node = Some(999);
+        let a = Arena::new(c.clone()).unwrap();
+        assert!(
+            a.notes()[0].contains("NUMA node 999 does not exist"),
+            "{:?}",
+            a.notes()
+        );
+        c.strict = true;
+        assert!(matches!(Arena::new(c), Err(ArenaError::Strict(_))));
+    }
+
+    #[test]
+    fn binding_to_node_0_is_what_the_kernel_reports() {
+        let mut c = cfg(MIB, MIB);
+        c.numa_node = Some(0);
+        let a = Arena::new(c).unwrap();
+        assert!(a.notes().is_empty(), "{:?}", a.notes());
+        assert_eq!(a.bound_node().unwrap(), Some(0));
+        let unbound = Arena::new(cfg(MIB, MIB)).unwrap();
+        assert_eq!(unbound.bound_node().unwrap(), None);
+    }
+}

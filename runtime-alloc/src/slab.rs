@@ -1,0 +1,253 @@
+//! The task slab: fixed-size cells carved from a worker's arena and
+//! recycled, so that spawning never calls the global allocator.
+//!
+//! Hand-written because it is the spawn path. A freed cell holds the link
+//! to the next free one (cells are at least 128 bytes), so the free lists
+//! never allocate. The owner thread keeps its own lists without atomics;
+//! cells freed on other threads go to a mutex-guarded list that the owner
+//! takes whole when its own runs dry.
+
+use crate::arena::Arena;
+use parking_lot::Mutex;
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+
+/// Cell sizes.
+pub const CLASSES: [usize; 4] = [128, 256, 512, 1024];
+/// Alignment of every cell.
+pub const ALIGN: usize = 16;
+const N: usize = CLASSES.len();
+
+/// Figures for the stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SlabStats {
+    /// Cells handed out and not freed.
+    pub cells_in_use: u64,
+    /// Cells carved from the arena so far.
+    pub cells_carved: u64,
+    /// Allocations that went to the global allocator instead (too large
+    /// for a cell, or the arena was full), as counted by the runtime.
+    pub fallback_allocations: u64,
+}
+
+struct Heads([*mut u8; N]);
+
+// SAFETY: the heads are links into the arena's memory, owned by the slab.
+unsafe impl Send for Heads {}
+
+/// One worker's slab.
+pub struct Slab {
+    arena: Arc<Arena>,
+    local: UnsafeCell<Heads>,
+    remote: Mutex<Heads>,
+    remote_count: AtomicUsize,
+    in_use: AtomicU64,
+    carved: AtomicU64,
+    fallback: AtomicU64,
+}
+
+impl std::fmt::Debug for Slab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slab")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+// SAFETY: `local` is only touched by the owner thread (the unsafe methods'
+// contract); everything else is atomics or behind the mutex.
+unsafe impl Send for Slab {}
+// SAFETY: as above.
+unsafe impl Sync for Slab {}
+
+/// # Safety
+/// `p` is a free cell (at least 128 bytes, 16-aligned) this slab owns.
+unsafe fn push(head: &mut *mut u8, p: NonNull<u8>) {
+    // SAFETY: the cell is free and large enough to hold a pointer.
+    unsafe { p.as_ptr().cast::<*mut u8>().write(*head) };
+    *head = p.as_ptr();
+}
+
+fn pop(head: &mut *mut u8) -> Option<NonNull<u8>> {
+    let p = NonNull::new(*head)?;
+    // SAFETY: every cell on a list holds the link written by `push`.
+    *head = unsafe { p.as_ptr().cast::<*mut u8>().read() };
+    Some(p)
+}
+
+impl Slab {
+    /// A slab carving `arena`.
+    pub fn new(arena: Arc<Arena>) -> Slab {
+        Slab {
+            arena,
+            local: UnsafeCell::new(Heads([std::ptr::null_mut(); N])),
+            remote: Mutex::new(Heads([std::ptr::null_mut(); N])),
+            remote_count: AtomicUsize::new(0),
+            in_use: AtomicU64::new(0),
+            carved: AtomicU64::new(0),
+            fallback: AtomicU64::new(0),
+        }
+    }
+
+    /// The arena underneath.
+    pub fn arena(&self) -> &Arc<Arena> {
+        &self.arena
+    }
+
+    fn carve(&self, class: usize) -> Option<NonNull<u8>> {
+        let p = self.arena.alloc(CLASSES[class], ALIGN)?;
+        self.carved.fetch_add(1, Relaxed);
+        Some(p)
+    }
+
+    /// A cell of `class` on the owner thread; `None` when the arena is
+    /// full.
+    ///
+    /// # Safety
+    /// Called only on the slab's owner thread.
+    pub unsafe fn take(&self, class: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the owner thread alone touches `local`.
+        let local = unsafe { &mut *self.local.get() };
+        let p = match pop(&mut local.0[class]) {
+            Some(p) => Some(p),
+            None => {
+                if self.remote_count.load(Relaxed) > 0 {
+                    let mut r = self.remote.lock();
+                    for (l, h) in local.0.iter_mut().zip(r.0.iter_mut()) {
+                        // Move the whole remote list over when ours is
+                        // empty; else keep it for later.
+                        if l.is_null() {
+                            *l = std::mem::replace(h, std::ptr::null_mut());
+                        }
+                    }
+                    self.remote_count
+                        .store(r.0.iter().filter(|h| !h.is_null()).count(), Relaxed);
+                }
+                pop(&mut local.0[class]).or_else(|| self.carve(class))
+            }
+        };
+        if p.is_some() {
+            self.in_use.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    /// A cell of `class` from any thread.
+    pub fn take_shared(&self, class: usize) -> Option<NonNull<u8>> {
+        let p = {
+            let mut r = self.remote.lock();
+            pop(&mut r.0[class])
+        }
+        .or_else(|| self.carve(class));
+        if p.is_some() {
+            self.in_use.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    /// Returns a cell on the owner thread.
+    ///
+    /// # Safety
+    /// Called only on the owner thread, with a cell of `class` this slab
+    /// handed out and that is not used again.
+    pub unsafe fn give(&self, p: NonNull<u8>, class: usize) {
+        // SAFETY: the owner thread alone touches `local`; the cell is ours.
+        unsafe { push(&mut (*self.local.get()).0[class], p) };
+        self.in_use.fetch_sub(1, Relaxed);
+    }
+
+    /// Returns a cell from any thread.
+    ///
+    /// # Safety
+    /// A cell of `class` this slab handed out, not used again.
+    pub unsafe fn give_shared(&self, p: NonNull<u8>, class: usize) {
+        let mut r = self.remote.lock();
+        // SAFETY: the caller's contract; the remote list is locked.
+        unsafe { push(&mut r.0[class], p) };
+        self.remote_count.fetch_add(1, Relaxed);
+        self.in_use.fetch_sub(1, Relaxed);
+    }
+
+    /// Whether `p` is memory of this slab's arena.
+    pub fn contains(&self, p: *const u8) -> bool {
+        self.arena.contains(p)
+    }
+
+    /// Counts an allocation that went to the global allocator.
+    pub fn count_fallback(&self) {
+        self.fallback.fetch_add(1, Relaxed);
+    }
+
+    /// The figures for the stats.
+    pub fn stats(&self) -> SlabStats {
+        SlabStats {
+            cells_in_use: self.in_use.load(Relaxed),
+            cells_carved: self.carved.load(Relaxed),
+            fallback_allocations: self.fallback.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arena::ArenaConfig;
+
+    fn slab(ceiling: usize) -> Slab {
+        Slab::new(Arc::new(
+            Arena::new(ArenaConfig {
+                ceiling,
+                commit: ceiling.min(1 << 20),
+                prefault: false,
+                lock: false,
+                huge_pages: false,
+                numa_node: None,
+                strict: false,
+            })
+            .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn cells_are_recycled_locally_and_across_threads() {
+        let s = Arc::new(slab(1 << 20));
+        // SAFETY: this test thread is the owner.
+        let a = unsafe { s.take(0) }.unwrap();
+        // SAFETY: as above; `a` is a cell of class 0.
+        unsafe { s.give(a, 0) };
+        // SAFETY: owner.
+        let b = unsafe { s.take(0) }.unwrap();
+        assert_eq!(a, b, "a freed cell is reused");
+        let addr = b.as_ptr() as usize;
+        let s2 = s.clone();
+        std::thread::spawn(move || {
+            // SAFETY: a cell of class 0 from this slab, not used again.
+            unsafe { s2.give_shared(NonNull::new(addr as *mut u8).unwrap(), 0) }
+        })
+        .join()
+        .unwrap();
+        // SAFETY: owner.
+        let c = unsafe { s.take(0) }.unwrap();
+        assert_eq!(
+            c.as_ptr() as usize,
+            addr,
+            "a cell freed elsewhere comes back"
+        );
+        assert_eq!(s.stats().cells_in_use, 1);
+        assert_eq!(s.stats().cells_carved, 1);
+    }
+
+    #[test]
+    fn a_full_arena_says_so() {
+        let s = slab(64 * 1024);
+        let mut n = 0;
+        // SAFETY: owner.
+        while unsafe { s.take(3) }.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 64, "64 KiB holds 64 cells of 1 KiB");
+        assert!(s.take_shared(3).is_none());
+    }
+}
