@@ -134,6 +134,18 @@ impl Slab {
         p
     }
 
+    /// Whether [`take`](Self::take) would find a cell of `class` now.
+    ///
+    /// # Safety
+    /// Called only on the slab's owner thread.
+    pub unsafe fn can_take(&self, class: usize) -> bool {
+        // SAFETY: the owner thread alone touches `local`.
+        let local = unsafe { &*self.local.get() };
+        !local.0[class].is_null()
+            || self.remote_count.load(Relaxed) > 0
+            || self.arena.stats().used + CLASSES[class] + ALIGN <= self.arena.stats().capacity
+    }
+
     /// A cell of `class` from any thread.
     pub fn take_shared(&self, class: usize) -> Option<NonNull<u8>> {
         let p = {

@@ -56,6 +56,8 @@ pub struct WorkerInfo {
     /// Allowed CPUs no worker is placed on: where a kernel helper thread
     /// (io_uring's SQPOLL) can run without taking a worker's core.
     pub spare_cpus: Vec<usize>,
+    /// The worker's arena, where its buffers should come from.
+    pub arena: Option<Arc<sprint_alloc::Arena>>,
 }
 
 /// Builds a worker's driver, on that worker's thread.

@@ -11,6 +11,7 @@ pub mod config;
 mod coop;
 pub mod driver;
 pub(crate) mod loom;
+pub mod memory;
 mod runtime;
 pub(crate) mod sched;
 mod spawn;
@@ -21,9 +22,11 @@ pub mod topology;
 
 pub use builder::Builder;
 pub use config::{Config, ConfigError, Level};
+pub use memory::MemoryStats;
 pub use runtime::{BuildError, Handle, Runtime, ShutdownTimeout, WorkerStats};
 pub use sched::SpawnError;
-pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on};
+pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, try_spawn_local};
+pub use sprint_alloc;
 pub use task::{AbortHandle, JoinError, JoinHandle, TaskId};
 
 pub use coop::yield_now;

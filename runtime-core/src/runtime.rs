@@ -44,6 +44,9 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+    /// Memory could not be set up as asked (strict mode), or at all.
+    #[error("memory: {0}")]
+    Memory(String),
     /// A worker could not be pinned to its CPU.
     #[error(
         "cannot pin sprint-worker-{worker} to CPU {cpu}: the kernel refused the affinity change"
@@ -118,6 +121,10 @@ pub struct Runtime {
     threads: Vec<thread::JoinHandle<()>>,
     done: mpsc::Receiver<()>,
     shut: bool,
+    memory_notes: Vec<String>,
+    /// Undoes mlockall after the workers are gone (declared last: dropped
+    /// after `Drop::drop` has joined them).
+    _lock_all: Option<crate::memory::LockAll>,
 }
 
 impl Runtime {
@@ -136,13 +143,29 @@ impl Runtime {
         let allowed = crate::config::validate::allowed_cpus()?;
         let isolated = topology::isolated_cpus();
         config.validate_with(&allowed, &isolated)?;
-        let plan = Plan::new(&config, &allowed, &isolated);
+        let mut plan = Plan::new(&config, &allowed, &isolated);
+        let topo = sprint_alloc::topology::MachineTopology::detect();
+        let mut memory = match &topo {
+            Ok(t) => {
+                crate::memory::place(&mut plan, &config, t);
+                crate::memory::plan(&config, &plan, Some(t))
+            }
+            Err(e) => crate::memory::plan(&config, &plan, None).map(|mut m| {
+                m.notes
+                    .push(format!("no topology ({e}): NUMA binding to node 0"));
+                m
+            }),
+        }
+        .map_err(BuildError::Memory)?;
+        if let Ok(t) = &topo {
+            memory.notes.insert(0, format!("machine: {t}"));
+        }
         let spare_cpus: Vec<usize> = allowed
             .iter()
             .copied()
             .filter(|c| !plan.workers.iter().any(|w| w.cpu == *c))
             .collect();
-        Runtime::start(config, plan, driver, spare_cpus)
+        Runtime::start(config, plan, driver, spare_cpus, memory)
     }
 
     fn start(
@@ -150,7 +173,17 @@ impl Runtime {
         plan: Plan,
         driver: Option<DriverFactory>,
         spare_cpus: Vec<usize>,
+        mut memory: crate::memory::MemoryPlan,
     ) -> Result<Runtime, BuildError> {
+        let lock_all = if memory.lock_all {
+            Some(
+                crate::memory::LockAll::apply(config.strict, &mut memory.notes)
+                    .map_err(BuildError::Memory)?,
+            )
+        } else {
+            None
+        };
+        let mut arenas = std::mem::take(&mut memory.arenas).into_iter();
         let shared_config = Arc::new(config.clone());
         let id = NEXT_RUNTIME.fetch_add(1, Relaxed);
         let n = plan.workers.len();
@@ -188,6 +221,7 @@ impl Runtime {
             let name = format!("sprint-worker-{}", w.index);
             let (shared2, ready, done) = (shared.clone(), ready_tx.clone(), done_tx.clone());
             let (index, cpu, pinned) = (w.index, w.cpu, w.pinned);
+            let arena_config = arenas.next().flatten();
             let (factory, info) = (
                 driver.clone(),
                 WorkerInfo {
@@ -195,6 +229,7 @@ impl Runtime {
                     cpu: w.pinned.then_some(w.cpu),
                     config: shared_config.clone(),
                     spare_cpus: spare_cpus.clone(),
+                    arena: None,
                 },
             );
             let spawned = thread::Builder::new()
@@ -206,6 +241,27 @@ impl Runtime {
                         || core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
                     // SAFETY: gettid has no preconditions.
                     ws.tid.store(unsafe { libc::gettid() }, Relaxed);
+                    // The arena is made here, after pinning, so its pages
+                    // are first touched on the worker's own node.
+                    let mut mem_ok = Ok(());
+                    if let Some(cfg) = arena_config {
+                        match sprint_alloc::Arena::new(cfg) {
+                            Ok(a) => {
+                                ws.memory_notes.lock().extend(a.notes().iter().cloned());
+                                let _ = ws.slab.set(Arc::new(sprint_alloc::Slab::new(Arc::new(a))));
+                            }
+                            Err(e @ sprint_alloc::ArenaError::Strict(_)) => {
+                                mem_ok =
+                                    Err(BuildError::Memory(format!("sprint-worker-{index}: {e}")));
+                            }
+                            Err(e) => ws
+                                .memory_notes
+                                .lock()
+                                .push(format!("no arena ({e}): the global allocator serves")),
+                        }
+                    }
+                    let mut info = info;
+                    info.arena = ws.slab.get().map(|s| s.arena().clone());
                     let core = Core::new(ws, shared2.clone(), deque);
                     let driver_ok = match factory.map(|f| f(&info)) {
                         None => Ok(()),
@@ -225,7 +281,7 @@ impl Runtime {
                     let _ = ready.send(if !pin_ok {
                         Err(BuildError::Pin { worker: index, cpu })
                     } else {
-                        driver_ok
+                        mem_ok.and(driver_ok)
                     });
                     drop(ready);
                     sched::enter_core(&core, || core.run());
@@ -250,6 +306,8 @@ impl Runtime {
             threads,
             done: done_rx,
             shut: false,
+            memory_notes: memory.notes,
+            _lock_all: lock_all,
         };
         if first_error.is_some() {
             // Threads that did start wait at the shutdown barrier for the
@@ -285,6 +343,16 @@ impl Runtime {
     /// The effective configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The memory plan in words: the machine, the budget, the arenas, and
+    /// what was degraded, runtime-wide then per worker.
+    pub fn memory_report(&self) -> Vec<String> {
+        let mut out = self.memory_notes.clone();
+        for (i, notes) in self.handle.memory_notes().into_iter().enumerate() {
+            out.extend(notes.into_iter().map(|n| format!("sprint-worker-{i}: {n}")));
+        }
+        out
     }
 
     /// The placement plan that was applied.
@@ -554,6 +622,33 @@ impl Handle {
     ) -> Option<(Arc<dyn std::any::Any + Send + Sync>, &'static str)> {
         let (handle, name, _) = self.shared.workers.get(worker)?.driver.get()?;
         Some((handle.clone(), name))
+    }
+
+    /// Each worker's memory figures: arena, slab, binding.
+    pub fn memory_stats(&self) -> Vec<crate::memory::MemoryStats> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| {
+                let slab = w.slab.get();
+                crate::memory::MemoryStats {
+                    worker: w.index,
+                    arena: slab.map(|s| s.arena().stats()).unwrap_or_default(),
+                    slab: slab.map(|s| s.stats()).unwrap_or_default(),
+                    bound_node: slab.and_then(|s| s.arena().bound_node().ok().flatten()),
+                }
+            })
+            .collect()
+    }
+
+    /// What each worker's memory could not have, in words (empty when all
+    /// was as asked).
+    pub fn memory_notes(&self) -> Vec<Vec<String>> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.memory_notes.lock().clone())
+            .collect()
     }
 
     /// Each worker's I/O driver as the start-up report gives it: the

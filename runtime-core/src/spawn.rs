@@ -35,6 +35,22 @@ where
     Builder::new().spawn_local(future)
 }
 
+/// Like [`spawn_local`], but refuses with [`SpawnError::MemoryBudget`] when
+/// the worker's arena (its share of the memory budget) has no room for the
+/// task, where `spawn_local` would fall back to the global allocator (and
+/// count it in the stats). Never aborts the process.
+///
+/// # Panics
+/// When not called on a Sprint worker thread.
+#[track_caller]
+pub fn try_spawn_local<F>(future: F) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Builder::new().try_spawn_local(future)
+}
+
 /// Spawns a `Send` task on worker `worker` of the current runtime, where it
 /// stays. An index the runtime does not have is an error.
 ///
@@ -171,6 +187,35 @@ impl Builder {
                 self.args(location),
             )),
             None => no_runtime(location),
+        })
+    }
+
+    /// See [`try_spawn_local`].
+    #[track_caller]
+    pub fn try_spawn_local<F>(self, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let location = Location::caller();
+        sched::with_core(move |core| match core {
+            Some(core) => {
+                if !core.can_alloc(crate::task::raw::cell_class::<F>()) {
+                    return Err(SpawnError::MemoryBudget {
+                        worker: core.shared.index,
+                    });
+                }
+                Ok(sched::spawn_on_core(
+                    core,
+                    future,
+                    false,
+                    self.args(location),
+                ))
+            }
+            None => panic!(
+                "try_spawn_local called outside a Sprint worker thread at {location}: call it \
+                 from inside a task, or use spawn / spawn_on"
+            ),
         })
     }
 

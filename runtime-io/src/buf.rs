@@ -115,9 +115,16 @@ pub const POOL_BUFFER_SIZE: usize = 16 * 1024;
 
 static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// Where a pool's memory came from.
+enum Backing {
+    Heap(Layout),
+    /// The worker's arena, kept alive while the pool is.
+    Arena(#[allow(dead_code)] std::sync::Arc<sprint_core::sprint_alloc::Arena>),
+}
+
 pub(crate) struct PoolShared {
     base: NonNull<u8>,
-    layout: Layout,
+    backing: Backing,
     size: usize,
     count: usize,
     id: u64,
@@ -132,9 +139,11 @@ unsafe impl Sync for PoolShared {}
 
 impl Drop for PoolShared {
     fn drop(&mut self) {
-        // SAFETY: allocated in `BufferPool::new` with this layout; every
-        // `PoolBuf` holds an `Arc` to this, so none is alive.
-        unsafe { std::alloc::dealloc(self.base.as_ptr(), self.layout) }
+        if let Backing::Heap(layout) = self.backing {
+            // SAFETY: allocated in `BufferPool::new` with this layout;
+            // every `PoolBuf` holds an `Arc` to this, so none is alive.
+            unsafe { std::alloc::dealloc(self.base.as_ptr(), layout) }
+        }
     }
 }
 
@@ -155,8 +164,28 @@ impl fmt::Debug for BufferPool {
 }
 
 impl BufferPool {
-    /// A pool of `count` buffers of `size` bytes, page-aligned and zeroed.
-    pub fn new(count: usize, size: usize) -> std::io::Result<BufferPool> {
+    /// A pool of `count` buffers of `size` bytes carved from `arena` (the
+    /// worker's), or from the heap when the arena has no room; the second
+    /// value says which.
+    pub fn new_in(
+        arena: Option<&std::sync::Arc<sprint_core::sprint_alloc::Arena>>,
+        count: usize,
+        size: usize,
+    ) -> std::io::Result<(BufferPool, &'static str)> {
+        if let Some(a) = arena {
+            let total = Self::check(count, size)?;
+            if let Some(base) = a.alloc(total, 4096) {
+                // Arena memory is fresh anonymous memory: zeroed.
+                return Ok((
+                    BufferPool::from_parts(base, Backing::Arena(a.clone()), count, size),
+                    "the worker's arena",
+                ));
+            }
+        }
+        Ok((BufferPool::new(count, size)?, "the heap"))
+    }
+
+    fn check(count: usize, size: usize) -> std::io::Result<usize> {
         let bad =
             |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
         if count == 0 || count > u16::MAX as usize {
@@ -165,23 +194,40 @@ impl BufferPool {
         if size == 0 || size > u32::MAX as usize {
             return Err(bad("a pool buffer holds 1 byte to 4 GiB"));
         }
-        let total = count
+        count
             .checked_mul(size)
-            .ok_or_else(|| bad("the buffer pool's size overflows"))?;
-        let layout = Layout::from_size_align(total, 4096).map_err(|_| bad("bad pool layout"))?;
-        // SAFETY: the layout has a non-zero size.
-        let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
-        Ok(BufferPool {
+            .ok_or_else(|| bad("the buffer pool's size overflows"))
+    }
+
+    fn from_parts(base: NonNull<u8>, backing: Backing, count: usize, size: usize) -> BufferPool {
+        BufferPool {
             shared: Arc::new(PoolShared {
                 base,
-                layout,
+                backing,
                 size,
                 count,
                 id: POOL_IDS.fetch_add(1, Relaxed),
                 free: Mutex::new((0..count as u16).rev().collect()),
             }),
-        })
+        }
+    }
+
+    /// A pool of `count` buffers of `size` bytes from the heap,
+    /// page-aligned and zeroed.
+    pub fn new(count: usize, size: usize) -> std::io::Result<BufferPool> {
+        let total = Self::check(count, size)?;
+        let layout = Layout::from_size_align(total, 4096).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad pool layout")
+        })?;
+        // SAFETY: the layout has a non-zero size.
+        let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+        Ok(BufferPool::from_parts(
+            base,
+            Backing::Heap(layout),
+            count,
+            size,
+        ))
     }
 
     /// The worker's pool on this thread (a pool of its own on a thread

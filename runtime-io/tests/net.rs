@@ -410,6 +410,8 @@ fn the_start_up_report_names_each_workers_driver() {
         let report = rt.handle().driver_report();
         assert_eq!(report.len(), 2);
         for line in &report {
+            // Enterprise has arenas: the buffer pool is carved from them.
+            assert!(line.contains("pool from the worker's arena"), "{line}");
             match d {
                 IoDriver::Epoll => assert!(line.starts_with("epoll"), "{line}"),
                 IoDriver::Uring => {

@@ -15,9 +15,9 @@
 pub use sprint_core::config::{self, Config, ConfigError, Level};
 pub use sprint_core::topology::{self, Plan};
 pub use sprint_core::{
-    spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time, yield_now,
-    AbortHandle, BuildError, Handle, JoinError, JoinHandle, Runtime, ShutdownTimeout, SpawnError,
-    TaskId, WorkerStats,
+    spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,
+    try_spawn_local, yield_now, AbortHandle, BuildError, Handle, JoinError, JoinHandle,
+    MemoryStats, Runtime, ShutdownTimeout, SpawnError, TaskId, WorkerStats,
 };
 pub use sprint_io::{buf, net};
 

@@ -235,6 +235,13 @@ pub enum SpawnError {
         /// How many workers the runtime has.
         workers: usize,
     },
+    /// `try_spawn*` found the worker's arena (its share of the memory
+    /// budget) full, or the future too large for a slab cell.
+    #[error("sprint-worker-{worker}'s arena has no room for this task (its share of the memory budget is used up, or the future is larger than a 1 KiB cell)")]
+    MemoryBudget {
+        /// The worker.
+        worker: usize,
+    },
 }
 
 pub(crate) struct SpawnArgs {
@@ -364,8 +371,19 @@ pub(crate) unsafe fn free_cell(
         _ => false,
     });
     if !freed {
-        // SAFETY: the caller's contract.
-        unsafe { crate::task::cache::free_any(mem, class, layout) };
+        // SAFETY: a non-null owner is alive while it has tasks outstanding
+        // (this one among them).
+        let slab = (!owner.is_null())
+            .then(|| unsafe { (*owner).slab.get() })
+            .flatten();
+        match slab {
+            Some(slab) if slab.contains(mem.as_ptr()) => {
+                // SAFETY: a dead cell of this class from the owner's slab.
+                unsafe { slab.give_shared(mem, class as usize) }
+            }
+            // SAFETY: the caller's contract.
+            _ => unsafe { crate::task::cache::free_any(mem, class, layout) },
+        }
         if !owner.is_null() {
             // SAFETY: `owner` owned the task just freed.
             unsafe { WorkerShared::release_remote(owner) };

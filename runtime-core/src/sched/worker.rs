@@ -80,6 +80,11 @@ pub(crate) struct WorkerShared {
     /// The reference that keeps this state alive for its tasks; dropped
     /// when `outstanding` reaches zero after the core retired.
     keepalive: Mutex<Option<Arc<WorkerShared>>>,
+    /// The task slab over this worker's arena, once the worker made it
+    /// (levels with arenas); task cells come from it.
+    pub(crate) slab: std::sync::OnceLock<Arc<sprint_alloc::Slab>>,
+    /// What the worker's memory set-up could not have, in words.
+    pub(crate) memory_notes: Mutex<Vec<String>>,
 }
 
 /// Added to `outstanding` while the core runs, so that frees counted on
@@ -103,6 +108,8 @@ impl WorkerShared {
             outstanding: AtomicIsize::new(HOLD_BIAS),
             keepalive: Mutex::new(None),
             driver: std::sync::OnceLock::new(),
+            slab: std::sync::OnceLock::new(),
+            memory_notes: Mutex::new(Vec::new()),
         }
     }
 
@@ -238,15 +245,37 @@ impl Core {
         true
     }
 
-    /// Memory for a task cell owned by this worker.
+    /// Memory for a task cell owned by this worker: from the arena's slab
+    /// when the worker has one (a cell too large, or a full arena, falls
+    /// back to the global allocator and is counted), else the cell cache.
     pub(crate) fn alloc_cell(&self, class: u8, layout: Layout) -> NonNull<u8> {
         self.alive.set(self.alive.get() + 1);
+        if let Some(slab) = self.shared.slab.get() {
+            if class != cache::EXACT {
+                // SAFETY: this is the slab's owner thread.
+                if let Some(p) = unsafe { slab.take(class as usize) } {
+                    return p;
+                }
+            }
+            slab.count_fallback();
+            return cache::alloc_any(class, layout);
+        }
         if class == cache::EXACT {
             return cache::alloc_any(class, layout);
         }
         // SAFETY: the cache is this thread's alone, borrowed only here and
         // in `free_cell`, neither of which calls out.
         unsafe { (*self.cells.get()).take(class) }
+    }
+
+    /// Whether a cell of `class` can come from this worker's arena now
+    /// (true without an arena: the global allocator serves).
+    pub(crate) fn can_alloc(&self, class: u8) -> bool {
+        match self.shared.slab.get() {
+            None => true,
+            // SAFETY: this is the slab's owner thread.
+            Some(slab) => class != cache::EXACT && unsafe { slab.can_take(class as usize) },
+        }
     }
 
     /// A cell owned by this worker was freed on its thread.
@@ -256,6 +285,17 @@ impl Core {
     /// layout.
     pub(crate) unsafe fn free_cell(&self, p: NonNull<u8>, class: u8, layout: Layout) {
         self.alive.set(self.alive.get() - 1);
+        if let Some(slab) = self.shared.slab.get() {
+            if slab.contains(p.as_ptr()) {
+                // SAFETY: the owner thread; a cell of this class from this
+                // slab (it lies in the arena), dead (the caller's contract).
+                unsafe { slab.give(p, class as usize) };
+            } else {
+                // SAFETY: a fallback cell from the global allocator.
+                unsafe { cache::free_any(p, class, layout) };
+            }
+            return;
+        }
         if class == cache::EXACT {
             // SAFETY: the caller's contract.
             unsafe { cache::free_any(p, class, layout) }

@@ -13,9 +13,9 @@ use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
 /// Cell sizes served from the cache.
-pub(crate) const CLASSES: [usize; 4] = [128, 256, 512, 1024];
+pub(crate) const CLASSES: [usize; 4] = sprint_alloc::slab::CLASSES;
 /// Alignment of every cached cell.
-pub(crate) const ALIGN: usize = 16;
+pub(crate) const ALIGN: usize = sprint_alloc::slab::ALIGN;
 /// Cells kept per class at most.
 const KEEP: usize = 1024;
 /// Marks a cell allocated with its exact layout (too big or too aligned).

@@ -150,7 +150,22 @@ where
         Home::Local(core) => (core.alloc_cell(class, layout), Arc::as_ptr(&core.shared)),
         Home::Remote(ws) => {
             ws.hold_remote();
-            (cache::alloc_any(class, layout), ws as *const WorkerShared)
+            let from_slab = match ws.slab.get() {
+                Some(slab) if class != cache::EXACT => {
+                    let p = slab.take_shared(class as usize);
+                    if p.is_none() {
+                        slab.count_fallback();
+                    }
+                    p
+                }
+                Some(slab) => {
+                    slab.count_fallback();
+                    None
+                }
+                None => None,
+            };
+            let mem = from_slab.unwrap_or_else(|| cache::alloc_any(class, layout));
+            (mem, ws as *const WorkerShared)
         }
         Home::Blocking => (cache::alloc_any(class, layout), std::ptr::null()),
     };
@@ -178,6 +193,11 @@ where
 
 trait CellClass {
     const CLASS: u8;
+}
+
+/// The size class of `F`'s task cell.
+pub(crate) fn cell_class<F: Future>() -> u8 {
+    <F as CellClass>::CLASS
 }
 
 impl<F: Future> CellClass for F {

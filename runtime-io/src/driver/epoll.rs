@@ -119,7 +119,12 @@ impl Unpark for EpollWaker {
 impl EpollDriver {
     /// A new driver with room for `events` events per turn; `note` goes
     /// into the start-up report (why this is not io_uring, if it is not).
-    pub fn new(events: usize, note: Option<&str>) -> io::Result<EpollDriver> {
+    pub fn new(
+        events: usize,
+        note: Option<&str>,
+        arena: Option<&Arc<sprint_core::sprint_alloc::Arena>>,
+    ) -> io::Result<EpollDriver> {
+        let (pool, from) = BufferPool::new_in(arena, POOL_BUFFERS, POOL_BUFFER_SIZE)?;
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Arc::new(EpollWaker(mio::Waker::new(poll.registry(), WAKER)?));
@@ -130,13 +135,13 @@ impl EpollDriver {
                 registry,
                 slots: Mutex::new(Slots::default()),
                 count: AtomicUsize::new(0),
-                pool: BufferPool::new(POOL_BUFFERS, POOL_BUFFER_SIZE)?,
+                pool,
             }),
             waker,
             ready: Vec::with_capacity(events),
             describe: match note {
-                Some(n) => format!("epoll (mio); {n}"),
-                None => "epoll (mio)".to_string(),
+                Some(n) => format!("epoll (mio, pool from {from}); {n}"),
+                None => format!("epoll (mio, pool from {from})"),
             },
         })
     }

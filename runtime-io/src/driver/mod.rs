@@ -139,7 +139,11 @@ pub fn factory() -> DriverFactory {
                 tracing::warn!(requested = %choice.requested, chosen = choice.chosen, %reason, "I/O driver fallback");
             }
         }
-        let driver = EpollDriver::new(EVENTS_PER_TURN, choice.fallback_reason.as_deref())?;
+        let driver = EpollDriver::new(
+            EVENTS_PER_TURN,
+            choice.fallback_reason.as_deref(),
+            info.arena.as_ref(),
+        )?;
         let handle = driver.epoll_handle();
         CURRENT.with(|c| *c.borrow_mut() = Some(Current::Epoll(handle)));
         Ok(Box::new(driver))

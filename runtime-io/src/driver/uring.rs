@@ -246,7 +246,10 @@ struct BufRing {
 unsafe impl Send for BufRing {}
 
 impl BufRing {
-    fn new(ring: &IoUring) -> io::Result<BufRing> {
+    fn new(
+        ring: &IoUring,
+        arena: Option<&Arc<sprint_core::sprint_alloc::Arena>>,
+    ) -> io::Result<BufRing> {
         let map_len = (RING_BUFFERS as usize * std::mem::size_of::<BufRingEntry>()).max(4096);
         // SAFETY: an anonymous private mapping with no address hint.
         let entries = unsafe {
@@ -262,9 +265,9 @@ impl BufRing {
         if entries == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let memory = BufferPool::new(RING_BUFFERS as usize, RING_BUFFER_SIZE);
+        let memory = BufferPool::new_in(arena, RING_BUFFERS as usize, RING_BUFFER_SIZE);
         let memory = match memory {
-            Ok(m) => m,
+            Ok((m, _)) => m,
             Err(e) => {
                 // SAFETY: mapped just above with this length.
                 unsafe { libc::munmap(entries, map_len) };
@@ -878,7 +881,8 @@ impl UringDriver {
         }
         // SAFETY: a new fd this function owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
-        let pool = BufferPool::new(POOL_BUFFERS, POOL_BUFFER_SIZE)?;
+        let (pool, from) = BufferPool::new_in(info.arena.as_ref(), POOL_BUFFERS, POOL_BUFFER_SIZE)?;
+        notes.push(format!("pool from {from}"));
         let mut fixed_pool = None;
         if cfg.uring_registered_buffers {
             let iovecs = pool.iovecs();
@@ -896,7 +900,7 @@ impl UringDriver {
                 Err(e) => notes.push(format!("registered buffers refused ({e})")),
             }
         }
-        let bufring = match BufRing::new(&ring) {
+        let bufring = match BufRing::new(&ring, info.arena.as_ref()) {
             Ok(br) => {
                 notes.push(format!(
                     "provided buffers {}x{} KiB",

@@ -1,0 +1,229 @@
+//! Per-worker arenas as the levels ask, and every way they degrade: each
+//! privilege is dropped for real in a child process (the limits and
+//! capabilities are process-wide), and strict mode turns each degradation
+//! into an error.
+
+use sprint_core::config::LockMemory;
+use sprint_core::{spawn_local, try_spawn_local, Builder, Level, SpawnError};
+use std::process::Command;
+
+const CHILD: &str = "MEMORY_CHILD_OF_THE_SPRINT_CORE_TESTS";
+
+fn builder(level: Level) -> Builder {
+    Builder::new().level(level).read_env(false).workers(1)
+}
+
+#[test]
+fn an_arena_per_worker_commits_its_preallocation_within_the_budget() {
+    let rt = builder(Level::Aggressive).build().unwrap();
+    let s = &rt.handle().memory_stats()[0];
+    let cfg = rt.config();
+    assert_eq!(s.arena.committed, cfg.arena_prealloc_bytes, "{s:?}");
+    assert!(s.arena.capacity >= s.arena.committed, "{s:?}");
+    let report = rt.memory_report().join("\n");
+    assert!(report.contains("budget"), "{report}");
+}
+
+#[test]
+fn enterprise_locks_and_binds_its_arena_as_the_kernel_reports() {
+    let rt = builder(Level::Enterprise)
+        .configure(|c| c.huge_pages = false)
+        .build()
+        .unwrap();
+    let s = &rt.handle().memory_stats()[0];
+    // Root here has CAP_IPC_LOCK: the lock is granted.
+    assert!(s.arena.locked >= rt.config().arena_prealloc_bytes, "{s:?}");
+    // Bound to the worker's node, as get_mempolicy reports it.
+    assert_eq!(s.bound_node, Some(0), "{s:?}");
+    let vmlck = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmLck:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .unwrap();
+    assert!(vmlck * 1024 >= s.arena.locked, "VmLck {vmlck} kB");
+}
+
+#[test]
+fn a_full_arena_refuses_try_spawn_and_spawn_falls_back_counted() {
+    // 1 % of RAM for one worker; tasks of ~1 KiB that stay pending fill it.
+    let rt = builder(Level::Standard)
+        .configure(|c| c.memory_budget_percent = 1)
+        .build()
+        .unwrap();
+    let (refused_after, fallback) = rt.block_on(async {
+        sprint_core::spawn_on(0, async {
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            let rx = futures::future::FutureExt::shared(rx);
+            let mut n = 0usize;
+            let err = loop {
+                let rx = rx.clone();
+                let pad = [1u8; 700];
+                match try_spawn_local(async move {
+                    let _ = rx.await;
+                    pad[0]
+                }) {
+                    Ok(_) => n += 1,
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(err, SpawnError::MemoryBudget { worker: 0 }),
+                "{err}"
+            );
+            // spawn_local still works: it falls back to the global allocator.
+            let pad = [7u8; 700];
+            let h = spawn_local(async move { pad[1] });
+            assert_eq!(h.await.unwrap(), 7);
+            let fallback = sprint_core::Handle::current().memory_stats()[0]
+                .slab
+                .fallback_allocations;
+            drop(tx);
+            (n, fallback)
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert!(refused_after > 1000, "{refused_after}");
+    assert!(fallback >= 1, "the fallback is counted");
+}
+
+fn degrade_child(case: &str) {
+    match case {
+        "memlock" => {
+            // Drop CAP_IPC_LOCK for real and lower RLIMIT_MEMLOCK to 64 KiB.
+            for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
+                caps::drop(None, set, caps::Capability::CAP_IPC_LOCK).unwrap();
+            }
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            // SAFETY: setrlimit with a valid struct.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) }, 0);
+            let rt = builder(Level::Enterprise)
+                .configure(|c| c.huge_pages = false)
+                .build()
+                .unwrap();
+            println!("REPORT {}", rt.memory_report().join(" | "));
+            println!("LOCKED {}", rt.handle().memory_stats()[0].arena.locked);
+            drop(rt);
+            let err = builder(Level::Enterprise)
+                .configure(|c| {
+                    c.huge_pages = false;
+                    c.strict = true
+                })
+                .build()
+                .unwrap_err();
+            println!("STRICT {err}");
+            // Turbo locks everything: mlockall is refused the same way.
+            let rt = builder(Level::Turbo)
+                .configure(|c| {
+                    c.huge_pages = false;
+                    c.lock_memory = LockMemory::All
+                })
+                .build()
+                .unwrap();
+            println!("ALL {}", rt.memory_report().join(" | "));
+        }
+        other => panic!("unknown case {other}"),
+    }
+}
+
+fn run_child(case: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "without_the_privilege_locking_degrades_with_a_reason",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD, case)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {case} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn line<'a>(out: &'a str, tag: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.split_once(tag).map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("no {tag} in {out}"))
+}
+
+#[test]
+fn without_the_privilege_locking_degrades_with_a_reason() {
+    if let Ok(case) = std::env::var(CHILD) {
+        return degrade_child(&case);
+    }
+    let out = run_child("memlock");
+    let report = line(&out, "REPORT ");
+    assert!(
+        report.contains("mlock of") && report.contains("refused"),
+        "{report}"
+    );
+    assert!(report.contains("RLIMIT_MEMLOCK = 64 KiB"), "{report}");
+    assert_eq!(line(&out, "LOCKED ").trim(), "0");
+    let strict = line(&out, "STRICT ");
+    assert!(
+        strict.contains("memory") && strict.contains("mlock"),
+        "{strict}"
+    );
+    let all = line(&out, "ALL ");
+    assert!(all.contains("mlockall refused"), "{all}");
+}
+
+#[test]
+fn no_huge_pages_reserved_falls_back_to_transparent_ones_or_fails_when_strict() {
+    if sprint_core::sprint_alloc::arena::free_huge_pages() > 0 {
+        eprintln!("skipped: this machine has explicit huge pages reserved");
+        return;
+    }
+    let rt = builder(Level::Enterprise).build().unwrap();
+    let report = rt.memory_report().join("\n");
+    assert!(
+        report.contains("no explicit huge pages reserved"),
+        "{report}"
+    );
+    assert!(report.contains("transparent huge pages"), "{report}");
+    assert_eq!(rt.handle().memory_stats()[0].arena.huge_page_bytes, 0);
+    drop(rt);
+    let err = builder(Level::Enterprise)
+        .configure(|c| c.strict = true)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("huge pages"), "{err}");
+}
+
+#[test]
+fn a_budget_too_small_for_the_preallocation_degrades_or_fails_when_strict() {
+    let huge = 1usize << 40; // 1 TiB of preallocation per worker
+    let rt = builder(Level::Standard)
+        .configure(move |c| c.arena_prealloc_bytes = huge)
+        .build()
+        .unwrap();
+    let report = rt.memory_report().join("\n");
+    assert!(
+        report.contains("less than the 1048576 MiB preallocation"),
+        "{report}"
+    );
+    let s = &rt.handle().memory_stats()[0];
+    assert_eq!(
+        s.arena.committed, s.arena.capacity,
+        "commits its whole share"
+    );
+    drop(rt);
+    let err = builder(Level::Standard)
+        .configure(move |c| {
+            c.arena_prealloc_bytes = huge;
+            c.strict = true
+        })
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("memory budget"), "{err}");
+}

@@ -1,0 +1,90 @@
+//! With an arena (Standard and up), spawning and joining a task calls the
+//! global allocator zero times: cells come from the worker's slab. Counted
+//! by a `#[global_allocator]` that forwards to the system allocator (its
+//! own binary: the allocator is process-wide). The arena is never the
+//! global allocator.
+
+use sprint_core::{spawn_local, Builder, Level};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats) {
+    let rt = Builder::new()
+        .level(level)
+        .read_env(false)
+        .workers(1)
+        .build()
+        .unwrap();
+    let allocs = rt.block_on(async move {
+        sprint_core::spawn_on(0, async move {
+            let mut handles = Vec::with_capacity(256);
+            let mut payload = [0u8; 200];
+            let before = ALLOCS.load(Relaxed);
+            let mut sum = 0u64;
+            for i in 0..tasks {
+                payload[0] = i as u8;
+                // Two size classes: a small future and a 200-byte one.
+                if i % 2 == 0 {
+                    handles.push(spawn_local(async move { i as u64 }));
+                } else {
+                    handles.push(spawn_local(async move { payload[0] as u64 }));
+                }
+                if handles.len() == 256 {
+                    for h in handles.drain(..) {
+                        sum += h.await.unwrap();
+                    }
+                }
+            }
+            for h in handles.drain(..) {
+                sum += h.await.unwrap();
+            }
+            assert!(sum > 0);
+            ALLOCS.load(Relaxed) - before
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    let stats = rt.handle().memory_stats()[0].clone();
+    (allocs, stats)
+}
+
+#[test]
+fn spawn_allocates_nothing_globally_with_an_arena() {
+    // From the very first spawn: cold cells are carved from the arena.
+    let (allocs, stats) = spawn_and_join(20_000, Level::Standard);
+    assert_eq!(
+        allocs, 0,
+        "global allocations over 20,000 spawns: {stats:?}"
+    );
+    assert!(stats.slab.cells_carved > 0, "{stats:?}");
+    assert_eq!(stats.slab.fallback_allocations, 0, "{stats:?}");
+    // Without arenas (Basic) the counter does see the spawns: the test
+    // can fail.
+    let (allocs, _) = spawn_and_join(2_000, Level::Basic);
+    assert!(allocs > 0, "Basic has no arena, so its cells are global");
+}
