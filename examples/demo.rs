@@ -7,6 +7,11 @@
 //! `cargo run --release -p sprint-examples --bin demo -- --level aggressive`
 
 use clap::Parser;
+
+/// The demo runs on mimalloc, the global allocator the levels recommend;
+/// the runtime sets its reclaim policy per level.
+#[global_allocator]
+static GLOBAL: sprint::memory::MiMalloc = sprint::memory::MiMalloc;
 use sprint::sync::mpsc;
 use sprint::{Builder, Level};
 use std::time::{Duration, Instant};
@@ -54,6 +59,9 @@ fn main() {
     );
     for (w, line) in rt.handle().driver_report().iter().enumerate() {
         println!("worker {w} I/O: {line}");
+    }
+    for line in rt.memory_report() {
+        println!("memory: {line}");
     }
     let workers = rt.handle().workers();
     let tasks = args.tasks;
@@ -159,6 +167,20 @@ fn main() {
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e6 * conns as f64 / echoed as f64
     );
+    for m in rt.handle().memory_stats() {
+        println!(
+            "worker {} arena: {} MiB committed of {} MiB, {} KiB used, {} MiB locked, {} task cells carved, {} in use, {} fallback allocations, bound to NUMA node {}",
+            m.worker,
+            m.arena.committed >> 20,
+            m.arena.capacity >> 20,
+            m.arena.used >> 10,
+            m.arena.locked >> 20,
+            m.slab.cells_carved,
+            m.slab.cells_in_use,
+            m.slab.fallback_allocations,
+            m.bound_node.map_or("-".to_string(), |n| n.to_string())
+        );
+    }
     println!(
         "{:>8} {:>5} {:>7} {:>10} {:>9} {:>7} {:>7} {:>8} {:>7}",
         "worker", "cpu", "pinned", "polls", "spawned", "steals", "parks", "unparks", "timers"

@@ -7,6 +7,8 @@
 
 pub mod arena;
 pub mod budget;
+#[cfg(feature = "mimalloc")]
+pub mod mimalloc;
 pub mod slab;
 pub mod topology;
 

@@ -122,6 +122,56 @@ pub(crate) fn plan(
     Ok(out)
 }
 
+/// The reclaim policy as mimalloc's purge delay (ms; `None`: never).
+pub fn purge_delay(reclaim: crate::config::Reclaim) -> Option<u32> {
+    use crate::config::Reclaim;
+    match reclaim {
+        Reclaim::Soon => Some(0),
+        Reclaim::Lazy => Some(100),
+        Reclaim::Keep => Some(10_000),
+        Reclaim::Never => None,
+    }
+}
+
+/// Applies `allocator = mimalloc`: the reclaim policy if mimalloc is the
+/// global allocator, else a note saying why not.
+pub(crate) fn apply_allocator(config: &Config, notes: &mut Vec<String>) {
+    if config.allocator != crate::config::Allocator::Mimalloc {
+        return;
+    }
+    #[cfg(feature = "mimalloc")]
+    {
+        if sprint_alloc::mimalloc::is_global() {
+            let delay = purge_delay(config.reclaim);
+            sprint_alloc::mimalloc::set_purge_delay(delay);
+            notes.push(match delay {
+                Some(ms) => format!(
+                    "mimalloc: freed memory returns to the OS after {ms} ms (reclaim {})",
+                    config.reclaim
+                ),
+                None => format!(
+                    "mimalloc: freed memory is never returned (reclaim {})",
+                    config.reclaim
+                ),
+            });
+        } else {
+            notes.push("allocator = mimalloc, but the program's global allocator is not mimalloc: add `#[global_allocator] static GLOBAL: sprint::memory::MiMalloc = sprint::memory::MiMalloc;`".into());
+        }
+    }
+    #[cfg(not(feature = "mimalloc"))]
+    notes.push("allocator = mimalloc, but Sprint was built without its `mimalloc` feature: the system allocator serves".into());
+}
+
+/// Returns the global allocator's freed memory to the OS now (mimalloc's
+/// `mi_collect`; the Rust form of the seed's `TriggerGC`).
+#[cfg(feature = "mimalloc")]
+pub fn collect() {
+    sprint_alloc::mimalloc::collect()
+}
+
+#[cfg(feature = "mimalloc")]
+pub use sprint_alloc::mimalloc::MiMalloc;
+
 /// mlockall for the levels that lock everything; the guard undoes it.
 #[derive(Debug)]
 pub(crate) struct LockAll(bool);

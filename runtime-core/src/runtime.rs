@@ -175,6 +175,7 @@ impl Runtime {
         spare_cpus: Vec<usize>,
         mut memory: crate::memory::MemoryPlan,
     ) -> Result<Runtime, BuildError> {
+        crate::memory::apply_allocator(&config, &mut memory.notes);
         let lock_all = if memory.lock_all {
             Some(
                 crate::memory::LockAll::apply(config.strict, &mut memory.notes)

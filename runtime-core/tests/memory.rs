@@ -227,3 +227,14 @@ fn a_budget_too_small_for_the_preallocation_degrades_or_fails_when_strict() {
         .unwrap_err();
     assert!(err.to_string().contains("memory budget"), "{err}");
 }
+
+#[test]
+fn asking_for_mimalloc_without_it_installed_says_so() {
+    // This binary's global allocator is the system's.
+    let rt = builder(Level::Standard).build().unwrap();
+    let report = rt.memory_report().join("\n");
+    assert!(
+        report.contains("allocator = mimalloc, but"),
+        "Standard asks for mimalloc; the report must say it is not there: {report}"
+    );
+}

@@ -13,6 +13,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use sprint_core::config::{self, Config, ConfigError, Level};
+pub use sprint_core::memory;
 pub use sprint_core::topology::{self, Plan};
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,
