@@ -11,7 +11,7 @@ use crate::arena::Arena;
 use parking_lot::Mutex;
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
 /// Cell sizes.
@@ -43,7 +43,12 @@ pub struct Slab {
     local: UnsafeCell<Heads>,
     remote: Mutex<Heads>,
     remote_count: AtomicUsize,
-    in_use: AtomicU64,
+    /// Cells taken minus given on the owner thread: written only there,
+    /// with plain loads and stores (no read-modify-write on the spawn
+    /// path), read by the stats from anywhere.
+    owner_net: AtomicI64,
+    /// The same for other threads, with read-modify-writes.
+    shared_net: AtomicI64,
     carved: AtomicU64,
     fallback: AtomicU64,
 }
@@ -85,7 +90,8 @@ impl Slab {
             local: UnsafeCell::new(Heads([std::ptr::null_mut(); N])),
             remote: Mutex::new(Heads([std::ptr::null_mut(); N])),
             remote_count: AtomicUsize::new(0),
-            in_use: AtomicU64::new(0),
+            owner_net: AtomicI64::new(0),
+            shared_net: AtomicI64::new(0),
             carved: AtomicU64::new(0),
             fallback: AtomicU64::new(0),
         }
@@ -129,9 +135,15 @@ impl Slab {
             }
         };
         if p.is_some() {
-            self.in_use.fetch_add(1, Relaxed);
+            self.owner_add(1);
         }
         p
+    }
+
+    /// Owner thread only: a plain load and store, no locked instruction.
+    fn owner_add(&self, d: i64) {
+        self.owner_net
+            .store(self.owner_net.load(Relaxed) + d, Relaxed);
     }
 
     /// Whether [`take`](Self::take) would find a cell of `class` now.
@@ -154,7 +166,7 @@ impl Slab {
         }
         .or_else(|| self.carve(class));
         if p.is_some() {
-            self.in_use.fetch_add(1, Relaxed);
+            self.shared_net.fetch_add(1, Relaxed);
         }
         p
     }
@@ -167,7 +179,7 @@ impl Slab {
     pub unsafe fn give(&self, p: NonNull<u8>, class: usize) {
         // SAFETY: the owner thread alone touches `local`; the cell is ours.
         unsafe { push(&mut (*self.local.get()).0[class], p) };
-        self.in_use.fetch_sub(1, Relaxed);
+        self.owner_add(-1);
     }
 
     /// Returns a cell from any thread.
@@ -179,7 +191,7 @@ impl Slab {
         // SAFETY: the caller's contract; the remote list is locked.
         unsafe { push(&mut r.0[class], p) };
         self.remote_count.fetch_add(1, Relaxed);
-        self.in_use.fetch_sub(1, Relaxed);
+        self.shared_net.fetch_sub(1, Relaxed);
     }
 
     /// Whether `p` is memory of this slab's arena.
@@ -195,7 +207,8 @@ impl Slab {
     /// The figures for the stats.
     pub fn stats(&self) -> SlabStats {
         SlabStats {
-            cells_in_use: self.in_use.load(Relaxed),
+            cells_in_use: (self.owner_net.load(Relaxed) + self.shared_net.load(Relaxed)).max(0)
+                as u64,
             cells_carved: self.carved.load(Relaxed),
             fallback_allocations: self.fallback.load(Relaxed),
         }

@@ -6,6 +6,32 @@ use slab::Slab;
 use std::collections::VecDeque;
 use std::task::{Poll, Waker};
 
+/// Wakers collected under a lock and woken after it: up to four inline,
+/// so a pop that frees a slot for a waiting sender does not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct WakeList {
+    inline: [Option<Waker>; 4],
+    more: Vec<Waker>,
+}
+
+impl WakeList {
+    pub(crate) fn push(&mut self, w: Waker) {
+        match self.inline.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(w),
+            None => self.more.push(w),
+        }
+    }
+
+    pub(crate) fn wake_all(self) {
+        for w in self.inline.into_iter().flatten() {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Bounded<T> {
     queue: VecDeque<T>,
@@ -66,7 +92,7 @@ impl<T> Bounded<T> {
 
     /// Takes the wakers of every waiting sender (a slot freed, or the
     /// receiver left). Their keys stay registered until they finish.
-    fn take_waiters(&mut self, out: &mut Vec<Waker>) {
+    fn take_waiters(&mut self, out: &mut WakeList) {
         for (_, w) in self.waiters.iter_mut() {
             if let Some(w) = w.take() {
                 out.push(w);
@@ -78,7 +104,7 @@ impl<T> Bounded<T> {
     pub(crate) fn poll_pop(
         &mut self,
         waker: Option<&Waker>,
-        wake: &mut Vec<Waker>,
+        wake: &mut WakeList,
     ) -> Poll<Option<T>> {
         if let Some(v) = self.queue.pop_front() {
             self.take_waiters(wake);
@@ -111,7 +137,7 @@ impl<T> Bounded<T> {
     }
 
     /// The receiver left (or closed): refuse further sends.
-    pub(crate) fn close_rx(&mut self, wake: &mut Vec<Waker>) {
+    pub(crate) fn close_rx(&mut self, wake: &mut WakeList) {
         self.rx_open = false;
         self.take_waiters(wake);
     }

@@ -18,7 +18,7 @@ use super::bounded::{Bounded, Refused};
 use crate::coop;
 use std::fmt;
 use std::future::poll_fn;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// The receiver is gone; the value comes back.
 #[derive(PartialEq, Eq, Clone)]
@@ -89,10 +89,8 @@ impl fmt::Display for TryRecvError {
 
 impl std::error::Error for TryRecvError {}
 
-fn wake_all(wakers: Vec<Waker>) {
-    for w in wakers {
-        w.wake();
-    }
+fn wake_all(wakers: crate::sync::bounded::WakeList) {
+    wakers.wake_all();
 }
 
 macro_rules! flavour {
@@ -222,7 +220,7 @@ macro_rules! flavour {
             /// Polls for the next value.
             pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
                 let coop = std::task::ready!(coop::poll_proceed(cx));
-                let mut wake = Vec::new();
+                let mut wake = crate::sync::bounded::WakeList::default();
                 let r = self.chan.$borrow().poll_pop(Some(cx.waker()), &mut wake);
                 wake_all(wake);
                 if r.is_ready() {
@@ -233,7 +231,7 @@ macro_rules! flavour {
 
             /// A value now, or why not.
             pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-                let mut wake = Vec::new();
+                let mut wake = crate::sync::bounded::WakeList::default();
                 let r = self.chan.$borrow().poll_pop(None, &mut wake);
                 wake_all(wake);
                 match r {
@@ -245,7 +243,7 @@ macro_rules! flavour {
 
             /// Refuses further sends; what is queued can still be received.
             pub fn close(&mut self) {
-                let mut wake = Vec::new();
+                let mut wake = crate::sync::bounded::WakeList::default();
                 self.chan.$borrow().close_rx(&mut wake);
                 wake_all(wake);
             }
@@ -263,7 +261,7 @@ macro_rules! flavour {
 
         impl<T> Drop for Receiver<T> {
             fn drop(&mut self) {
-                let mut wake = Vec::new();
+                let mut wake = crate::sync::bounded::WakeList::default();
                 let queued = {
                     let mut ch = self.chan.$borrow();
                     ch.close_rx(&mut wake);
