@@ -178,6 +178,15 @@ pub(crate) struct LockAll(bool);
 
 impl LockAll {
     pub(crate) fn apply(strict: bool, notes: &mut Vec<String>) -> Result<LockAll, String> {
+        if sprint_alloc::arena::under_asan() {
+            let why =
+                "mlockall skipped: an AddressSanitizer build (its shadow memory cannot be locked)";
+            if strict {
+                return Err(why.into());
+            }
+            notes.push(why.into());
+            return Ok(LockAll(false));
+        }
         // SAFETY: mlockall has no memory preconditions.
         if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
             notes.push("all process memory locked (mlockall)".into());
