@@ -81,7 +81,8 @@ pub struct Arena {
     prepared: AtomicUsize,
     grow: Mutex<()>,
     config: ArenaConfig,
-    hugetlb: bool,
+    /// Bytes at the start on explicit huge pages.
+    huge_bytes: usize,
     page: usize,
     notes: Vec<String>,
 }
@@ -175,28 +176,62 @@ impl Arena {
                 Ok(())
             }
         };
-        let mut hugetlb = false;
-        let mut reserved = config.ceiling.next_multiple_of(page);
-        let mut base = std::ptr::null_mut();
+        // Reserve the ceiling, starting 2 MiB-aligned so huge pages can
+        // back its start, with no access: address space, not memory.
+        let reserved = config.ceiling.next_multiple_of(page);
+        // SAFETY: an anonymous reservation with no access and no hint.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                reserved + HUGE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(os(format!("reserving {reserved} bytes of address space")));
+        }
+        let raw_addr = raw as usize;
+        let aligned = raw_addr.next_multiple_of(HUGE);
+        // SAFETY: trimming the unaligned head and the tail of our own
+        // reservation.
+        unsafe {
+            if aligned > raw_addr {
+                libc::munmap(raw, aligned - raw_addr);
+            }
+            let end = aligned + reserved;
+            let raw_end = raw_addr + reserved + HUGE;
+            if raw_end > end {
+                libc::munmap(end as *mut libc::c_void, raw_end - end);
+            }
+        }
+        let base = aligned as *mut libc::c_void;
+        let mut huge_bytes = 0;
         if config.huge_pages {
-            let need = config.ceiling.next_multiple_of(HUGE);
+            // Explicit huge pages back the preallocated part, if that many
+            // are reserved; the rest (and the fallback) gets transparent
+            // huge pages.
+            let need = config.commit.next_multiple_of(HUGE);
             let free = free_huge_pages();
-            if free * HUGE >= need {
-                // SAFETY: an anonymous private mapping with no hint.
+            if need > 0 && need <= reserved && free * HUGE >= need {
+                // SAFETY: replaces the start of our own reservation.
                 let p = unsafe {
                     libc::mmap(
-                        std::ptr::null_mut(),
+                        base,
                         need,
                         libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+                        libc::MAP_PRIVATE
+                            | libc::MAP_ANONYMOUS
+                            | libc::MAP_FIXED
+                            | libc::MAP_HUGETLB,
                         -1,
                         0,
                     )
                 };
-                if p != libc::MAP_FAILED {
-                    hugetlb = true;
-                    base = p;
-                    reserved = need;
+                if p == base {
+                    huge_bytes = need;
                 } else {
                     let e = io::Error::last_os_error();
                     degrade(
@@ -206,51 +241,39 @@ impl Arena {
                         &mut notes,
                     )?;
                 }
-            } else {
+            } else if need > 0 {
                 degrade(
                     format!(
-                        "no explicit huge pages reserved for {} MiB (HugePages_Free = {free}, vm.nr_hugepages): transparent huge pages (madvise) instead",
+                        "no explicit huge pages reserved for the {} MiB preallocation (HugePages_Free = {free}; vm.nr_hugepages reserves them): transparent huge pages (madvise) instead",
                         need / MIB
                     ),
                     &mut notes,
                 )?;
             }
-        }
-        if base.is_null() {
-            // SAFETY: an anonymous reservation with no access and no hint.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    reserved,
-                    libc::PROT_NONE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1,
-                    0,
+            // SAFETY: advice on our own reservation, past the huge part.
+            let r = unsafe {
+                libc::madvise(
+                    (base as *mut u8).add(huge_bytes).cast(),
+                    reserved - huge_bytes,
+                    libc::MADV_HUGEPAGE,
                 )
             };
-            if p == libc::MAP_FAILED {
-                return Err(os(format!("reserving {reserved} bytes of address space")));
-            }
-            base = p;
-            if config.huge_pages {
-                // SAFETY: advice on our own reservation.
-                if unsafe { libc::madvise(base, reserved, libc::MADV_HUGEPAGE) } != 0 {
-                    let e = io::Error::last_os_error();
-                    degrade(format!("transparent huge pages refused ({e})"), &mut notes)?;
-                }
+            if r != 0 && reserved > huge_bytes {
+                let e = io::Error::last_os_error();
+                degrade(format!("transparent huge pages refused ({e})"), &mut notes)?;
             }
         }
         let arena = Arena {
             // SAFETY: mmap succeeded, so the address is not null.
             base: unsafe { NonNull::new_unchecked(base.cast()) },
             reserved,
-            committed: AtomicUsize::new(if hugetlb { reserved } else { 0 }),
+            committed: AtomicUsize::new(huge_bytes),
             used: AtomicUsize::new(0),
             locked: AtomicUsize::new(0),
             prepared: AtomicUsize::new(0),
             grow: Mutex::new(()),
             config: config.clone(),
-            hugetlb,
+            huge_bytes,
             page,
             notes: Vec::new(),
         };
@@ -338,7 +361,7 @@ impl Arena {
     fn commit_to(&self, to: usize) -> Result<(), String> {
         let _g = self.grow.lock();
         let to = to.min(self.reserved);
-        if !self.hugetlb {
+        {
             let from = self.committed.load(Acquire);
             if to > from {
                 // SAFETY: [from, to) lies inside our reservation.
@@ -448,7 +471,7 @@ impl Arena {
             committed: self.committed.load(Relaxed),
             used: self.used.load(Relaxed),
             locked: self.locked.load(Relaxed),
-            huge_page_bytes: if self.hugetlb { self.reserved } else { 0 },
+            huge_page_bytes: self.huge_bytes,
         }
     }
 

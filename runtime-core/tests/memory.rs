@@ -242,3 +242,29 @@ fn asking_for_mimalloc_without_it_installed_says_so() {
         "Standard asks for mimalloc; the report must say it is not there: {report}"
     );
 }
+
+#[test]
+fn a_future_too_large_for_a_cell_falls_back_and_is_counted() {
+    let rt = builder(Level::Standard).build().unwrap();
+    let before = rt.handle().memory_stats()[0].slab.fallback_allocations;
+    let got = rt.block_on(async {
+        sprint_core::spawn_on(0, async {
+            let big = [3u8; 4000];
+            let h = spawn_local(async move { big[3999] });
+            // try_spawn_local refuses it: it cannot come from the arena.
+            let big2 = [4u8; 4000];
+            let refused = try_spawn_local(async move { big2[0] }).is_err();
+            (h.await.unwrap(), refused)
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert_eq!(got, (3, true));
+    let after = rt.handle().memory_stats()[0].slab.fallback_allocations;
+    assert_eq!(
+        after - before,
+        1,
+        "the 4 KB future went to the global allocator, counted"
+    );
+}
