@@ -458,6 +458,12 @@ impl Arena {
         }
     }
 
+    /// The reserved address range, `[start, end)`.
+    pub fn range(&self) -> (usize, usize) {
+        let b = self.base.as_ptr() as usize;
+        (b, b + self.reserved)
+    }
+
     /// Whether `p` points into this arena.
     pub fn contains(&self, p: *const u8) -> bool {
         let b = self.base.as_ptr() as usize;

@@ -40,6 +40,9 @@ unsafe impl Send for Heads {}
 /// One worker's slab.
 pub struct Slab {
     arena: Arc<Arena>,
+    /// The arena's address range, copied for `contains` on the free path.
+    lo: usize,
+    hi: usize,
     local: UnsafeCell<Heads>,
     remote: Mutex<Heads>,
     remote_count: AtomicUsize,
@@ -85,8 +88,11 @@ fn pop(head: &mut *mut u8) -> Option<NonNull<u8>> {
 impl Slab {
     /// A slab carving `arena`.
     pub fn new(arena: Arc<Arena>) -> Slab {
+        let (lo, hi) = arena.range();
         Slab {
             arena,
+            lo,
+            hi,
             local: UnsafeCell::new(Heads([std::ptr::null_mut(); N])),
             remote: Mutex::new(Heads([std::ptr::null_mut(); N])),
             remote_count: AtomicUsize::new(0),
@@ -196,7 +202,7 @@ impl Slab {
 
     /// Whether `p` is memory of this slab's arena.
     pub fn contains(&self, p: *const u8) -> bool {
-        self.arena.contains(p)
+        (self.lo..self.hi).contains(&(p as usize))
     }
 
     /// Counts an allocation that went to the global allocator.

@@ -179,6 +179,8 @@ pub(crate) struct Core {
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
     alive: Cell<isize>,
     cells: UnsafeCell<CellCache>,
+    /// `shared.slab`, copied here so the spawn path skips the `OnceLock`.
+    slab: Option<Arc<sprint_alloc::Slab>>,
     driver: UnsafeCell<Option<Box<dyn Driver>>>,
 }
 
@@ -201,7 +203,9 @@ impl Core {
         // Tasks point at `shared` without counting; this reference keeps it
         // alive until the last of them is freed (see `outstanding`).
         *shared.keepalive.lock() = Some(shared.clone());
+        let slab = shared.slab.get().cloned();
         Core {
+            slab,
             shared,
             rt,
             local: UnsafeCell::new(VecDeque::with_capacity(1024)),
@@ -250,7 +254,7 @@ impl Core {
     /// back to the global allocator and is counted), else the cell cache.
     pub(crate) fn alloc_cell(&self, class: u8, layout: Layout) -> NonNull<u8> {
         self.alive.set(self.alive.get() + 1);
-        if let Some(slab) = self.shared.slab.get() {
+        if let Some(slab) = self.slab.as_deref() {
             if class != cache::EXACT {
                 // SAFETY: this is the slab's owner thread.
                 if let Some(p) = unsafe { slab.take(class as usize) } {
@@ -271,7 +275,7 @@ impl Core {
     /// Whether a cell of `class` can come from this worker's arena now
     /// (true without an arena: the global allocator serves).
     pub(crate) fn can_alloc(&self, class: u8) -> bool {
-        match self.shared.slab.get() {
+        match self.slab.as_deref() {
             None => true,
             // SAFETY: this is the slab's owner thread.
             Some(slab) => class != cache::EXACT && unsafe { slab.can_take(class as usize) },
@@ -285,7 +289,7 @@ impl Core {
     /// layout.
     pub(crate) unsafe fn free_cell(&self, p: NonNull<u8>, class: u8, layout: Layout) {
         self.alive.set(self.alive.get() - 1);
-        if let Some(slab) = self.shared.slab.get() {
+        if let Some(slab) = self.slab.as_deref() {
             if slab.contains(p.as_ptr()) {
                 // SAFETY: the owner thread; a cell of this class from this
                 // slab (it lies in the arena), dead (the caller's contract).
