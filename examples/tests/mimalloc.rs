@@ -26,6 +26,7 @@ fn the_level_sets_mimallocs_reclaim_and_collect_runs() {
         .configure(|c| {
             c.huge_pages = false;
             c.lock_memory = sprint::config::LockMemory::None;
+            c.rt_policy = sprint::config::RtPolicy::None;
         })
         .build()
         .unwrap();

@@ -19,6 +19,7 @@ pub mod sync;
 pub mod task;
 pub mod time;
 pub mod topology;
+pub mod tune;
 
 pub use builder::Builder;
 pub use config::{Config, ConfigError, Level};

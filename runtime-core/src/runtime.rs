@@ -44,6 +44,10 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+    /// OS tuning could not be applied (strict mode), or conflicts with
+    /// another runtime of this process.
+    #[error("tuning: {0}")]
+    Tune(#[from] crate::tune::TuneError),
     /// Memory could not be set up as asked (strict mode), or at all.
     #[error("memory: {0}")]
     Memory(String),
@@ -122,6 +126,9 @@ pub struct Runtime {
     done: mpsc::Receiver<()>,
     shut: bool,
     memory_notes: Vec<String>,
+    tune_report: Vec<crate::tune::ReportLine>,
+    /// The process-wide settings, put back after the workers are gone.
+    _process_tuning: Option<crate::tune::ProcessGuard>,
     /// Undoes mlockall after the workers are gone (declared last: dropped
     /// after `Drop::drop` has joined them).
     _lock_all: Option<crate::memory::LockAll>,
@@ -165,7 +172,8 @@ impl Runtime {
             .copied()
             .filter(|c| !plan.workers.iter().any(|w| w.cpu == *c))
             .collect();
-        Runtime::start(config, plan, driver, spare_cpus, memory)
+        let allowed_cpus = allowed.len();
+        Runtime::start(config, plan, driver, spare_cpus, memory, allowed_cpus)
     }
 
     fn start(
@@ -174,7 +182,10 @@ impl Runtime {
         driver: Option<DriverFactory>,
         spare_cpus: Vec<usize>,
         mut memory: crate::memory::MemoryPlan,
+        allowed_cpus: usize,
     ) -> Result<Runtime, BuildError> {
+        let mut tune_report = Vec::new();
+        let process_tuning = crate::tune::apply_process(&config, &mut tune_report)?;
         crate::memory::apply_allocator(&config, &mut memory.notes);
         let lock_all = if memory.lock_all {
             Some(
@@ -261,6 +272,25 @@ impl Runtime {
                                 .push(format!("no arena ({e}): the global allocator serves")),
                         }
                     }
+                    // The worker's own settings: real-time class (never
+                    // busy-polling on every allowed CPU), nice, timer
+                    // slack; put back before the thread ends.
+                    let rt_allowed = info.config.idle != crate::config::IdleStrategy::BusyPoll
+                        || index + 1 < allowed_cpus;
+                    let mut lines = Vec::new();
+                    let thread_tuning = match crate::tune::apply_thread(
+                        &info.config,
+                        &format!("sprint-worker-{index}"),
+                        rt_allowed,
+                        &mut lines,
+                    ) {
+                        Ok(g) => Some(g),
+                        Err(e) => {
+                            mem_ok = mem_ok.and(Err(BuildError::Tune(e)));
+                            None
+                        }
+                    };
+                    *ws.tune_report.lock() = lines;
                     let mut info = info;
                     info.arena = ws.slab.get().map(|s| s.arena().clone());
                     let core = Core::new(ws, shared2.clone(), deque);
@@ -287,6 +317,7 @@ impl Runtime {
                     drop(ready);
                     sched::enter_core(&core, || core.run());
                     drop(core);
+                    drop(thread_tuning);
                     drop(shared2);
                     let _ = done.send(());
                 });
@@ -308,6 +339,8 @@ impl Runtime {
             done: done_rx,
             shut: false,
             memory_notes: memory.notes,
+            tune_report,
+            _process_tuning: Some(process_tuning),
             _lock_all: lock_all,
         };
         if first_error.is_some() {
@@ -344,6 +377,16 @@ impl Runtime {
     /// The effective configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The tuning report: every process and worker setting, applied (from
+    /// what), unchanged, skipped (and why) or unsupported.
+    pub fn tuning_report(&self) -> Vec<crate::tune::ReportLine> {
+        let mut out = self.tune_report.clone();
+        for w in &self.handle.shared.workers {
+            out.extend(w.tune_report.lock().iter().cloned());
+        }
+        out
     }
 
     /// The memory plan in words: the machine, the budget, the arenas, and

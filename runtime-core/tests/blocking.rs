@@ -55,6 +55,7 @@ fn max_threads_bounds_the_pool() {
 #[test]
 fn the_pool_always_has_a_thread_even_at_the_minimum() {
     let mut cfg = Config::for_level(Level::Turbo);
+    cfg.rt_policy = sprint_core::config::RtPolicy::None;
     cfg.workers = Some(1);
     cfg.max_threads = Some(2);
     cfg.idle = sprint_core::config::IdleStrategy::Park;

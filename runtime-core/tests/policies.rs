@@ -62,6 +62,7 @@ fn stealing_levels_steal_and_thread_per_core_never_does() {
 #[test]
 fn busy_poll_never_parks_and_park_parks() {
     let mut cfg = Config::for_level(Level::Turbo);
+    cfg.rt_policy = sprint_core::config::RtPolicy::None;
     cfg.workers = Some(1);
     let rt = sprint_core::Builder::from_config(cfg).build().unwrap();
     std::thread::sleep(Duration::from_millis(30));

@@ -28,6 +28,8 @@ fn rt(driver: IoDriver, level: Level, workers: usize) -> Runtime {
         .configure(move |c| {
             c.io_driver = driver;
             c.uring_sqpoll = false;
+            // Real-time scheduling is sprint-core's tests/tune.rs's alone.
+            c.rt_policy = sprint_core::config::RtPolicy::None;
         })
         .driver(sprint_io::driver::factory())
         .build()
@@ -510,7 +512,10 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
             .read_env(false)
             .workers(workers)
             .cpus(allowed[..workers].to_vec())
-            .configure(|c| c.io_driver = IoDriver::Uring)
+            .configure(|c| {
+                c.io_driver = IoDriver::Uring;
+                c.rt_policy = sprint_core::config::RtPolicy::None;
+            })
             .driver(sprint_io::driver::factory())
             .build()
             .unwrap()

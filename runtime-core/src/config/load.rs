@@ -81,6 +81,7 @@ overlay! {
         memory_budget_percent: u8,
         rt_policy: RtPolicy,
         rt_priority: u8,
+        nice: i8,
         stall_threshold_us: u64,
         shutdown_timeout_ms: u64,
         strict: bool,

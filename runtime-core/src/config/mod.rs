@@ -221,6 +221,8 @@ pub struct Config {
     pub rt_policy: RtPolicy,
     /// Real-time priority, 1 to 99.
     pub rt_priority: u8,
+    /// The workers' nice value, -20 to 19, where they are not real-time.
+    pub nice: i8,
     /// PR_SET_TIMERSLACK for the workers, in ns; `None` keeps the default.
     pub timer_slack_ns: Option<u64>,
     /// A poll longer than this is a stall, in µs.

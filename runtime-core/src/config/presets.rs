@@ -79,6 +79,8 @@ const RT: Row<RtPolicy> = Row([
     RtPolicy::Fifo,
 ]);
 const RT_PRIORITY: Row<u8> = Row([0, 0, 0, 50, 80]);
+/// Worker niceness where no real-time class is set.
+const NICE: Row<i8> = Row([0, 0, -5, -10, -15]);
 const SLACK_NS: Row<Option<u64>> = Row([None, None, Some(50_000), Some(1_000), Some(1)]);
 const STALL_US: Row<u64> = Row([100_000, 10_000, 2_000, 1_000, 250]);
 const SHUTDOWN_MS: Row<u64> = Row([5_000, 5_000, 5_000, 2_000, 2_000]);
@@ -113,6 +115,7 @@ impl Config {
             memory_budget_percent: BUDGET.at(level),
             rt_policy: RT.at(level),
             rt_priority: RT_PRIORITY.at(level),
+            nice: NICE.at(level),
             timer_slack_ns: SLACK_NS.at(level),
             stall_threshold_us: STALL_US.at(level),
             shutdown_timeout_ms: SHUTDOWN_MS.at(level),

@@ -104,6 +104,9 @@ impl Config {
                 ),
             ));
         }
+        if !(-20..=19).contains(&self.nice) {
+            return Err(ConfigError::invalid("nice", self.nice, "from -20 to 19"));
+        }
         if self.timer_slack_ns == Some(0) {
             return Err(ConfigError::invalid(
                 "timer_slack_ns",

@@ -85,6 +85,8 @@ pub(crate) struct WorkerShared {
     pub(crate) slab: std::sync::OnceLock<Arc<sprint_alloc::Slab>>,
     /// What the worker's memory set-up could not have, in words.
     pub(crate) memory_notes: Mutex<Vec<String>>,
+    /// The worker thread's tuning report.
+    pub(crate) tune_report: Mutex<Vec<crate::tune::ReportLine>>,
 }
 
 /// Added to `outstanding` while the core runs, so that frees counted on
@@ -110,6 +112,7 @@ impl WorkerShared {
             driver: std::sync::OnceLock::new(),
             slab: std::sync::OnceLock::new(),
             memory_notes: Mutex::new(Vec::new()),
+            tune_report: Mutex::new(Vec::new()),
         }
     }
 
