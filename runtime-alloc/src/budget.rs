@@ -66,52 +66,11 @@ pub fn parse_meminfo_total(meminfo: &str) -> Option<u64> {
 }
 
 /// The memory limit of the cgroup named in `proc_self_cgroup` (the text of
-/// /proc/self/cgroup), under the cgroup mount `root`: v2's `memory.max`
-/// (the `0::/path` line), else v1's `memory.limit_in_bytes` (the
-/// `N:memory:/path` line). A path that is not mounted in this namespace
-/// falls back to the mount's root. "max", or v1's "unlimited" value (near
-/// 2^63), is no limit.
+/// /proc/self/cgroup) under the cgroup mount `root`: the tightest of v1's
+/// `memory.limit_in_bytes` or v2's `memory.max` over the cgroup and its
+/// ancestors (see [`crate::cgroup`]).
 pub fn cgroup_limit(root: &Path, proc_self_cgroup: &str) -> Option<(u64, PathBuf)> {
-    let mut v1 = None;
-    let mut v2 = None;
-    for line in proc_self_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let path = path.trim_start_matches('/');
-        if controllers.is_empty() {
-            v2 = Some(path.to_string());
-        } else if controllers.split(',').any(|c| c == "memory") {
-            v1 = Some(path.to_string());
-        }
-    }
-    let read = |file: PathBuf| -> Option<(u64, PathBuf)> {
-        let text = std::fs::read_to_string(&file).ok()?;
-        let text = text.trim();
-        if text == "max" {
-            return None;
-        }
-        let v: u64 = text.parse().ok()?;
-        // v1 reports "unlimited" as a page-rounded i64::MAX.
-        (v < (1u64 << 62)).then_some((v, file))
-    };
-    let first =
-        |candidates: Vec<PathBuf>| candidates.into_iter().find(|p| p.exists()).and_then(read);
-    if let Some(p) = v1 {
-        let dir = root.join("memory");
-        if dir.join("memory.limit_in_bytes").exists() {
-            return first(vec![
-                dir.join(&p).join("memory.limit_in_bytes"),
-                dir.join("memory.limit_in_bytes"),
-            ]);
-        }
-    }
-    if let Some(p) = v2 {
-        return first(vec![
-            root.join(&p).join("memory.max"),
-            root.join("memory.max"),
-        ]);
-    }
-    None
+    crate::cgroup::memory_limit(root, proc_self_cgroup)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod arena;
 pub mod budget;
+pub mod cgroup;
 #[cfg(feature = "mimalloc")]
 pub mod mimalloc;
 pub mod slab;

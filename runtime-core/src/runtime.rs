@@ -150,7 +150,20 @@ impl Runtime {
         let allowed = crate::config::validate::allowed_cpus()?;
         let isolated = topology::isolated_cpus();
         config.validate_with(&allowed, &isolated)?;
-        let mut plan = Plan::new(&config, &allowed, &isolated);
+        // A cgroup CPU quota (the tightest over every ancestor) caps the
+        // default worker count: a container given 1.5 CPUs gets 2 workers,
+        // not one per visible CPU.
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let quota =
+            sprint_alloc::cgroup::cpu_quota(std::path::Path::new("/sys/fs/cgroup"), &cgroups);
+        let mut plan = match (&quota, config.workers) {
+            (Some((q, _)), None) if (q.ceil() as usize) < allowed.len() => {
+                let mut capped = config.clone();
+                capped.workers = Some((q.ceil() as usize).max(1));
+                Plan::new(&capped, &allowed, &isolated)
+            }
+            _ => Plan::new(&config, &allowed, &isolated),
+        };
         let topo = sprint_alloc::topology::MachineTopology::detect();
         let mut memory = match &topo {
             Ok(t) => {
@@ -166,6 +179,16 @@ impl Runtime {
         .map_err(BuildError::Memory)?;
         if let Ok(t) = &topo {
             memory.notes.insert(0, format!("machine: {t}"));
+        }
+        if let Some((q, from)) = &quota {
+            memory.notes.insert(
+                0,
+                format!(
+                    "cgroup CPU quota {q:.2} CPUs ({}): {} worker(s)",
+                    from.display(),
+                    plan.workers.len()
+                ),
+            );
         }
         let spare_cpus: Vec<usize> = allowed
             .iter()
