@@ -16,6 +16,7 @@ mod runtime;
 pub(crate) mod sched;
 mod spawn;
 pub mod sync;
+pub mod system;
 pub mod task;
 pub mod time;
 pub mod topology;

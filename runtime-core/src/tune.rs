@@ -49,7 +49,7 @@ pub struct ReportLine {
     /// `process` or the worker's thread name.
     pub scope: String,
     /// The setting's name.
-    pub setting: &'static str,
+    pub setting: std::borrow::Cow<'static, str>,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -279,7 +279,7 @@ impl Step<'_> {
         if old == want {
             self.report.push(ReportLine {
                 scope: self.scope.into(),
-                setting: name,
+                setting: name.into(),
                 outcome: Outcome::Unchanged {
                     value: old.to_string(),
                 },
@@ -300,7 +300,7 @@ impl Step<'_> {
                 ));
                 self.report.push(ReportLine {
                     scope: self.scope.into(),
-                    setting: name,
+                    setting: name.into(),
                     outcome: Outcome::Applied {
                         from: old.to_string(),
                         to: want.to_string(),
@@ -320,7 +320,7 @@ impl Step<'_> {
                 }
                 self.report.push(ReportLine {
                     scope: self.scope.into(),
-                    setting: name,
+                    setting: name.into(),
                     outcome: Outcome::Skipped { reason },
                 });
                 Ok(())
@@ -339,7 +339,7 @@ impl Step<'_> {
         }
         self.report.push(ReportLine {
             scope: self.scope.into(),
-            setting: name,
+            setting: name.into(),
             outcome: Outcome::Skipped { reason },
         });
         Ok(())
@@ -501,7 +501,7 @@ pub fn apply_process(
             }
             report.push(ReportLine {
                 scope: "process".into(),
-                setting: "transparent huge pages",
+                setting: "transparent huge pages".into(),
                 outcome: Outcome::Skipped {
                     reason: e.to_string(),
                 },
@@ -511,7 +511,7 @@ pub fn apply_process(
         if want_memlock && o.memlock.is_none() {
             report.push(ReportLine {
                 scope: "process".into(),
-                setting: "RLIMIT_MEMLOCK",
+                setting: "RLIMIT_MEMLOCK".into(),
                 outcome: Outcome::Skipped {
                     reason: "another runtime in this process owns the process settings and did not raise it".into(),
                 },
@@ -519,7 +519,7 @@ pub fn apply_process(
         }
         report.push(ReportLine {
             scope: "process".into(),
-            setting: "process settings",
+            setting: "process settings".into(),
             outcome: Outcome::Unchanged {
                 value: format!(
                     "owned by the first runtime of this process ({} sharing)",
@@ -579,7 +579,7 @@ pub fn apply_process(
         if ipc_lock {
             step.report.push(ReportLine {
                 scope: "process".into(),
-                setting: "RLIMIT_MEMLOCK hard",
+                setting: "RLIMIT_MEMLOCK hard".into(),
                 outcome: Outcome::Unchanged {
                     value: format!("{} (CAP_IPC_LOCK: no limit applies)", limit_name(hard)),
                 },
@@ -596,7 +596,7 @@ pub fn apply_process(
                     ));
                     step.report.push(ReportLine {
                         scope: "process".into(),
-                        setting: "RLIMIT_MEMLOCK hard",
+                        setting: "RLIMIT_MEMLOCK hard".into(),
                         outcome: Outcome::Applied {
                             from: limit_name(hard),
                             to: "unlimited".into(),

@@ -14,6 +14,12 @@
 
 pub use sprint_core::config::{self, Config, ConfigError, Level};
 pub use sprint_core::memory;
+pub use sprint_core::{system, tune};
+
+/// Whether io_uring can run here, or why not (the I/O driver's probe).
+pub fn net_driver_probe() -> Result<(), String> {
+    sprint_io::driver::uring_available()
+}
 pub use sprint_core::topology::{self, Plan};
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,

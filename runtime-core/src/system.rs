@@ -1,0 +1,509 @@
+//! System-wide tuning (opt-in only) with a crash-safe journal, and the
+//! machine as the tuner sees it ([`SystemInfo`]).
+//!
+//! Before each change, the previous value is appended to the journal and
+//! fsync'd, so that after a crash or SIGKILL `sprint-tune restore` puts
+//! every value back. The journal is locked while a tuner owns it; one from
+//! another boot, or a corrupt one, is refused with a clear message.
+
+use crate::config::{Config, Level};
+use crate::tune::{Outcome, ReportLine};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Where the journal lives unless told otherwise.
+pub const DEFAULT_JOURNAL: &str = "/run/sprint/journal";
+
+/// System tuning could not be done or undone.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// The journal is held by another tuner.
+    #[error("the journal {0} is locked by another tuner (is another sprint-tune or runtime applying system settings?)")]
+    Locked(PathBuf),
+    /// The journal is from another boot: its values may be stale.
+    #[error("the journal {path} was written in another boot (boot id {theirs}, now {ours}); its values may be stale: check and remove it by hand")]
+    OtherBoot {
+        /// The file.
+        path: PathBuf,
+        /// Its boot id.
+        theirs: String,
+        /// This boot's.
+        ours: String,
+    },
+    /// The journal cannot be read.
+    #[error("the journal {path} is corrupt at line {line}: {why}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Strict mode and a setting could not be applied (everything before
+    /// it was put back).
+    #[error("strict: {setting} could not be applied: {reason} (nothing was left changed)")]
+    Strict {
+        /// Which.
+        setting: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SystemError {
+    let what = what.into();
+    move |source| SystemError::Io { what, source }
+}
+
+/// This boot's id.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    boot_id: String,
+    pid: u32,
+    level: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    path: PathBuf,
+    old: String,
+}
+
+/// One system setting: a file under /proc/sys or /sys and the value a
+/// level wants in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemSetting {
+    /// The file.
+    pub path: PathBuf,
+    /// The value to write.
+    pub value: String,
+}
+
+fn sysctl(name: &str, value: impl ToString) -> SystemSetting {
+    SystemSetting {
+        path: PathBuf::from("/proc/sys").join(name.replace('.', "/")),
+        value: value.to_string(),
+    }
+}
+
+/// The system profile of `config`'s level (tuned's profile): what
+/// `apply --system` changes. `worker_cpus` are kept free of interrupts at
+/// Turbo when other CPUs can take them.
+pub fn profile(config: &Config, worker_cpus: &[usize], allowed: &[usize]) -> Vec<SystemSetting> {
+    let mut s = Vec::new();
+    if config.level >= Level::Aggressive {
+        s.push(sysctl("vm.stat_interval", 10));
+        s.push(sysctl("kernel.timer_migration", 0));
+    }
+    if config.level >= Level::Enterprise {
+        s.push(sysctl("net.core.busy_poll", 50));
+        s.push(sysctl("net.core.busy_read", 50));
+        s.push(sysctl("kernel.numa_balancing", 0));
+        s.push(SystemSetting {
+            path: "/sys/kernel/mm/transparent_hugepage/enabled".into(),
+            value: "madvise".into(),
+        });
+        if config.huge_pages {
+            let pages = (config.arena_prealloc_bytes * worker_cpus.len().max(1)).div_ceil(2 << 20);
+            let now: usize = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            if pages > now {
+                s.push(sysctl("vm.nr_hugepages", pages));
+            }
+        }
+    }
+    if config.level >= Level::Turbo {
+        let others: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !worker_cpus.contains(c))
+            .collect();
+        if !others.is_empty() {
+            let list = others
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            if let Ok(irqs) = std::fs::read_dir("/proc/irq") {
+                let mut irqs: Vec<PathBuf> = irqs
+                    .flatten()
+                    .map(|e| e.path().join("smp_affinity_list"))
+                    .filter(|p| p.exists())
+                    .collect();
+                irqs.sort();
+                for p in irqs {
+                    s.push(SystemSetting {
+                        path: p,
+                        value: list.clone(),
+                    });
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The value a file holds, as the kernel shows it (THP's `[madvise]`
+/// selection reduced to the word).
+pub fn current(path: &Path) -> io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let text = text.trim();
+    if let (Some(a), Some(b)) = (text.find('['), text.find(']')) {
+        return Ok(text[a + 1..b].to_string());
+    }
+    Ok(text.to_string())
+}
+
+/// An applied system profile: the journal is held; drop or
+/// [`restore`](Self::restore) puts every value back and removes it.
+#[derive(Debug)]
+pub struct SystemGuard {
+    journal: PathBuf,
+    file: Option<File>,
+    applied: Vec<(PathBuf, String)>,
+    /// What was done.
+    pub report: Vec<ReportLine>,
+}
+
+fn lock(file: &File, path: &Path) -> Result<(), SystemError> {
+    // SAFETY: flock on an open file descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(SystemError::Locked(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+fn append(file: &mut File, line: &str, path: &Path) -> Result<(), SystemError> {
+    file.write_all(line.as_bytes())
+        .and_then(|_| file.write_all(b"\n"))
+        .and_then(|_| file.sync_all())
+        .map_err(io_err(format!("writing the journal {}", path.display())))
+}
+
+/// Applies `settings`, journalling each old value first. A journal left
+/// by a crash must be restored first (the error says so).
+pub fn apply(
+    settings: &[SystemSetting],
+    level: Level,
+    journal: &Path,
+    strict: bool,
+) -> Result<SystemGuard, SystemError> {
+    if let Some(dir) = journal.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(journal)
+        .map_err(io_err(format!("opening the journal {}", journal.display())))?;
+    lock(&file, journal)?;
+    if file.metadata().map(|m| m.len()).unwrap_or(0) > 0 {
+        return Err(SystemError::Corrupt {
+            path: journal.to_path_buf(),
+            line: 1,
+            why: "a journal from an earlier run is still there: run `sprint-tune restore` first"
+                .into(),
+        });
+    }
+    let header = Header {
+        boot_id: boot_id(),
+        pid: std::process::id(),
+        level: level.to_string(),
+    };
+    append(
+        &mut file,
+        &serde_json::to_string(&header).unwrap_or_default(),
+        journal,
+    )?;
+    let mut guard = SystemGuard {
+        journal: journal.to_path_buf(),
+        file: Some(file),
+        applied: Vec::new(),
+        report: Vec::new(),
+    };
+    for s in settings {
+        let name = s.path.display().to_string();
+        let old = match current(&s.path) {
+            Ok(v) => v,
+            Err(e) => {
+                guard.skip(&name, format!("cannot read it: {e}"), strict)?;
+                continue;
+            }
+        };
+        if old == s.value {
+            guard
+                .report
+                .push(line(&name, Outcome::Unchanged { value: old }));
+            continue;
+        }
+        let rec = serde_json::to_string(&Record {
+            path: s.path.clone(),
+            old: old.clone(),
+        })
+        .unwrap_or_default();
+        if let Some(f) = guard.file.as_mut() {
+            append(f, &rec, journal)?;
+        }
+        match std::fs::write(&s.path, &s.value) {
+            Ok(()) => {
+                guard.applied.push((s.path.clone(), old.clone()));
+                guard.report.push(line(
+                    &name,
+                    Outcome::Applied {
+                        from: old,
+                        to: s.value.clone(),
+                    },
+                ));
+            }
+            Err(e) => guard.skip(
+                &name,
+                format!("the kernel refused {:?}: {e}", s.value),
+                strict,
+            )?,
+        }
+    }
+    Ok(guard)
+}
+
+fn line(name: &str, outcome: Outcome) -> ReportLine {
+    ReportLine {
+        scope: "system".into(),
+        setting: name.to_string().into(),
+        outcome,
+    }
+}
+
+impl SystemGuard {
+    fn skip(&mut self, name: &str, reason: String, strict: bool) -> Result<(), SystemError> {
+        if strict {
+            self.put_back();
+            return Err(SystemError::Strict {
+                setting: name.into(),
+                reason,
+            });
+        }
+        self.report.push(line(name, Outcome::Skipped { reason }));
+        Ok(())
+    }
+
+    fn put_back(&mut self) {
+        for (path, old) in self.applied.drain(..).rev() {
+            if let Err(e) = std::fs::write(&path, &old) {
+                tracing::error!(path = %path.display(), error = %e, "could not restore a system setting");
+            }
+        }
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.journal);
+        }
+    }
+
+    /// Puts every value back and removes the journal.
+    pub fn restore(mut self) {
+        self.put_back();
+    }
+
+    /// Leaves the settings and the journal as they are (for
+    /// `sprint-tune apply`, whose settings outlive it until `restore`).
+    pub fn keep(mut self) {
+        self.applied.clear();
+        self.file = None;
+    }
+}
+
+impl Drop for SystemGuard {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}
+
+/// Restores what the journal at `path` recorded (after a crash, or a
+/// `sprint-tune apply`), newest first, and removes it. Returns the
+/// settings put back.
+pub fn restore_journal(path: &Path) -> Result<Vec<(PathBuf, String)>, SystemError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(format!("opening the journal {}", path.display()))(e)),
+    };
+    lock(&file, path)?;
+    let corrupt = |line: usize, why: String| SystemError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        why,
+    };
+    let mut lines = io::BufReader::new(&file).lines();
+    let first = lines
+        .next()
+        .ok_or_else(|| corrupt(1, "empty".into()))?
+        .map_err(|e| corrupt(1, e.to_string()))?;
+    let header: Header = serde_json::from_str(&first).map_err(|e| corrupt(1, e.to_string()))?;
+    let ours = boot_id();
+    if header.boot_id != ours {
+        return Err(SystemError::OtherBoot {
+            path: path.to_path_buf(),
+            theirs: header.boot_id,
+            ours,
+        });
+    }
+    let mut records = Vec::new();
+    for (i, l) in lines.enumerate() {
+        let l = l.map_err(|e| corrupt(i + 2, e.to_string()))?;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let r: Record = serde_json::from_str(&l).map_err(|e| corrupt(i + 2, e.to_string()))?;
+        records.push((r.path, r.old));
+    }
+    // Only the first value recorded for a file is the original.
+    let mut done: Vec<(PathBuf, String)> = Vec::new();
+    for (p, old) in records.into_iter().rev() {
+        std::fs::write(&p, &old).map_err(io_err(format!("restoring {}", p.display())))?;
+        done.retain(|(q, _)| q != &p);
+        done.push((p, old));
+    }
+    std::fs::remove_file(path)
+        .map_err(io_err(format!("removing the journal {}", path.display())))?;
+    Ok(done)
+}
+
+/// The machine as the tuner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemInfo {
+    /// `uname -r`.
+    pub kernel: String,
+    /// The topology, in words.
+    pub topology: String,
+    /// NUMA nodes.
+    pub numa_nodes: usize,
+    /// CPUs this process may run on.
+    pub allowed_cpus: Vec<usize>,
+    /// isolcpus / nohz_full CPUs.
+    pub isolated_cpus: Vec<usize>,
+    /// The cgroup CPU quota, in CPUs.
+    pub cgroup_cpu_quota: Option<f64>,
+    /// The cgroup memory limit, bytes.
+    pub cgroup_memory_limit: Option<u64>,
+    /// RAM, bytes.
+    pub ram: u64,
+    /// CAP_SYS_NICE in the effective set.
+    pub cap_sys_nice: bool,
+    /// CAP_IPC_LOCK in the effective set.
+    pub cap_ipc_lock: bool,
+    /// CAP_SYS_RESOURCE in the effective set.
+    pub cap_sys_resource: bool,
+    /// RLIMIT_MEMLOCK (soft, hard); `u64::MAX` is unlimited.
+    pub rlimit_memlock: (u64, u64),
+    /// The transparent-huge-page mode.
+    pub thp_mode: String,
+    /// kernel.sched_rt_runtime_us and sched_rt_period_us (-1: throttling
+    /// off).
+    pub rt_throttle: (i64, i64),
+    /// Free explicit huge pages.
+    pub huge_pages_free: usize,
+}
+
+impl SystemInfo {
+    /// Reads it all.
+    pub fn detect() -> SystemInfo {
+        let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let root = Path::new("/sys/fs/cgroup");
+        let topo = sprint_alloc::topology::MachineTopology::detect();
+        let cap = |c| caps::has_cap(None, caps::CapSet::Effective, c).unwrap_or(false);
+        let num = |p: &str| -> i64 {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
+        SystemInfo {
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            topology: topo
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            numa_nodes: topo
+                .as_ref()
+                .map(|t| t.numa_nodes.len().max(1))
+                .unwrap_or(1),
+            allowed_cpus: crate::topology::allowed_cpus().unwrap_or_default(),
+            isolated_cpus: crate::topology::isolated_cpus(),
+            cgroup_cpu_quota: sprint_alloc::cgroup::cpu_quota(root, &cg).map(|q| q.0),
+            cgroup_memory_limit: sprint_alloc::cgroup::memory_limit(root, &cg).map(|m| m.0),
+            ram: sprint_alloc::budget::detect(100)
+                .map(|b| b.ram)
+                .unwrap_or(0),
+            cap_sys_nice: cap(caps::Capability::CAP_SYS_NICE),
+            cap_ipc_lock: cap(caps::Capability::CAP_IPC_LOCK),
+            cap_sys_resource: cap(caps::Capability::CAP_SYS_RESOURCE),
+            rlimit_memlock: (r.rlim_cur, r.rlim_max),
+            thp_mode: current(Path::new("/sys/kernel/mm/transparent_hugepage/enabled"))
+                .unwrap_or_else(|_| "unknown".into()),
+            rt_throttle: (
+                num("/proc/sys/kernel/sched_rt_runtime_us"),
+                num("/proc/sys/kernel/sched_rt_period_us"),
+            ),
+            huge_pages_free: sprint_alloc::arena::free_huge_pages(),
+        }
+    }
+
+    /// The highest level this machine can apply fully, and what the next
+    /// one up is missing.
+    pub fn best_level(&self) -> (Level, Vec<String>) {
+        let mut missing = Vec::new();
+        let mut best = Level::Aggressive;
+        if !self.cap_sys_nice {
+            missing.push("CAP_SYS_NICE (the real-time class of Enterprise and Turbo)".into());
+        }
+        if !self.cap_ipc_lock && self.rlimit_memlock.0 != u64::MAX {
+            missing.push(format!(
+                "CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK (now {} KiB) to lock memory",
+                self.rlimit_memlock.0 / 1024
+            ));
+        }
+        if self.huge_pages_free == 0 {
+            missing.push("explicit huge pages reserved (vm.nr_hugepages)".into());
+        }
+        if missing.is_empty() {
+            best = Level::Enterprise;
+            if self.allowed_cpus.len() < 2 {
+                missing.push(
+                    "a second CPU: Turbo busy-polls one and needs another for the system".into(),
+                );
+            } else if self.isolated_cpus.is_empty() {
+                missing.push("isolated CPUs (isolcpus, nohz_full) for Turbo's workers".into());
+            } else {
+                best = Level::Turbo;
+            }
+        }
+        (best, missing)
+    }
+}
