@@ -63,6 +63,9 @@ fn main() {
     for line in rt.memory_report() {
         println!("memory: {line}");
     }
+    for line in rt.tuning_report() {
+        println!("tuning: {line}");
+    }
     let workers = rt.handle().workers();
     let tasks = args.tasks;
     let start = Instant::now();

@@ -492,7 +492,7 @@ pub fn apply_process(
         let owned_thp = o.thp_enabled;
         if want_thp && !owned_thp && thp_disabled() {
             let e = TuneError::Conflict {
-                setting: "transparent huge pages",
+                setting: "THP disabled (PR_SET_THP_DISABLE)",
                 owned: "disabled".into(),
                 asked: "enabled".into(),
             };
@@ -501,7 +501,7 @@ pub fn apply_process(
             }
             report.push(ReportLine {
                 scope: "process".into(),
-                setting: "transparent huge pages".into(),
+                setting: "THP disabled (PR_SET_THP_DISABLE)".into(),
                 outcome: Outcome::Skipped {
                     reason: e.to_string(),
                 },
@@ -617,7 +617,7 @@ pub fn apply_process(
     }
     if want_thp {
         step.setting(
-            "transparent huge pages",
+            "THP disabled (PR_SET_THP_DISABLE)",
             false,
             thp_disabled,
             |d: &bool| set_thp_disabled(*d),
