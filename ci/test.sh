@@ -14,6 +14,8 @@ echo "== loom: the inbox and the sleep/unpark protocol"
 LOOM_MAX_PREEMPTIONS=4 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p sprint-core --lib --release loom
 
-echo "== AddressSanitizer + LeakSanitizer: sprint-core and sprint-io tests"
-RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
-    cargo test -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests
+echo "== AddressSanitizer + LeakSanitizer: sprint-alloc, sprint-core and sprint-io tests"
+# --cfg sprint_asan poisons free slab cells, so a use after free of a task
+# cell carved from an arena is caught too.
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address --cfg sprint_asan" CARGO_TARGET_DIR=target/asan \
+    cargo test -p sprint-alloc -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests

@@ -70,18 +70,44 @@ unsafe impl Send for Slab {}
 // SAFETY: as above.
 unsafe impl Sync for Slab {}
 
+/// Under AddressSanitizer (CI builds with `--cfg sprint_asan`), a free
+/// cell is poisoned past its link word, so a task touched after its cell
+/// was freed is reported, as it would be with the global allocator.
+#[cfg(sprint_asan)]
+mod asan {
+    extern "C" {
+        pub(super) fn __asan_poison_memory_region(addr: *const u8, size: usize);
+        pub(super) fn __asan_unpoison_memory_region(addr: *const u8, size: usize);
+    }
+}
+
+const LINK: usize = std::mem::size_of::<*mut u8>();
+
 /// # Safety
-/// `p` is a free cell (at least 128 bytes, 16-aligned) this slab owns.
-unsafe fn push(head: &mut *mut u8, p: NonNull<u8>) {
+/// `p` is a free cell of `size` bytes (at least 128, 16-aligned) this slab
+/// owns.
+unsafe fn push(head: &mut *mut u8, p: NonNull<u8>, size: usize) {
     // SAFETY: the cell is free and large enough to hold a pointer.
     unsafe { p.as_ptr().cast::<*mut u8>().write(*head) };
+    #[cfg(sprint_asan)]
+    // SAFETY: the cell is ours and free; only its link stays addressable.
+    unsafe {
+        asan::__asan_poison_memory_region(p.as_ptr().add(LINK), size - LINK)
+    };
+    let _ = size;
     *head = p.as_ptr();
 }
 
-fn pop(head: &mut *mut u8) -> Option<NonNull<u8>> {
+fn pop(head: &mut *mut u8, size: usize) -> Option<NonNull<u8>> {
     let p = NonNull::new(*head)?;
     // SAFETY: every cell on a list holds the link written by `push`.
     *head = unsafe { p.as_ptr().cast::<*mut u8>().read() };
+    #[cfg(sprint_asan)]
+    // SAFETY: the cell leaves the free list: all of it is usable again.
+    unsafe {
+        asan::__asan_unpoison_memory_region(p.as_ptr(), size)
+    };
+    let _ = (size, LINK);
     Some(p)
 }
 
@@ -122,7 +148,7 @@ impl Slab {
     pub unsafe fn take(&self, class: usize) -> Option<NonNull<u8>> {
         // SAFETY: the owner thread alone touches `local`.
         let local = unsafe { &mut *self.local.get() };
-        let p = match pop(&mut local.0[class]) {
+        let p = match pop(&mut local.0[class], CLASSES[class]) {
             Some(p) => Some(p),
             None => {
                 if self.remote_count.load(Relaxed) > 0 {
@@ -137,7 +163,7 @@ impl Slab {
                     self.remote_count
                         .store(r.0.iter().filter(|h| !h.is_null()).count(), Relaxed);
                 }
-                pop(&mut local.0[class]).or_else(|| self.carve(class))
+                pop(&mut local.0[class], CLASSES[class]).or_else(|| self.carve(class))
             }
         };
         if p.is_some() {
@@ -168,7 +194,7 @@ impl Slab {
     pub fn take_shared(&self, class: usize) -> Option<NonNull<u8>> {
         let p = {
             let mut r = self.remote.lock();
-            pop(&mut r.0[class])
+            pop(&mut r.0[class], CLASSES[class])
         }
         .or_else(|| self.carve(class));
         if p.is_some() {
@@ -184,7 +210,7 @@ impl Slab {
     /// handed out and that is not used again.
     pub unsafe fn give(&self, p: NonNull<u8>, class: usize) {
         // SAFETY: the owner thread alone touches `local`; the cell is ours.
-        unsafe { push(&mut (*self.local.get()).0[class], p) };
+        unsafe { push(&mut (*self.local.get()).0[class], p, CLASSES[class]) };
         self.owner_add(-1);
     }
 
@@ -195,7 +221,7 @@ impl Slab {
     pub unsafe fn give_shared(&self, p: NonNull<u8>, class: usize) {
         let mut r = self.remote.lock();
         // SAFETY: the caller's contract; the remote list is locked.
-        unsafe { push(&mut r.0[class], p) };
+        unsafe { push(&mut r.0[class], p, CLASSES[class]) };
         self.remote_count.fetch_add(1, Relaxed);
         self.shared_net.fetch_sub(1, Relaxed);
     }
@@ -268,6 +294,30 @@ mod tests {
         );
         assert_eq!(s.stats().cells_in_use, 1);
         assert_eq!(s.stats().cells_carved, 1);
+    }
+
+    /// Under AddressSanitizer, a free cell is poisoned past its link, so a
+    /// use after free of a task cell is reported.
+    #[cfg(sprint_asan)]
+    #[test]
+    fn a_free_cell_is_poisoned_under_asan() {
+        extern "C" {
+            fn __asan_address_is_poisoned(addr: *const u8) -> i32;
+        }
+        let s = slab(1 << 20);
+        // SAFETY: this test thread is the owner.
+        let p = unsafe { s.take(1) }.unwrap();
+        // SAFETY: an ASan query on memory of ours.
+        assert_eq!(unsafe { __asan_address_is_poisoned(p.as_ptr().add(64)) }, 0);
+        // SAFETY: owner; a cell of class 1, not used again until retaken.
+        unsafe { s.give(p, 1) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { __asan_address_is_poisoned(p.as_ptr().add(64)) }, 1);
+        // SAFETY: owner.
+        let q = unsafe { s.take(1) }.unwrap();
+        assert_eq!(q, p);
+        // SAFETY: as above.
+        assert_eq!(unsafe { __asan_address_is_poisoned(q.as_ptr().add(64)) }, 0);
     }
 
     #[test]
