@@ -8,6 +8,7 @@
 pub mod arena;
 pub mod budget;
 pub mod cgroup;
+pub mod counting;
 #[cfg(feature = "mimalloc")]
 pub mod mimalloc;
 pub mod slab;

@@ -7,30 +7,9 @@
 //! `cargo run --release -p sprint-bench --example memory -- --runs 3`
 
 use clap::Parser;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator, counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use sprint::memory::counting::{self, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -147,17 +126,17 @@ fn run_sprint(cfg: &str, args: &Args) -> (Sample, Sample) {
             sprint_spawn(tasks / 4).await;
             sprint_relay(messages / 4, sprint::sync::mpsc::channel(1024)).await;
             let mut s = Sample::default();
-            let (a0, f0, t0) = (ALLOCS.load(Relaxed), thread_faults(), Instant::now());
+            let (a0, f0, t0) = (counting::allocations(), thread_faults(), Instant::now());
             std::hint::black_box(sprint_spawn(tasks).await);
             s.ns = t0.elapsed().as_nanos() as f64 / tasks as f64;
-            s.allocs = (ALLOCS.load(Relaxed) - a0) as f64 / tasks as f64;
+            s.allocs = (counting::allocations() - a0) as f64 / tasks as f64;
             s.faults = (thread_faults() - f0) as f64;
             let chan = sprint::sync::mpsc::channel(1024);
-            let (a0, f0, t0) = (ALLOCS.load(Relaxed), thread_faults(), Instant::now());
+            let (a0, f0, t0) = (counting::allocations(), thread_faults(), Instant::now());
             std::hint::black_box(sprint_relay(messages, chan).await);
             let r = Sample {
                 ns: t0.elapsed().as_nanos() as f64 / messages as f64,
-                allocs: (ALLOCS.load(Relaxed) - a0) as f64 / messages as f64,
+                allocs: (counting::allocations() - a0) as f64 / messages as f64,
                 faults: (thread_faults() - f0) as f64,
             };
             (s, r)
@@ -221,19 +200,19 @@ fn run_tokio(args: &Args) -> (Sample, Sample) {
         }
         spawn(tasks / 4).await;
         relay(messages / 4, tokio::sync::mpsc::channel(1024)).await;
-        let (a0, f0, t0) = (ALLOCS.load(Relaxed), thread_faults(), Instant::now());
+        let (a0, f0, t0) = (counting::allocations(), thread_faults(), Instant::now());
         std::hint::black_box(spawn(tasks).await);
         let s = Sample {
             ns: t0.elapsed().as_nanos() as f64 / tasks as f64,
-            allocs: (ALLOCS.load(Relaxed) - a0) as f64 / tasks as f64,
+            allocs: (counting::allocations() - a0) as f64 / tasks as f64,
             faults: (thread_faults() - f0) as f64,
         };
         let chan = tokio::sync::mpsc::channel(1024);
-        let (a0, f0, t0) = (ALLOCS.load(Relaxed), thread_faults(), Instant::now());
+        let (a0, f0, t0) = (counting::allocations(), thread_faults(), Instant::now());
         std::hint::black_box(relay(messages, chan).await);
         let r = Sample {
             ns: t0.elapsed().as_nanos() as f64 / messages as f64,
-            allocs: (ALLOCS.load(Relaxed) - a0) as f64 / messages as f64,
+            allocs: (counting::allocations() - a0) as f64 / messages as f64,
             faults: (thread_faults() - f0) as f64,
         };
         (s, r)

@@ -9,6 +9,10 @@ use serde::Serialize;
 use sprint_alloc::topology::{MachineTopology, Placement};
 use sprint_alloc::{ArenaConfig, ArenaStats, SlabStats};
 
+/// Allocation accounting for tests and benchmarks: a counting global
+/// allocator over the system's.
+pub use sprint_alloc::counting;
+
 /// One worker's memory figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MemoryStats {

@@ -5,7 +5,8 @@
 
 use sprint_core::config::LockMemory;
 use sprint_core::{spawn_local, try_spawn_local, Builder, Level, SpawnError};
-use std::process::Command;
+
+mod common;
 
 const CHILD: &str = "MEMORY_CHILD_OF_THE_SPRINT_CORE_TESTS";
 
@@ -137,29 +138,14 @@ fn degrade_child(case: &str) {
 }
 
 fn run_child(case: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "without_the_privilege_locking_degrades_with_a_reason",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(CHILD, case)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {case} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::run_child(
+        "without_the_privilege_locking_degrades_with_a_reason",
+        CHILD,
+        case,
+    )
 }
 
-fn line<'a>(out: &'a str, tag: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.split_once(tag).map(|(_, r)| r))
-        .unwrap_or_else(|| panic!("no {tag} in {out}"))
-}
+use common::tagged as line;
 
 #[test]
 fn without_the_privilege_locking_degrades_with_a_reason() {

@@ -5,29 +5,8 @@
 //! global allocator.
 
 use sprint_core::{spawn_local, Builder, Level};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator, counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use sprint_core::memory::counting::{self, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -43,7 +22,7 @@ fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats)
         sprint_core::spawn_on(0, async move {
             let mut handles = Vec::with_capacity(256);
             let mut payload = [0u8; 200];
-            let before = ALLOCS.load(Relaxed);
+            let before = counting::allocations();
             let mut sum = 0u64;
             for i in 0..tasks {
                 payload[0] = i as u8;
@@ -63,7 +42,7 @@ fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats)
                 sum += h.await.unwrap();
             }
             assert!(sum > 0);
-            ALLOCS.load(Relaxed) - before
+            counting::allocations() - before
         })
         .unwrap()
         .await

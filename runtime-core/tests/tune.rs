@@ -7,31 +7,16 @@ use proptest::prelude::*;
 use sprint_core::config::{IdleStrategy, LockMemory, RtPolicy};
 use sprint_core::tune::{apply_with_fallback, Outcome, Snapshot, Tuner};
 use sprint_core::{Builder, Config, Level};
-use std::process::Command;
+
+mod common;
 
 const CHILD: &str = "TUNE_CHILD_OF_THE_SPRINT_CORE_TESTS";
 
-/// Runs test `name` in a child with `case` in its environment; its stdout.
 fn child(name: &str, case: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, case)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {name} {case} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::run_child(name, CHILD, case)
 }
 
-fn tagged<'a>(out: &'a str, tag: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.split_once(tag).map(|(_, r)| r))
-        .unwrap_or_else(|| panic!("no {tag} in {out}"))
-}
+use common::tagged;
 
 fn config_from(case: &str) -> Config {
     let f: Vec<&str> = case.split(',').collect();

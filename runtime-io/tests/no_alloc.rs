@@ -7,29 +7,8 @@
 use sprint_core::config::IoDriver;
 use sprint_core::{Builder, Level};
 use sprint_io::net::{TcpListener, TcpStream};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator, counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use sprint_core::memory::counting::{self, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -41,7 +20,7 @@ fn echo_round_trips_allocate_nothing_in_steady_state() {
         drivers.push(IoDriver::Uring);
     }
     for d in drivers {
-        let at_start = ALLOCS.load(Relaxed);
+        let at_start = counting::allocations();
         let rt = Builder::new()
             .level(Level::Standard)
             .read_env(false)
@@ -79,11 +58,11 @@ fn echo_round_trips_allocate_nothing_in_steady_state() {
                 for _ in 0..200 {
                     round_trip().await;
                 }
-                let before = ALLOCS.load(Relaxed);
+                let before = counting::allocations();
                 for _ in 0..1000 {
                     round_trip().await;
                 }
-                let allocs = ALLOCS.load(Relaxed) - before;
+                let allocs = counting::allocations() - before;
                 c.shutdown(std::net::Shutdown::Write).await.unwrap();
                 server.await.unwrap();
                 allocs
@@ -93,7 +72,7 @@ fn echo_round_trips_allocate_nothing_in_steady_state() {
             .unwrap()
         });
         assert!(
-            ALLOCS.load(Relaxed) > at_start,
+            counting::allocations() > at_start,
             "the counter sees the runtime's own allocations"
         );
         eprintln!("{d}: {allocs} allocations over 1,000 round trips");
