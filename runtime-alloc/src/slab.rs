@@ -185,9 +185,10 @@ impl Slab {
     pub unsafe fn can_take(&self, class: usize) -> bool {
         // SAFETY: the owner thread alone touches `local`.
         let local = unsafe { &*self.local.get() };
+        let arena = self.arena.stats();
         !local.0[class].is_null()
             || self.remote_count.load(Relaxed) > 0
-            || self.arena.stats().used + CLASSES[class] + ALIGN <= self.arena.stats().capacity
+            || arena.used + CLASSES[class] + ALIGN <= arena.capacity
     }
 
     /// A cell of `class` from any thread.

@@ -647,8 +647,10 @@ pub struct TuneGuard {
 }
 
 impl TuneGuard {
-    /// Puts every setting back now.
-    pub fn restore(self) {}
+    /// Puts every setting back now (what dropping the guard does).
+    pub fn restore(self) {
+        drop(self)
+    }
 }
 
 /// Tunes the calling thread and the process as a configuration says.

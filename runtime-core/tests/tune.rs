@@ -81,6 +81,7 @@ proptest! {
 }
 
 #[test]
+#[ignore = "the child process of restore_puts_every_setting_back"]
 fn restore_child_entry() {
     if let Ok(case) = std::env::var(CHILD) {
         restore_child(&case);

@@ -35,7 +35,13 @@ pub fn no_rt(c: &mut Config) {
 /// process); its stdout, after checking that it succeeded.
 pub fn run_child(name: &str, env_key: &str, case: &str) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            name,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(env_key, case)
         .output()
         .unwrap();

@@ -29,7 +29,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::*};
+use std::sync::atomic::{AtomicU16, Ordering::*};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -137,8 +137,7 @@ pub(crate) fn probe() -> Result<Caps, String> {
             Ok(Caps {
                 ext_arg: ring.params().is_feature_ext_arg(),
                 // Multishot accept came in 5.19; the opcode probe cannot
-                // see flags, so go by the release (and fall back at run
-                // time if the kernel says EINVAL).
+                // see flags, so go by the release.
                 multishot_accept: release_at_least(&release, 5, 19),
                 release,
             })
@@ -406,7 +405,7 @@ pub struct UringHandle {
     /// The pool's id if its buffers are registered with this ring.
     fixed_pool: Option<u64>,
     ring_buf_base: Option<(*const u8, usize)>,
-    multishot_accept: AtomicBool,
+    multishot_accept: bool,
     eventfd: OwnedFd,
     wake_buf: Box<UnsafeCell<u64>>,
     sqpoll: bool,
@@ -451,7 +450,7 @@ impl UringHandle {
     }
 
     pub(crate) fn multishot_accept(&self) -> bool {
-        self.multishot_accept.load(Relaxed)
+        self.multishot_accept
     }
 
     /// The registered-buffer index of `buf` in this ring, if it has one.
@@ -933,7 +932,7 @@ impl UringDriver {
             pool,
             fixed_pool,
             ring_buf_base,
-            multishot_accept: AtomicBool::new(caps.multishot_accept),
+            multishot_accept: caps.multishot_accept,
             eventfd,
             wake_buf: Box::new(UnsafeCell::new(0)),
             sqpoll: sqpoll.is_some(),
@@ -1040,28 +1039,34 @@ impl UringDriver {
         }
     }
 
+    /// Records one batch of completions and wakes their tasks; `None`
+    /// when the queue was empty, else whether the wake-up read completed.
+    fn reap_batch(&mut self) -> Option<bool> {
+        self.cqes.clear();
+        {
+            // SAFETY: only this (the owner) thread reads the CQ.
+            let cq = unsafe { self.handle.ring.completion_shared() };
+            self.cqes
+                .extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+        }
+        if self.cqes.is_empty() {
+            return None;
+        }
+        let mut woke = false;
+        let cqes = std::mem::take(&mut self.cqes);
+        self.handle.complete(&cqes, &mut self.wakers, &mut woke);
+        self.cqes = cqes;
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+        Some(woke)
+    }
+
     fn reap(&mut self) {
-        loop {
-            self.cqes.clear();
-            {
-                // SAFETY: only this (the owner) thread reads the CQ.
-                let cq = unsafe { self.handle.ring.completion_shared() };
-                self.cqes
-                    .extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
-            }
-            if self.cqes.is_empty() {
-                return;
-            }
-            let mut rearm = false;
-            let cqes = std::mem::take(&mut self.cqes);
-            self.handle.complete(&cqes, &mut self.wakers, &mut rearm);
-            self.cqes = cqes;
-            if rearm {
+        while let Some(woke) = self.reap_batch() {
+            if woke {
                 self.wake_armed = false;
                 self.arm_wake();
-            }
-            for w in self.wakers.drain(..) {
-                w.wake();
             }
         }
     }
@@ -1148,20 +1153,8 @@ impl Drop for UringDriver {
                 break;
             }
             let _ = self.enter(Some(Duration::from_millis(10)));
-            self.cqes.clear();
-            {
-                // SAFETY: owner thread.
-                let cq = unsafe { self.handle.ring.completion_shared() };
-                self.cqes
-                    .extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
-            }
-            let mut rearm = false;
-            let cqes = std::mem::take(&mut self.cqes);
-            self.handle.complete(&cqes, &mut self.wakers, &mut rearm);
-            self.cqes = cqes;
-            wake_done |= rearm;
-            for w in self.wakers.drain(..) {
-                w.wake();
+            while let Some(woke) = self.reap_batch() {
+                wake_done |= woke;
             }
         }
         OWNER_OF.with(|o| {

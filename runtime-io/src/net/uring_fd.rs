@@ -688,6 +688,28 @@ impl UringFd {
         (Ok(res as usize), data)
     }
 
+    /// Runs one operation that keeps no memory and answers only with a
+    /// status; if the future is dropped, the driver takes the slot (and
+    /// cancels the operation if `cancel`).
+    async fn status_op(
+        &self,
+        cancel: bool,
+        build: impl FnOnce(&mut crate::driver::uring::KernelData) -> squeue::Entry,
+    ) -> io::Result<()> {
+        let id = self.handle.start(Kind::Plain, Keep::None, false, build)?;
+        let (res, _, _) = OpGuard {
+            handle: &self.handle,
+            id: Some(id),
+            cancel,
+        }
+        .wait()
+        .await;
+        if res < 0 {
+            return Err(os_err(res));
+        }
+        Ok(())
+    }
+
     /// Shuts down `how`, after the send in flight.
     pub(crate) async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if how != Shutdown::Read {
@@ -699,26 +721,14 @@ impl UringFd {
             Shutdown::Both => libc::SHUT_RDWR,
         };
         let fd = Fd(self.fd);
-        let id = self.handle.start(Kind::Plain, Keep::None, false, |_| {
-            opcode::Shutdown::new(fd, how).build()
-        })?;
-        let (res, _, _) = OpGuard {
-            handle: &self.handle,
-            id: Some(id),
-            cancel: false,
-        }
-        .wait()
-        .await;
-        if res < 0 {
-            return Err(os_err(res));
-        }
-        Ok(())
+        self.status_op(false, |_| opcode::Shutdown::new(fd, how).build())
+            .await
     }
 
     /// Connects this socket to `addr`.
     pub(crate) async fn connect(&self, addr: &socket2::SockAddr) -> io::Result<()> {
         let fd = Fd(self.fd);
-        let id = self.handle.start(Kind::Plain, Keep::None, false, |k| {
+        self.status_op(true, |k| {
             let len = addr.len() as usize;
             // SAFETY: `addr` holds `len` bytes of a sockaddr, and
             // sockaddr_storage is large enough for any.
@@ -736,37 +746,15 @@ impl UringFd {
                 k.addr_len,
             )
             .build()
-        })?;
-        let (res, _, _) = OpGuard {
-            handle: &self.handle,
-            id: Some(id),
-            cancel: true,
-        }
-        .wait()
-        .await;
-        if res < 0 {
-            return Err(os_err(res));
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// Waits until the socket is ready for `events` (POLLIN, POLLOUT).
     pub(crate) async fn ready(&self, events: i16) -> io::Result<()> {
         let fd = Fd(self.fd);
-        let id = self.handle.start(Kind::Plain, Keep::None, false, |_| {
-            opcode::PollAdd::new(fd, events as u32).build()
-        })?;
-        let (res, _, _) = OpGuard {
-            handle: &self.handle,
-            id: Some(id),
-            cancel: true,
-        }
-        .wait()
-        .await;
-        if res < 0 {
-            return Err(os_err(res));
-        }
-        Ok(())
+        self.status_op(true, |_| opcode::PollAdd::new(fd, events as u32).build())
+            .await
     }
 }
 
