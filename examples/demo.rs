@@ -148,7 +148,9 @@ fn main() {
                         s.write_all(&msg).await.expect("send");
                         let mut got = 0;
                         while got < 64 {
-                            got += s.read(&mut back[got..]).await.expect("receive");
+                            let n = s.read(&mut back[got..]).await.expect("receive");
+                            assert!(n > 0, "the echo server closed the connection early");
+                            got += n;
                         }
                         assert_eq!(back, msg, "the echo came back intact");
                     }

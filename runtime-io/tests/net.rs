@@ -169,7 +169,9 @@ fn a_thousand_concurrent_connections() {
                     let mut buf = [0u8; 8];
                     let mut got = 0;
                     while got < 8 {
-                        got += c.read(&mut buf[got..]).await.unwrap();
+                        let n = c.read(&mut buf[got..]).await.unwrap();
+                        assert!(n > 0, "the echo ended early");
+                        got += n;
                     }
                     u64::from_le_bytes(buf)
                 }));
@@ -538,7 +540,9 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
                 let mut buf = [0u8; 6];
                 let mut got = 0;
                 while got < 6 {
-                    got += s.read(&mut buf[got..]).await.unwrap();
+                    let n = s.read(&mut buf[got..]).await.unwrap();
+                    assert!(n > 0, "the stream ended early");
+                    got += n;
                 }
                 assert_eq!(&buf, b"polled");
             })

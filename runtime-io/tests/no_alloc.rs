@@ -52,7 +52,9 @@ fn echo_round_trips_allocate_nothing_in_steady_state() {
                     c.write_all(&msg).await.unwrap();
                     let mut got = 0;
                     while got < 64 {
-                        got += c.read(&mut back[got..]).await.unwrap();
+                        let n = c.read(&mut back[got..]).await.unwrap();
+                        assert!(n > 0, "the echo ended early");
+                        got += n;
                     }
                 };
                 for _ in 0..200 {
