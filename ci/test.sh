@@ -23,3 +23,6 @@ echo "== AddressSanitizer + LeakSanitizer: sprint-alloc, sprint-core and sprint-
 # cell carved from an arena is caught too.
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address --cfg sprint_asan" CARGO_TARGET_DIR=target/asan \
     bounded 1500 cargo test -p sprint-alloc -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests
+
+echo "== macOS and Windows build with their settings gated"
+bounded 900 bash ci/cross-check.sh

@@ -94,22 +94,7 @@ unsafe impl Send for Arena {}
 // SAFETY: as above.
 unsafe impl Sync for Arena {}
 
-fn os(what: impl Into<String>) -> ArenaError {
-    ArenaError::Os {
-        what: what.into(),
-        source: io::Error::last_os_error(),
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as usize
-    } else {
-        4096
-    }
-}
+use crate::os::{self, page_size};
 
 /// Whether this process runs under AddressSanitizer (its runtime is
 /// linked in): it intercepts mlockall as a no-op, and its shadow memory
@@ -138,22 +123,6 @@ pub fn free_huge_pages() -> usize {
         .unwrap_or(0)
 }
 
-fn memlock_limit() -> String {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a valid struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
-        return "unknown".into();
-    }
-    if r.rlim_cur == libc::RLIM_INFINITY {
-        "unlimited".into()
-    } else {
-        format!("{} KiB", r.rlim_cur / 1024)
-    }
-}
-
 impl Arena {
     /// Reserves, commits and sets up an arena as `config` says.
     pub fn new(config: ArenaConfig) -> Result<Arena, ArenaError> {
@@ -179,35 +148,26 @@ impl Arena {
         // Reserve the ceiling, starting 2 MiB-aligned so huge pages can
         // back its start, with no access: address space, not memory.
         let reserved = config.ceiling.next_multiple_of(page);
-        // SAFETY: an anonymous reservation with no access and no hint.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                reserved + HUGE,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
+        let base = os::reserve(reserved, HUGE).map_err(|source| ArenaError::Os {
+            what: format!("reserving {reserved} bytes of address space"),
+            source,
+        })?;
+        // From here on, dropping the arena returns the reservation, so an
+        // early strict-mode error leaks nothing.
+        let mut arena = Arena {
+            // SAFETY: the reservation succeeded, so the address is not null.
+            base: unsafe { NonNull::new_unchecked(base) },
+            reserved,
+            committed: AtomicUsize::new(0),
+            used: AtomicUsize::new(0),
+            locked: AtomicUsize::new(0),
+            prepared: AtomicUsize::new(0),
+            grow: Mutex::new(()),
+            config: config.clone(),
+            huge_bytes: 0,
+            page,
+            notes: Vec::new(),
         };
-        if raw == libc::MAP_FAILED {
-            return Err(os(format!("reserving {reserved} bytes of address space")));
-        }
-        let raw_addr = raw as usize;
-        let aligned = raw_addr.next_multiple_of(HUGE);
-        // SAFETY: trimming the unaligned head and the tail of our own
-        // reservation.
-        unsafe {
-            if aligned > raw_addr {
-                libc::munmap(raw, aligned - raw_addr);
-            }
-            let end = aligned + reserved;
-            let raw_end = raw_addr + reserved + HUGE;
-            if raw_end > end {
-                libc::munmap(end as *mut libc::c_void, raw_end - end);
-            }
-        }
-        let base = aligned as *mut libc::c_void;
         let mut huge_bytes = 0;
         if config.huge_pages {
             // Explicit huge pages back the preallocated part, if that many
@@ -216,30 +176,16 @@ impl Arena {
             let need = config.commit.next_multiple_of(HUGE);
             let free = free_huge_pages();
             if need > 0 && need <= reserved && free * HUGE >= need {
-                // SAFETY: replaces the start of our own reservation.
-                let p = unsafe {
-                    libc::mmap(
-                        base,
-                        need,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE
-                            | libc::MAP_ANONYMOUS
-                            | libc::MAP_FIXED
-                            | libc::MAP_HUGETLB,
-                        -1,
-                        0,
-                    )
-                };
-                if p == base {
-                    huge_bytes = need;
-                } else {
-                    let e = io::Error::last_os_error();
-                    degrade(
+                // SAFETY: the unused, 2 MiB-aligned start of our own
+                // reservation.
+                match unsafe { os::map_huge(base, need) } {
+                    Ok(()) => huge_bytes = need,
+                    Err(e) => degrade(
                         format!(
                             "explicit huge pages refused ({e}): transparent huge pages instead"
                         ),
                         &mut notes,
-                    )?;
+                    )?,
                 }
             } else if need > 0 {
                 degrade(
@@ -251,33 +197,13 @@ impl Arena {
                 )?;
             }
             // SAFETY: advice on our own reservation, past the huge part.
-            let r = unsafe {
-                libc::madvise(
-                    (base as *mut u8).add(huge_bytes).cast(),
-                    reserved - huge_bytes,
-                    libc::MADV_HUGEPAGE,
-                )
-            };
-            if r != 0 && reserved > huge_bytes {
-                let e = io::Error::last_os_error();
+            let r = unsafe { os::advise_huge(base.add(huge_bytes), reserved - huge_bytes) };
+            if let (Err(e), true) = (r, reserved > huge_bytes) {
                 degrade(format!("transparent huge pages refused ({e})"), &mut notes)?;
             }
         }
-        let arena = Arena {
-            // SAFETY: mmap succeeded, so the address is not null.
-            base: unsafe { NonNull::new_unchecked(base.cast()) },
-            reserved,
-            committed: AtomicUsize::new(huge_bytes),
-            used: AtomicUsize::new(0),
-            locked: AtomicUsize::new(0),
-            prepared: AtomicUsize::new(0),
-            grow: Mutex::new(()),
-            config: config.clone(),
-            huge_bytes,
-            page,
-            notes: Vec::new(),
-        };
-        let mut arena = arena;
+        arena.huge_bytes = huge_bytes;
+        *arena.committed.get_mut() = huge_bytes;
         if let Some(node) = config.numa_node {
             if let Err(why) = arena.bind(node) {
                 degrade(why, &mut notes)?;
@@ -295,32 +221,16 @@ impl Arena {
     }
 
     fn bind(&self, node: usize) -> Result<(), String> {
-        if !std::path::Path::new(&format!("/sys/devices/system/node/node{node}")).exists() {
+        if cfg!(target_os = "linux")
+            && !std::path::Path::new(&format!("/sys/devices/system/node/node{node}")).exists()
+        {
             return Err(format!(
                 "NUMA node {node} does not exist here: memory not bound"
             ));
         }
-        const MPOL_BIND: libc::c_long = 2;
-        let mut mask = [0u64; 16];
-        if node >= mask.len() * 64 {
-            return Err(format!("NUMA node {node} is beyond the supported 1024"));
-        }
-        mask[node / 64] |= 1 << (node % 64);
-        // SAFETY: mbind on our own mapping with a valid node mask of
-        // 1024 bits.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mbind,
-                self.base.as_ptr(),
-                self.reserved,
-                MPOL_BIND,
-                mask.as_ptr(),
-                (mask.len() * 64) as libc::c_ulong,
-                0 as libc::c_uint,
-            )
-        };
-        if r != 0 {
-            let e = io::Error::last_os_error();
+        // SAFETY: the whole of our own reservation.
+        let r = unsafe { os::bind(self.base.as_ptr(), self.reserved, node) };
+        if let Err(e) = r {
             return Err(format!(
                 "binding the arena to NUMA node {node} failed ({e})"
             ));
@@ -331,29 +241,7 @@ impl Arena {
     /// The NUMA node the kernel's memory policy binds the arena to, as
     /// get_mempolicy reports it; `None` without a binding policy.
     pub fn bound_node(&self) -> io::Result<Option<usize>> {
-        const MPOL_F_ADDR: libc::c_ulong = 2;
-        const MPOL_BIND: libc::c_int = 2;
-        let mut mode: libc::c_int = 0;
-        let mut mask = [0u64; 16];
-        // SAFETY: get_mempolicy with valid out-pointers and an address in
-        // our mapping.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_get_mempolicy,
-                &mut mode as *mut libc::c_int,
-                mask.as_mut_ptr(),
-                (mask.len() * 64) as libc::c_ulong,
-                self.base.as_ptr(),
-                MPOL_F_ADDR,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if mode != MPOL_BIND {
-            return Ok(None);
-        }
-        Ok((0..mask.len() * 64).find(|n| mask[n / 64] & (1 << (n % 64)) != 0))
+        os::bound_node(self.base.as_ptr())
     }
 
     /// Commits (and prefaults, locks) up to `to` bytes. Errors are the
@@ -367,15 +255,8 @@ impl Arena {
                 // SAFETY: [from, to) lies inside our reservation.
                 let start = unsafe { self.base.as_ptr().add(from) };
                 // SAFETY: as above.
-                if unsafe {
-                    libc::mprotect(start.cast(), to - from, libc::PROT_READ | libc::PROT_WRITE)
-                } != 0
-                {
-                    return Err(format!(
-                        "committing {} bytes failed ({})",
-                        to - from,
-                        io::Error::last_os_error()
-                    ));
+                if let Err(e) = unsafe { os::commit(start, to - from) } {
+                    return Err(format!("committing {} bytes failed ({e})", to - from));
                 }
                 self.committed.store(to, Release);
             }
@@ -392,27 +273,22 @@ impl Arena {
             self.prefault(start, len);
         }
         if self.config.lock {
-            // The raw system call: AddressSanitizer intercepts mlock(3) as
-            // a no-op, which would report memory locked that is not.
-            // SAFETY: locking pages of our own mapping.
-            if unsafe { libc::syscall(libc::SYS_mlock, start, len) } == 0 {
-                self.locked.fetch_add(len, Relaxed);
-            } else {
-                let e = io::Error::last_os_error();
+            // SAFETY: locking committed pages of our own mapping.
+            if let Err(e) = unsafe { os::lock(start, len) } {
                 return Err(format!(
                     "mlock of {} KiB refused ({e}; RLIMIT_MEMLOCK = {}, and no CAP_IPC_LOCK to pass it): the arena is not locked",
                     len / 1024,
-                    memlock_limit()
+                    os::memlock_limit()
                 ));
             }
+            self.locked.fetch_add(len, Relaxed);
         }
         Ok(())
     }
 
     fn prefault(&self, start: *mut u8, len: usize) {
-        const MADV_POPULATE_WRITE: libc::c_int = 23;
-        // SAFETY: advice on committed pages of our own mapping.
-        if unsafe { libc::madvise(start.cast(), len, MADV_POPULATE_WRITE) } == 0 {
+        // SAFETY: committed pages of our own mapping.
+        if unsafe { os::populate(start, len) } {
             return;
         }
         let mut off = 0;
@@ -498,9 +374,9 @@ impl Drop for Arena {
         // the arena (the slab and the pools hold an Arc to it).
         unsafe {
             if self.locked.load(Relaxed) > 0 {
-                libc::syscall(libc::SYS_munlock, self.base.as_ptr(), self.reserved);
+                os::unlock(self.base.as_ptr(), self.reserved);
             }
-            libc::munmap(self.base.as_ptr().cast(), self.reserved);
+            os::release(self.base.as_ptr(), self.reserved);
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod counting;
 #[cfg(feature = "mimalloc")]
 pub mod mimalloc;
+mod os;
 pub mod slab;
 pub mod topology;
 

@@ -4,8 +4,11 @@
 //! (`"pack:2 numa:2 core:4 pu:2"`), which is how placement across NUMA
 //! nodes is tested on a one-node machine.
 
+#[cfg(target_os = "linux")]
 use hwlocality::object::attributes::ObjectAttributes;
+#[cfg(target_os = "linux")]
 use hwlocality::object::types::ObjectType;
+#[cfg(target_os = "linux")]
 use hwlocality::Topology;
 use std::fmt;
 
@@ -71,27 +74,44 @@ pub struct WorkerPlace {
 #[error("hwloc: {0}")]
 pub struct TopologyError(String);
 
+#[cfg(not(target_os = "linux"))]
+const UNSUPPORTED: &str =
+    "topology is read through hwloc on Linux only: unsupported on this platform";
+
+#[cfg(target_os = "linux")]
 fn bits(b: impl IntoIterator<Item = hwlocality::bitmap::BitmapIndex>) -> Vec<usize> {
     b.into_iter().map(usize::from).collect()
 }
 
 impl MachineTopology {
-    /// This machine.
+    /// This machine. Read through hwloc on Linux; elsewhere an error that
+    /// says so, and callers place workers without topology.
     pub fn detect() -> Result<MachineTopology, TopologyError> {
-        let t = Topology::new().map_err(|e| TopologyError(e.to_string()))?;
-        Ok(MachineTopology::from_hwloc(&t))
+        #[cfg(target_os = "linux")]
+        {
+            let t = Topology::new().map_err(|e| TopologyError(e.to_string()))?;
+            Ok(MachineTopology::from_hwloc(&t))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Err(TopologyError(UNSUPPORTED.into()))
     }
 
     /// An hwloc synthetic description, e.g. `"pack:2 numa:2 core:4 pu:2"`.
     pub fn synthetic(description: &str) -> Result<MachineTopology, TopologyError> {
-        let t = Topology::builder()
-            .from_synthetic(description)
-            .map_err(|e| TopologyError(format!("synthetic topology {description:?}: {e}")))?
-            .build()
-            .map_err(|e| TopologyError(e.to_string()))?;
-        Ok(MachineTopology::from_hwloc(&t))
+        #[cfg(target_os = "linux")]
+        {
+            let t = Topology::builder()
+                .from_synthetic(description)
+                .map_err(|e| TopologyError(format!("synthetic topology {description:?}: {e}")))?
+                .build()
+                .map_err(|e| TopologyError(e.to_string()))?;
+            Ok(MachineTopology::from_hwloc(&t))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Err(TopologyError(format!("{UNSUPPORTED} ({description:?})")))
     }
 
+    #[cfg(target_os = "linux")]
     fn from_hwloc(t: &Topology) -> MachineTopology {
         let packages = t.objects_with_type(ObjectType::Package).count().max(1);
         let numa_nodes = t

@@ -178,6 +178,7 @@ pub use sprint_alloc::mimalloc::MiMalloc;
 
 /// mlockall for the levels that lock everything; the guard undoes it.
 #[derive(Debug)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) struct LockAll(bool);
 
 impl LockAll {
@@ -191,6 +192,21 @@ impl LockAll {
             notes.push(why.into());
             return Ok(LockAll(false));
         }
+        #[cfg(not(unix))]
+        {
+            let why = "locking all process memory (mlockall) is unsupported on this platform";
+            if strict {
+                return Err(why.into());
+            }
+            notes.push(why.into());
+            Ok(LockAll(false))
+        }
+        #[cfg(unix)]
+        Self::mlockall(strict, notes)
+    }
+
+    #[cfg(unix)]
+    fn mlockall(strict: bool, notes: &mut Vec<String>) -> Result<LockAll, String> {
         // SAFETY: mlockall has no memory preconditions.
         if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
             notes.push("all process memory locked (mlockall)".into());
@@ -208,6 +224,7 @@ impl LockAll {
 
 impl Drop for LockAll {
     fn drop(&mut self) {
+        #[cfg(unix)]
         if self.0 {
             // SAFETY: undoes the mlockall this guard made.
             unsafe { libc::munlockall() };

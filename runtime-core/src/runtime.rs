@@ -274,8 +274,7 @@ impl Runtime {
                     let ws = shared2.workers[index].clone();
                     let pin_ok = !pinned
                         || core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-                    // SAFETY: gettid has no preconditions.
-                    ws.tid.store(unsafe { libc::gettid() }, Relaxed);
+                    ws.tid.store(crate::topology::current_tid(), Relaxed);
                     // The arena is made here, after pinning, so its pages
                     // are first touched on the worker's own node.
                     let mut mem_ok = Ok(());

@@ -11,7 +11,6 @@ use crate::tune::{Outcome, ReportLine};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Where the journal lives unless told otherwise.
@@ -185,12 +184,16 @@ pub struct SystemGuard {
     pub report: Vec<ReportLine>,
 }
 
+/// An exclusive lock on the journal (flock on Linux), or `Locked` if
+/// another tuner holds it.
 fn lock(file: &File, path: &Path) -> Result<(), SystemError> {
-    // SAFETY: flock on an open file descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(SystemError::Locked(path.to_path_buf()));
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SystemError::Locked(path.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io_err(format!("locking the journal {}", path.display()))(e))
+        }
     }
-    Ok(())
 }
 
 fn append(file: &mut File, line: &str, path: &Path) -> Result<(), SystemError> {
@@ -208,6 +211,28 @@ pub fn apply(
     journal: &Path,
     strict: bool,
 ) -> Result<SystemGuard, SystemError> {
+    if !cfg!(target_os = "linux") {
+        // sysctls, /sys files and IRQ affinity are Linux's: report each
+        // setting unsupported and journal nothing.
+        let mut report = Vec::new();
+        for s in settings {
+            let name = s.path.display().to_string();
+            let reason = "a Linux system setting; not available on this platform".to_string();
+            if strict {
+                return Err(SystemError::Strict {
+                    setting: name,
+                    reason,
+                });
+            }
+            report.push(line(&name, Outcome::Unsupported { reason }));
+        }
+        return Ok(SystemGuard {
+            journal: journal.to_path_buf(),
+            file: None,
+            applied: Vec::new(),
+            report,
+        });
+    }
     if let Some(dir) = journal.parent() {
         std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
     }
@@ -423,25 +448,47 @@ pub struct SystemInfo {
     pub huge_pages_free: usize,
 }
 
+/// A capability by name: the `caps` value on Linux, its name elsewhere.
+macro_rules! capability {
+    ($c:ident) => {{
+        #[cfg(target_os = "linux")]
+        let c = caps::Capability::$c;
+        #[cfg(not(target_os = "linux"))]
+        let c = stringify!($c);
+        c
+    }};
+}
+
 impl SystemInfo {
     /// Reads it all.
     pub fn detect() -> SystemInfo {
         let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let root = Path::new("/sys/fs/cgroup");
         let topo = sprint_alloc::topology::MachineTopology::detect();
+        #[cfg(target_os = "linux")]
         let cap = |c| caps::has_cap(None, caps::CapSet::Effective, c).unwrap_or(false);
+        // Capabilities are Linux's: elsewhere none is held.
+        #[cfg(not(target_os = "linux"))]
+        let cap = |_: &str| false;
         let num = |p: &str| -> i64 {
             std::fs::read_to_string(p)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0)
         };
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        #[cfg(unix)]
+        let rlimit_memlock = {
+            let mut r = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: a valid out-pointer.
+            unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
+            (r.rlim_cur, r.rlim_max)
         };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
+        // No such limit: nothing bounds locking but the working set.
+        #[cfg(not(unix))]
+        let rlimit_memlock = (u64::MAX, u64::MAX);
         SystemInfo {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
@@ -461,10 +508,10 @@ impl SystemInfo {
             ram: sprint_alloc::budget::detect(100)
                 .map(|b| b.ram)
                 .unwrap_or(0),
-            cap_sys_nice: cap(caps::Capability::CAP_SYS_NICE),
-            cap_ipc_lock: cap(caps::Capability::CAP_IPC_LOCK),
-            cap_sys_resource: cap(caps::Capability::CAP_SYS_RESOURCE),
-            rlimit_memlock: (r.rlim_cur, r.rlim_max),
+            cap_sys_nice: cap(capability!(CAP_SYS_NICE)),
+            cap_ipc_lock: cap(capability!(CAP_IPC_LOCK)),
+            cap_sys_resource: cap(capability!(CAP_SYS_RESOURCE)),
+            rlimit_memlock,
             thp_mode: current(Path::new("/sys/kernel/mm/transparent_hugepage/enabled"))
                 .unwrap_or_else(|_| "unknown".into()),
             rt_throttle: (

@@ -9,13 +9,21 @@ use crate::config::{Config, IdleStrategy, Pinning, Scheduling};
 use std::fmt;
 
 /// The CPUs in this process's affinity mask (that of its main thread).
+/// Where affinity masks cannot be read (not Linux), every CPU the OS
+/// reports.
 pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    thread_affinity(pid)
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        thread_affinity(pid)
+    }
+    #[cfg(not(target_os = "linux"))]
+    Ok((0..std::thread::available_parallelism()?.get()).collect())
 }
 
 /// The affinity mask of one thread (or process), read from the kernel.
+#[cfg(target_os = "linux")]
 pub fn thread_affinity(tid: libc::pid_t) -> std::io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -29,6 +37,16 @@ pub fn thread_affinity(tid: libc::pid_t) -> std::io::Result<Vec<usize>> {
         // SAFETY: `i` is below CPU_SETSIZE, and `set` is initialised.
         .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
         .collect())
+}
+
+/// The calling thread's kernel id (Linux's gettid); 0 where threads have
+/// no such id visible to affinity calls.
+pub(crate) fn current_tid() -> i32 {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions.
+    return unsafe { libc::gettid() };
+    #[cfg(not(target_os = "linux"))]
+    0
 }
 
 /// The kernel's isolated CPUs (`isolcpus=`), empty if none or unknown.

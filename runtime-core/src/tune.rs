@@ -11,6 +11,7 @@
 //! same values shares them; asking for different ones is refused.
 
 use crate::config::{Config, Level, LockMemory, RtPolicy};
+#[cfg(target_os = "linux")]
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::fmt;
@@ -96,148 +97,160 @@ pub enum TuneError {
     NoLevel(String),
 }
 
-fn errno() -> std::io::Error {
-    std::io::Error::last_os_error()
-}
+#[cfg(target_os = "linux")]
+use linux::*;
+#[cfg(target_os = "linux")]
+pub use linux::{sched_of_this_thread, Snapshot};
 
-fn tid() -> libc::pid_t {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
-}
+/// The system calls behind each setting. They are Linux's; on other
+/// platforms the tuner reports each requested setting unsupported.
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
 
-/// The scheduling class and priority of this thread.
-pub fn sched_of_this_thread() -> (libc::c_int, libc::c_int) {
-    // SAFETY: queries about this thread with a valid out-pointer.
-    unsafe {
-        let policy = libc::sched_getscheduler(0);
-        let mut p = libc::sched_param { sched_priority: 0 };
-        libc::sched_getparam(0, &mut p);
-        (policy, p.sched_priority)
+    pub(super) fn errno() -> std::io::Error {
+        std::io::Error::last_os_error()
     }
-}
 
-fn policy_name(p: libc::c_int) -> String {
-    match p & !libc::SCHED_RESET_ON_FORK {
-        libc::SCHED_OTHER => "SCHED_OTHER".into(),
-        libc::SCHED_FIFO => "SCHED_FIFO".into(),
-        libc::SCHED_RR => "SCHED_RR".into(),
-        libc::SCHED_BATCH => "SCHED_BATCH".into(),
-        libc::SCHED_IDLE => "SCHED_IDLE".into(),
-        other => format!("policy {other}"),
+    pub(super) fn tid() -> libc::pid_t {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
     }
-}
 
-fn set_sched(policy: libc::c_int, prio: libc::c_int) -> std::io::Result<()> {
-    let p = libc::sched_param {
-        sched_priority: prio,
-    };
-    // SAFETY: this thread, a valid parameter struct.
-    if unsafe { libc::sched_setscheduler(0, policy, &p) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
+    /// The scheduling class and priority of this thread.
+    pub fn sched_of_this_thread() -> (libc::c_int, libc::c_int) {
+        // SAFETY: queries about this thread with a valid out-pointer.
+        unsafe {
+            let policy = libc::sched_getscheduler(0);
+            let mut p = libc::sched_param { sched_priority: 0 };
+            libc::sched_getparam(0, &mut p);
+            (policy, p.sched_priority)
+        }
     }
-}
 
-fn nice_of_this_thread() -> i32 {
-    // SAFETY: getpriority on this thread's id; -1 is a valid value, so
-    // errno is not consulted (the call cannot fail for our own thread).
-    unsafe { libc::getpriority(libc::PRIO_PROCESS, tid() as libc::id_t) }
-}
-
-fn set_nice(n: i32) -> std::io::Result<()> {
-    // SAFETY: setpriority on this thread's id (per-thread on Linux).
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid() as libc::id_t, n) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
+    pub(super) fn policy_name(p: libc::c_int) -> String {
+        match p & !libc::SCHED_RESET_ON_FORK {
+            libc::SCHED_OTHER => "SCHED_OTHER".into(),
+            libc::SCHED_FIFO => "SCHED_FIFO".into(),
+            libc::SCHED_RR => "SCHED_RR".into(),
+            libc::SCHED_BATCH => "SCHED_BATCH".into(),
+            libc::SCHED_IDLE => "SCHED_IDLE".into(),
+            other => format!("policy {other}"),
+        }
     }
-}
 
-fn slack_of_this_thread() -> u64 {
-    // SAFETY: PR_GET_TIMERSLACK takes no pointers.
-    unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) as u64 }
-}
-
-fn set_slack(ns: u64) -> std::io::Result<()> {
-    // SAFETY: PR_SET_TIMERSLACK takes a value.
-    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
+    pub(super) fn set_sched(policy: libc::c_int, prio: libc::c_int) -> std::io::Result<()> {
+        let p = libc::sched_param {
+            sched_priority: prio,
+        };
+        // SAFETY: this thread, a valid parameter struct.
+        if unsafe { libc::sched_setscheduler(0, policy, &p) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
     }
-}
 
-fn memlock() -> (u64, u64) {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
-    (r.rlim_cur, r.rlim_max)
-}
-
-fn set_memlock(soft: u64, hard: u64) -> std::io::Result<()> {
-    let r = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
-    // SAFETY: a valid struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
+    pub(super) fn nice_of_this_thread() -> i32 {
+        // SAFETY: getpriority on this thread's id; -1 is a valid value, so
+        // errno is not consulted (the call cannot fail for our own thread).
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, tid() as libc::id_t) }
     }
-}
 
-fn limit_name(v: u64) -> String {
-    if v == libc::RLIM_INFINITY {
-        "unlimited".into()
-    } else {
-        format!("{} KiB", v / 1024)
+    pub(super) fn set_nice(n: i32) -> std::io::Result<()> {
+        // SAFETY: setpriority on this thread's id (per-thread on Linux).
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid() as libc::id_t, n) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
     }
-}
 
-fn thp_disabled() -> bool {
-    // SAFETY: PR_GET_THP_DISABLE takes no pointers.
-    unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
-}
-
-fn set_thp_disabled(d: bool) -> std::io::Result<()> {
-    // SAFETY: PR_SET_THP_DISABLE takes a flag.
-    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, d as libc::c_ulong, 0, 0, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
+    pub(super) fn slack_of_this_thread() -> u64 {
+        // SAFETY: PR_GET_TIMERSLACK takes no pointers.
+        unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) as u64 }
     }
-}
 
-/// Every setting the tuner may change, as the process and this thread
-/// have them now: what restore must bring back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Snapshot {
-    /// RLIMIT_MEMLOCK (soft, hard).
-    pub memlock: (u64, u64),
-    /// PR_GET_THP_DISABLE.
-    pub thp_disabled: bool,
-    /// This thread's scheduling class and priority.
-    pub sched: (i32, i32),
-    /// This thread's nice value.
-    pub nice: i32,
-    /// This thread's timer slack, ns.
-    pub timer_slack_ns: u64,
-}
+    pub(super) fn set_slack(ns: u64) -> std::io::Result<()> {
+        // SAFETY: PR_SET_TIMERSLACK takes a value.
+        if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
 
-impl Snapshot {
-    /// The settings now.
-    pub fn take() -> Snapshot {
-        Snapshot {
-            memlock: memlock(),
-            thp_disabled: thp_disabled(),
-            sched: sched_of_this_thread(),
-            nice: nice_of_this_thread(),
-            timer_slack_ns: slack_of_this_thread(),
+    pub(super) fn memlock() -> (u64, u64) {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
+        (r.rlim_cur, r.rlim_max)
+    }
+
+    pub(super) fn set_memlock(soft: u64, hard: u64) -> std::io::Result<()> {
+        let r = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: a valid struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
+    pub(super) fn limit_name(v: u64) -> String {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".into()
+        } else {
+            format!("{} KiB", v / 1024)
+        }
+    }
+
+    pub(super) fn thp_disabled() -> bool {
+        // SAFETY: PR_GET_THP_DISABLE takes no pointers.
+        unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
+    }
+
+    pub(super) fn set_thp_disabled(d: bool) -> std::io::Result<()> {
+        // SAFETY: PR_SET_THP_DISABLE takes a flag.
+        if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, d as libc::c_ulong, 0, 0, 0) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
+    /// Every setting the tuner may change, as the process and this thread
+    /// have them now: what restore must bring back.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct Snapshot {
+        /// RLIMIT_MEMLOCK (soft, hard).
+        pub memlock: (u64, u64),
+        /// PR_GET_THP_DISABLE.
+        pub thp_disabled: bool,
+        /// This thread's scheduling class and priority.
+        pub sched: (i32, i32),
+        /// This thread's nice value.
+        pub nice: i32,
+        /// This thread's timer slack, ns.
+        pub timer_slack_ns: u64,
+    }
+
+    impl Snapshot {
+        /// The settings now.
+        pub fn take() -> Snapshot {
+            Snapshot {
+                memlock: memlock(),
+                thp_disabled: thp_disabled(),
+                sched: sched_of_this_thread(),
+                nice: nice_of_this_thread(),
+                timer_slack_ns: slack_of_this_thread(),
+            }
         }
     }
 }
@@ -265,6 +278,7 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
+    #[cfg(target_os = "linux")]
     /// Applies one setting: `now` reads it, `set` writes it, `restore` is
     /// recorded (with the old value) before the write.
     fn setting<T: PartialEq + fmt::Display + Clone + Send + 'static>(
@@ -328,6 +342,28 @@ impl Step<'_> {
         }
     }
 
+    /// A setting this platform does not have: reported unsupported, or in
+    /// strict mode an error (after undoing what was applied).
+    #[cfg(not(target_os = "linux"))]
+    fn unsupported(&mut self, name: &'static str) -> Result<(), TuneError> {
+        let reason = format!("{name} is a Linux setting; not available on this platform");
+        if self.strict {
+            self.undo.run();
+            return Err(TuneError::Strict {
+                scope: self.scope.into(),
+                setting: name,
+                reason,
+            });
+        }
+        self.report.push(ReportLine {
+            scope: self.scope.into(),
+            setting: name.into(),
+            outcome: Outcome::Unsupported { reason },
+        });
+        Ok(())
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn skip(&mut self, name: &'static str, reason: String) -> Result<(), TuneError> {
         if self.strict {
             self.undo.run();
@@ -365,9 +401,11 @@ impl Drop for ThreadGuard {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Sched(libc::c_int, libc::c_int);
 
+#[cfg(target_os = "linux")]
 impl fmt::Display for Sched {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.1 > 0 {
@@ -380,6 +418,7 @@ impl fmt::Display for Sched {
 
 /// What `config` asks of a worker thread, given whether real-time
 /// busy-polling on it is safe (a CPU is left to the rest of the system).
+#[cfg(target_os = "linux")]
 fn want_rt(config: &Config, rt_allowed: bool) -> Option<(libc::c_int, i32)> {
     let policy = match config.rt_policy {
         RtPolicy::None => return None,
@@ -399,12 +438,37 @@ pub fn apply_thread(
     report: &mut Vec<ReportLine>,
 ) -> Result<ThreadGuard, TuneError> {
     let mut undo = Undo(Vec::new());
+    #[cfg_attr(target_os = "linux", allow(unused_mut))]
     let mut step = Step {
         scope,
         strict: config.strict,
         report,
         undo: &mut undo,
     };
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = rt_allowed;
+        if config.rt_policy != RtPolicy::None {
+            step.unsupported("scheduling class")?;
+        }
+        if config.nice != 0 {
+            step.unsupported("nice")?;
+        }
+        if config.timer_slack_ns.is_some() {
+            step.unsupported("timer slack ns")?;
+        }
+        Ok(ThreadGuard { undo })
+    }
+    #[cfg(target_os = "linux")]
+    apply_thread_linux(config, rt_allowed, step)
+}
+
+#[cfg(target_os = "linux")]
+fn apply_thread_linux(
+    config: &Config,
+    rt_allowed: bool,
+    mut step: Step<'_>,
+) -> Result<ThreadGuard, TuneError> {
     let cap = |e: &std::io::Error| {
         format!("{e}: changing the scheduling class needs CAP_SYS_NICE (or RLIMIT_RTPRIO)")
     };
@@ -445,11 +509,13 @@ pub fn apply_thread(
     }
     // Undo runs last in, first out. Leaving SCHED_FIFO resets the timer
     // slack, so the scheduling class must go back first: move it last.
+    let mut undo = Undo(std::mem::take(&mut step.undo.0));
     undo.0.sort_by_key(|(name, _)| *name == "scheduling class");
     Ok(ThreadGuard { undo })
 }
 
 /// The process-wide settings in force, and how many runtimes share them.
+#[cfg(target_os = "linux")]
 struct Owned {
     refs: usize,
     memlock: Option<(u64, u64)>,
@@ -457,6 +523,7 @@ struct Owned {
     undo: Undo,
 }
 
+#[cfg(target_os = "linux")]
 static PROCESS: Mutex<Option<Owned>> = Mutex::new(None);
 
 /// A share of the process-wide settings; the last one dropped puts them
@@ -466,7 +533,9 @@ pub struct ProcessGuard(());
 
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
         let mut p = PROCESS.lock();
+        #[cfg(target_os = "linux")]
         if let Some(o) = p.as_mut() {
             o.refs -= 1;
             if o.refs == 0 {
@@ -487,6 +556,34 @@ pub fn apply_process(
 ) -> Result<ProcessGuard, TuneError> {
     let want_memlock = config.lock_memory != LockMemory::None;
     let want_thp = config.huge_pages;
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut undo = Undo(Vec::new());
+        let mut step = Step {
+            scope: "process",
+            strict: config.strict,
+            report,
+            undo: &mut undo,
+        };
+        if want_memlock {
+            step.unsupported("RLIMIT_MEMLOCK")?;
+        }
+        if want_thp {
+            step.unsupported("THP disabled (PR_SET_THP_DISABLE)")?;
+        }
+        Ok(ProcessGuard(()))
+    }
+    #[cfg(target_os = "linux")]
+    apply_process_linux(want_memlock, want_thp, config, report)
+}
+
+#[cfg(target_os = "linux")]
+fn apply_process_linux(
+    want_memlock: bool,
+    want_thp: bool,
+    config: &Config,
+    report: &mut Vec<ReportLine>,
+) -> Result<ProcessGuard, TuneError> {
     let mut p = PROCESS.lock();
     if let Some(o) = p.as_mut() {
         let owned_thp = o.thp_enabled;

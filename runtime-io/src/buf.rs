@@ -127,6 +127,8 @@ pub(crate) struct PoolShared {
     backing: Backing,
     size: usize,
     count: usize,
+    // Registered buffers are io_uring's.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     id: u64,
     free: Mutex<Vec<u16>>,
 }
@@ -262,11 +264,15 @@ impl BufferPool {
         self.shared.size
     }
 
+    // Registered buffers are io_uring's.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn id(&self) -> u64 {
         self.shared.id
     }
 
     /// One iovec per buffer, in index order, for registration.
+    #[cfg(unix)]
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn iovecs(&self) -> Vec<libc::iovec> {
         (0..self.shared.count)
             .map(|i| libc::iovec {
@@ -333,6 +339,8 @@ impl PoolBuf {
         &mut all[len..]
     }
 
+    // Registered buffers are io_uring's.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     /// The registered-buffer index of this buffer in the pool `pool_id`.
     pub(crate) fn fixed_index(&self, pool_id: u64) -> Option<u16> {
         (self.pool.id == pool_id).then_some(self.index)

@@ -21,6 +21,7 @@ impl<S: Source> Evented<S> {
     pub(crate) fn new(mut source: S) -> io::Result<Evented<S>> {
         let handle = match driver::current()? {
             driver::Current::Epoll(h) => h,
+            #[cfg(target_os = "linux")]
             driver::Current::Uring(_) => {
                 return Err(io::Error::other(
                     "a readiness source on an io_uring worker (this is a bug in sprint-io)",

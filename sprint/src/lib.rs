@@ -26,7 +26,10 @@ pub use sprint_core::{
     try_spawn_local, yield_now, AbortHandle, BuildError, Handle, JoinError, JoinHandle,
     MemoryStats, Runtime, ShutdownTimeout, SpawnError, TaskId, WorkerStats,
 };
-pub use sprint_io::{buf, net};
+pub use sprint_io::buf;
+/// Sockets (Unix only: they are built on file descriptors).
+#[cfg(unix)]
+pub use sprint_io::net;
 
 mod builder;
 pub use builder::Builder;

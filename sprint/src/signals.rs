@@ -64,7 +64,37 @@ pub fn run_main<F: Future>(options: MainOptions, body: F) -> F::Output {
         // A second signal, once shutdown has begun, exits at once.
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, second.clone());
     }
-    let watcher = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+    let watcher = watch(&stop, &second, &caught);
+    let out = rt.handle().block_on_or_stop(body, &stop);
+    if let Some(w) = &watcher {
+        w.close();
+    }
+    match out {
+        Some(v) => {
+            drop(rt);
+            v
+        }
+        None => {
+            let sig = caught.load(SeqCst);
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let timeout = rt.config().shutdown_timeout();
+            eprintln!("sprint: {name} received, shutting down (deadline {timeout:?})");
+            if let Err(e) = rt.shutdown_timeout(timeout) {
+                eprintln!("sprint: {e}");
+            }
+            std::process::exit(128 + sig);
+        }
+    }
+}
+
+/// Starts the thread that turns the first SIGINT or SIGTERM into a stop.
+#[cfg(unix)]
+fn watch(
+    stop: &Arc<AtomicBool>,
+    second: &Arc<AtomicBool>,
+    caught: &Arc<AtomicI32>,
+) -> Option<signal_hook::iterator::Handle> {
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(mut signals) => {
             let handle = signals.handle();
             let (stop, second, caught) = (stop.clone(), second.clone(), caught.clone());
@@ -88,27 +118,65 @@ pub fn run_main<F: Future>(options: MainOptions, body: F) -> F::Output {
             eprintln!("sprint: cannot handle SIGINT/SIGTERM ({e}); they will end the process without a graceful shutdown");
             None
         }
-    };
-    let out = rt.handle().block_on_or_stop(body, &stop);
-    if let Some(handle) = &watcher {
-        handle.close();
     }
-    match out {
-        Some(v) => {
-            drop(rt);
-            v
+}
+
+/// Ends the Windows watcher.
+#[cfg(not(unix))]
+#[derive(Debug)]
+struct Watcher(Arc<AtomicBool>);
+
+#[cfg(not(unix))]
+impl Watcher {
+    fn close(&self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// Windows has no signal iterator: signal-hook's flags record Ctrl-C
+/// (SIGINT) and SIGTERM, and a thread looks at them every 20 ms.
+#[cfg(not(unix))]
+fn watch(
+    stop: &Arc<AtomicBool>,
+    second: &Arc<AtomicBool>,
+    caught: &Arc<AtomicI32>,
+) -> Option<Watcher> {
+    let flags = [SIGINT, SIGTERM].map(|sig| {
+        let f = Arc::new(AtomicBool::new(false));
+        (sig, signal_hook::flag::register(sig, f.clone()).map(|_| f))
+    });
+    let mut watched = Vec::new();
+    for (sig, f) in flags {
+        match f {
+            Ok(f) => watched.push((sig, f)),
+            Err(e) => eprintln!("sprint: cannot handle signal {sig} ({e}); it will end the process without a graceful shutdown"),
         }
-        None => {
-            let sig = caught.load(SeqCst);
-            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-            let timeout = rt.config().shutdown_timeout();
-            eprintln!("sprint: {name} received, shutting down (deadline {timeout:?})");
-            if let Err(e) = rt.shutdown_timeout(timeout) {
-                eprintln!("sprint: {e}");
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let (stop, second, caught, done2) =
+        (stop.clone(), second.clone(), caught.clone(), done.clone());
+    let main_thread = std::thread::current();
+    let spawned = std::thread::Builder::new()
+        .name("sprint-signals".into())
+        .spawn(move || {
+            while !done2.load(SeqCst) {
+                if let Some((sig, _)) = watched.iter().find(|(_, f)| f.load(SeqCst)) {
+                    caught.store(*sig, SeqCst);
+                    second.store(true, SeqCst);
+                    stop.store(true, SeqCst);
+                    main_thread.unpark();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::process::exit(128 + sig);
-        }
+        });
+    if let Err(e) = spawned {
+        eprintln!(
+            "sprint: cannot start the signal thread ({e}); signals will not shut down gracefully"
+        );
+        return None;
     }
+    Some(Watcher(done))
 }
 
 /// Runs a test body on a fresh runtime (Basic unless the attribute says

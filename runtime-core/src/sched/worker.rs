@@ -492,7 +492,7 @@ impl Core {
             if let Some(task) = self.next_task() {
                 self.run_task(task);
                 tick = tick.wrapping_add(1);
-                if tick % interval == 0 {
+                if tick.is_multiple_of(interval) {
                     self.maintenance(true);
                     self.publish();
                     if self.shutting_down() {
@@ -537,7 +537,7 @@ impl Core {
                     return;
                 }
                 i = i.wrapping_add(1);
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     if self.maintenance(true) {
                         return;
                     }

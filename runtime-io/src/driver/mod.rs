@@ -9,9 +9,11 @@
 //! is an error instead: forcing a driver never silently gives another.
 
 mod epoll;
+#[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
 pub use epoll::{EpollDriver, EpollHandle};
+#[cfg(target_os = "linux")]
 pub use uring::{UringDriver, UringHandle};
 
 use crate::buf::BufferPool;
@@ -29,6 +31,7 @@ const EVENTS_PER_TURN: usize = 1024;
 #[derive(Debug, Clone)]
 pub(crate) enum Current {
     Epoll(Arc<EpollHandle>),
+    #[cfg(target_os = "linux")]
     Uring(Arc<UringHandle>),
 }
 
@@ -36,6 +39,7 @@ impl Current {
     pub(crate) fn pool(&self) -> &BufferPool {
         match self {
             Current::Epoll(h) => h.pool(),
+            #[cfg(target_os = "linux")]
             Current::Uring(h) => h.pool(),
         }
     }
@@ -75,7 +79,7 @@ pub fn choose(config: &Config) -> io::Result<DriverChoice> {
             chosen: "epoll",
             fallback_reason: None,
         }),
-        IoDriver::Uring => match uring::probe() {
+        IoDriver::Uring => match probe_uring() {
             Ok(_) => Ok(DriverChoice {
                 requested,
                 chosen: "io_uring",
@@ -104,15 +108,30 @@ pub fn choose(config: &Config) -> io::Result<DriverChoice> {
     }
 }
 
+/// The start-up probe: io_uring's capabilities here, or why it cannot run.
+#[cfg(target_os = "linux")]
+fn probe_uring() -> Result<uring::Caps, String> {
+    uring::probe()
+}
+
+/// io_uring is a Linux interface: elsewhere the probe says so, and the
+/// runtime runs on mio's poller (kqueue on macOS and the BSDs).
+#[cfg(not(target_os = "linux"))]
+fn probe_uring() -> Result<(), String> {
+    Err("io_uring is a Linux interface: not available on this platform".into())
+}
+
 /// Whether io_uring can run here (the start-up probe), or why not.
 pub fn uring_available() -> Result<(), String> {
-    uring::probe().map(drop)
+    probe_uring().map(drop)
 }
 
 /// The factory the `sprint` facade hands to the core builder.
 pub fn factory() -> DriverFactory {
     Arc::new(|info: &WorkerInfo| -> io::Result<Box<dyn Driver>> {
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut choice = choose(&info.config)?;
+        #[cfg(target_os = "linux")]
         if choice.chosen == "io_uring" {
             let caps = uring::probe().map_err(io::Error::other)?;
             match UringDriver::new(info, &caps, &choice) {
@@ -166,7 +185,10 @@ pub(crate) fn current() -> io::Result<Current> {
         Ok(h) => return Ok(Current::Epoll(h)),
         Err(any) => any,
     };
-    any.downcast::<UringHandle>()
-        .map(Current::Uring)
-        .map_err(|_| io::Error::other("worker 0's driver is neither epoll nor io_uring"))
+    #[cfg(target_os = "linux")]
+    let any = match any.downcast::<UringHandle>() {
+        Ok(h) => return Ok(Current::Uring(h)),
+        Err(any) => any,
+    };
+    Err(any).map_err(|_| io::Error::other("worker 0's driver is neither epoll nor io_uring"))
 }

@@ -7,6 +7,7 @@ mod stream;
 mod tcp;
 mod udp;
 mod unix;
+#[cfg(target_os = "linux")]
 pub(crate) mod uring_fd;
 
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};

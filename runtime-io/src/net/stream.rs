@@ -1,5 +1,6 @@
 //! What TCP and Unix streams share: one byte stream on either driver.
 
+#[cfg(target_os = "linux")]
 use super::uring_fd::{UringAcceptor, UringFd};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::driver::{self, Current};
@@ -10,16 +11,20 @@ use socket2::SockRef;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::task::{Context, Poll};
 
 /// A stream socket on the epoll or the io_uring driver.
 #[derive(Debug)]
 pub(crate) enum StreamIo<S: Source> {
     Epoll(Evented<S>),
+    #[cfg(target_os = "linux")]
     Uring(UringFd),
 }
 
+#[cfg(target_os = "linux")]
 impl AsFd for UringFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the fd stays open as long as `self`.
@@ -40,6 +45,7 @@ where
                 socket2::SockRef::from(&fd).set_nonblocking(true)?;
                 StreamIo::Epoll(Evented::new(mio(fd))?)
             }
+            #[cfg(target_os = "linux")]
             Current::Uring(h) => StreamIo::Uring(UringFd::new(fd, h)?),
         })
     }
@@ -47,6 +53,7 @@ where
     pub(crate) fn sock(&self) -> SockRef<'_> {
         match self {
             StreamIo::Epoll(e) => SockRef::from(e.get()),
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => SockRef::from(u),
         }
     }
@@ -58,6 +65,7 @@ where
     ) -> Poll<io::Result<usize>> {
         match self {
             StreamIo::Epoll(e) => e.poll_io(cx, Direction::Read, |s| (&*s).read(buf)),
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_read(cx, buf),
         }
     }
@@ -65,6 +73,7 @@ where
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self {
             StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write(buf)),
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_write(cx, buf),
         }
     }
@@ -76,13 +85,16 @@ where
     ) -> Poll<io::Result<usize>> {
         match self {
             StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs)),
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_write_vectored(cx, bufs),
         }
     }
 
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             StreamIo::Epoll(_) => Poll::Ready(Ok(())),
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_flush(cx),
         }
     }
@@ -90,6 +102,7 @@ where
     pub(crate) async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             StreamIo::Epoll(e) => SockRef::from(e.get()).shutdown(how),
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.shutdown(how).await,
         }
     }
@@ -118,6 +131,7 @@ where
                 }
                 (r, buf)
             }
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.read_owned(buf).await,
         }
     }
@@ -130,6 +144,7 @@ where
                 let r = poll_fn(|cx| self.poll_write(cx, src)).await;
                 (r, buf)
             }
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.write_owned(buf).await,
         }
     }
@@ -153,6 +168,7 @@ where
                 drop(slices);
                 (r, bufs)
             }
+            #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.write_vectored_owned(bufs).await,
         }
     }
@@ -162,6 +178,7 @@ where
 #[derive(Debug)]
 pub(crate) enum ListenerIo<L: Source> {
     Epoll(Evented<L>),
+    #[cfg(target_os = "linux")]
     Uring(UringAcceptor),
 }
 
@@ -172,6 +189,7 @@ impl<L: Source + AsFd> ListenerIo<L> {
                 socket2::SockRef::from(&fd).set_nonblocking(true)?;
                 ListenerIo::Epoll(Evented::new(mio(fd))?)
             }
+            #[cfg(target_os = "linux")]
             Current::Uring(h) => ListenerIo::Uring(UringAcceptor::new(UringFd::new(fd, h)?)),
         })
     }
@@ -179,6 +197,7 @@ impl<L: Source + AsFd> ListenerIo<L> {
     pub(crate) fn sock(&self) -> SockRef<'_> {
         match self {
             ListenerIo::Epoll(e) => SockRef::from(e.get()),
+            #[cfg(target_os = "linux")]
             ListenerIo::Uring(u) => SockRef::from(u.fd()),
         }
     }
@@ -195,6 +214,7 @@ impl<L: Source + AsFd> ListenerIo<L> {
                 })
                 .await
             }
+            #[cfg(target_os = "linux")]
             ListenerIo::Uring(u) => poll_fn(|cx| u.poll_accept(cx)).await,
         }
     }

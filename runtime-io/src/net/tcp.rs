@@ -108,11 +108,13 @@ impl TcpStream {
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let addr = first_addr(addr)?;
         match driver::current()? {
+            #[cfg(target_os = "linux")]
             Current::Uring(_) => {
                 let socket =
                     Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
                 let stream = TcpStream::from_fd(socket.into())?;
                 match &stream.io {
+                    #[cfg(target_os = "linux")]
                     StreamIo::Uring(u) => u.connect(&addr.into()).await?,
                     StreamIo::Epoll(_) => unreachable!("made on the io_uring driver"),
                 }
@@ -120,18 +122,15 @@ impl TcpStream {
             }
             Current::Epoll(_) => {
                 let m = mio::net::TcpStream::connect(addr)?;
-                let stream = TcpStream {
-                    io: StreamIo::Epoll(crate::evented::Evented::new(m)?),
-                };
-                let StreamIo::Epoll(e) = &stream.io else {
-                    unreachable!()
-                };
+                let e = crate::evented::Evented::new(m)?;
                 poll_fn(|cx| e.poll_ready(cx, crate::readiness::Direction::Write)).await;
                 if let Some(err) = e.get().take_error()? {
                     return Err(err);
                 }
                 match e.get().peer_addr() {
-                    Ok(_) => Ok(stream),
+                    Ok(_) => Ok(TcpStream {
+                        io: StreamIo::Epoll(e),
+                    }),
                     Err(err) if err.kind() == io::ErrorKind::NotConnected => {
                         Err(e.get().take_error()?.unwrap_or(err))
                     }

@@ -3,6 +3,7 @@
 //! dropped future never leaves the kernel a buffer to write into and no
 //! datagram is taken for nobody.
 
+#[cfg(target_os = "linux")]
 use super::uring_fd::UringFd;
 use crate::driver::{self, Current};
 use crate::evented::Evented;
@@ -18,6 +19,7 @@ use super::tcp::first_addr;
 #[derive(Debug)]
 enum UdpIo {
     Epoll(Evented<mio::net::UdpSocket>),
+    #[cfg(target_os = "linux")]
     Uring(UringFd),
 }
 
@@ -42,6 +44,7 @@ impl UdpSocket {
                 std.set_nonblocking(true)?;
                 UdpIo::Epoll(Evented::new(mio::net::UdpSocket::from_std(std))?)
             }
+            #[cfg(target_os = "linux")]
             Current::Uring(h) => UdpIo::Uring(UringFd::new(std.into(), h)?),
         };
         Ok(UdpSocket { io })
@@ -50,6 +53,7 @@ impl UdpSocket {
     fn sock(&self) -> SockRef<'_> {
         match &self.io {
             UdpIo::Epoll(e) => SockRef::from(e.get()),
+            #[cfg(target_os = "linux")]
             UdpIo::Uring(u) => SockRef::from(u),
         }
     }
@@ -61,6 +65,7 @@ impl UdpSocket {
     ) -> io::Result<R> {
         match &self.io {
             UdpIo::Epoll(e) => poll_fn(|cx| e.poll_io(cx, dir, |s| f(SockRef::from(s)))).await,
+            #[cfg(target_os = "linux")]
             UdpIo::Uring(u) => loop {
                 match f(SockRef::from(u)) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

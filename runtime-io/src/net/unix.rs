@@ -57,6 +57,7 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         match driver::current()? {
+            #[cfg(target_os = "linux")]
             Current::Uring(_) => {
                 let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
                 let s = UnixStream {
@@ -71,18 +72,13 @@ impl UnixStream {
                 let path = addr
                     .as_pathname()
                     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a path"))?;
-                let s = UnixStream {
-                    io: StreamIo::Epoll(crate::evented::Evented::new(
-                        mio::net::UnixStream::connect(path)?,
-                    )?),
-                };
-                let StreamIo::Epoll(e) = &s.io else {
-                    unreachable!()
-                };
+                let e = crate::evented::Evented::new(mio::net::UnixStream::connect(path)?)?;
                 poll_fn(|cx| e.poll_ready(cx, crate::readiness::Direction::Write)).await;
                 match e.get().take_error()? {
                     Some(err) => Err(err),
-                    None => Ok(s),
+                    None => Ok(UnixStream {
+                        io: StreamIo::Epoll(e),
+                    }),
                 }
             }
         }
