@@ -118,6 +118,69 @@ fn child_applies_and_waits() {
     drop(guard);
 }
 
+/// SIGTERM to a `#[sprint::main]` program holding applied system settings
+/// in its main future: the graceful shutdown drops the future, whose guard
+/// puts every value back and removes the journal before the process exits.
+#[test]
+fn sigterm_to_a_sprint_main_program_restores_its_settings() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(orig) = Originals::save() else {
+        eprintln!("skipped: cannot write sysctls (not root?)");
+        return;
+    };
+    // Not SPRINT_*: the runtime refuses environment variables it does not
+    // know.
+    let j = journal("sigterm");
+    let _ = std::fs::remove_file(&j);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_main_applies_and_waits",
+            "--exact",
+            "--nocapture",
+            "--ignored",
+        ])
+        .env("MAIN_CHILD_JOURNAL", &j)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    while !line.contains("APPLIED") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the child ended early"
+        );
+    }
+    assert_ne!(orig.live(), orig.originals(), "the child changed them");
+    // SAFETY: kill with the child's pid and a valid signal.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    assert_eq!(orig.live(), orig.originals(), "the shutdown put them back");
+    assert!(!j.exists(), "the journal is removed");
+}
+
+#[test]
+#[ignore = "the child of sigterm_to_a_sprint_main_program_restores_its_settings"]
+fn child_main_applies_and_waits() {
+    let j = PathBuf::from(std::env::var_os("MAIN_CHILD_JOURNAL").unwrap());
+    let options = sprint::__private::MainOptions {
+        level: Some(sprint::Level::Basic),
+        workers: Some(1),
+        config: None,
+    };
+    // What `#[sprint::main]` expands to.
+    sprint::__private::run_main(options, async move {
+        let cfg = sprint::Config::for_level(sprint::Level::Aggressive);
+        let settings = sprint::system::profile(&cfg, &[0], &[0, 1]);
+        let guard = sprint::system::apply(&settings, sprint::Level::Aggressive, &j, true).unwrap();
+        println!("APPLIED {}", guard.report.len());
+        sprint::time::sleep(std::time::Duration::from_secs(60)).await;
+        drop(guard);
+    });
+}
+
 #[test]
 fn apply_verify_restore_round_trip_and_a_locked_journal() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
