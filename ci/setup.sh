@@ -3,8 +3,9 @@
 # has only the Rust toolchain. Idempotent: skips what is already there.
 set -euo pipefail
 
-# libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it.
-packages=(pkg-config valgrind libhwloc-dev libudev-dev)
+# libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it;
+# prometheus: the real server the metrics test scrapes with.
+packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

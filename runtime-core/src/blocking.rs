@@ -172,7 +172,7 @@ fn run(inner: Arc<Inner>, first: bool) {
     loop {
         if let Some(task) = st.queue.pop_front() {
             drop(st);
-            harness::run(task);
+            harness::run(task, |_| {});
             st = inner.state.lock();
             continue;
         }

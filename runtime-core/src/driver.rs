@@ -58,6 +58,9 @@ pub struct WorkerInfo {
     pub spare_cpus: Vec<usize>,
     /// The worker's arena, where its buffers should come from.
     pub arena: Option<Arc<sprint_alloc::Arena>>,
+    /// Where the driver records I/O operation latency (submission to
+    /// completion) into `io`; `None` when metrics are off.
+    pub io_latency: Option<Arc<crate::metrics::WorkerMetrics>>,
 }
 
 /// Builds a worker's driver, on that worker's thread.

@@ -12,6 +12,7 @@ mod coop;
 pub mod driver;
 pub(crate) mod loom;
 pub mod memory;
+pub mod metrics;
 mod runtime;
 pub(crate) mod sched;
 mod spawn;

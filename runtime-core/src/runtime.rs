@@ -28,6 +28,14 @@ pub enum BuildError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The `/metrics` server could not listen on its address.
+    #[error("cannot serve /metrics on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A thread could not be started.
     #[error("cannot start thread {name}: {source}")]
     Thread {
@@ -129,6 +137,8 @@ pub struct Runtime {
     tune_report: Vec<crate::tune::ReportLine>,
     /// The process-wide settings, put back after the workers are gone.
     _process_tuning: Option<crate::tune::ProcessGuard>,
+    /// The `/metrics` server, if one was asked for.
+    metrics_server: Option<crate::metrics::export::Server>,
     /// Undoes mlockall after the workers are gone (declared last: dropped
     /// after `Drop::drop` has joined them).
     _lock_all: Option<crate::memory::LockAll>,
@@ -236,7 +246,15 @@ impl Runtime {
         let workers: Vec<Arc<WorkerShared>> = plan
             .workers
             .iter()
-            .map(|w| Arc::new(WorkerShared::new(w.index, id, w.pinned.then_some(w.cpu))))
+            .map(|w| {
+                Arc::new(WorkerShared::new(
+                    w.index,
+                    id,
+                    w.pinned.then_some(w.cpu),
+                    config.metrics,
+                    config.stall_threshold(),
+                ))
+            })
             .collect();
         let blocking = BlockingPool::new(
             config.blocking_threads(n).max(1),
@@ -247,7 +265,12 @@ impl Runtime {
             name: "sprint-blocking-0".into(),
             source,
         })?;
-        let shared = Arc::new(Shared::new(id, policy, workers, stealers, blocking));
+        let info = crate::sched::RuntimeInfo {
+            config: config.clone(),
+            process_report: tune_report.clone(),
+            started: Instant::now(),
+        };
+        let shared = Arc::new(Shared::new(id, policy, workers, stealers, blocking, info));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BuildError>>();
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let mut threads = Vec::with_capacity(n);
@@ -265,6 +288,7 @@ impl Runtime {
                     config: shared_config.clone(),
                     spare_cpus: spare_cpus.clone(),
                     arena: None,
+                    io_latency: None,
                 },
             );
             let spawned = thread::Builder::new()
@@ -313,7 +337,12 @@ impl Runtime {
                         }
                     };
                     *ws.tune_report.lock() = lines;
+                    #[cfg(target_os = "linux")]
+                    {
+                        *ws.expected_sched.lock() = Some(crate::tune::sched_of_this_thread());
+                    }
                     let mut info = info;
+                    info.io_latency = ws.metrics_on.then(|| ws.metrics.clone());
                     info.arena = ws.slab.get().map(|s| s.arena().clone());
                     let core = Core::new(ws, shared2.clone(), deque);
                     let driver_ok = match factory.map(|f| f(&info)) {
@@ -363,6 +392,7 @@ impl Runtime {
             memory_notes: memory.notes,
             tune_report,
             _process_tuning: Some(process_tuning),
+            metrics_server: None,
             _lock_all: lock_all,
         };
         if first_error.is_some() {
@@ -382,7 +412,23 @@ impl Runtime {
         if let Some(e) = first_error {
             return Err(e);
         }
+        if let Some(addr) = &rt.config.metrics_addr {
+            rt.metrics_server = Some(
+                crate::metrics::export::Server::start(addr, rt.handle.clone()).map_err(
+                    |source| BuildError::Metrics {
+                        addr: addr.clone(),
+                        source,
+                    },
+                )?,
+            );
+        }
         tracing::debug!(runtime = id, plan = %rt.plan, "sprint runtime started");
+        for line in rt.tuning_report() {
+            tracing::info!(runtime = id, "tuning: {line}");
+        }
+        for line in rt.memory_report() {
+            tracing::info!(runtime = id, "memory: {line}");
+        }
         Ok(rt)
     }
 
@@ -450,6 +496,21 @@ impl Runtime {
     /// Each worker's counters.
     pub fn worker_stats(&self) -> Vec<WorkerStats> {
         self.handle.worker_stats()
+    }
+
+    /// Everything measured, in one serde value (the seed's `GetStats`).
+    pub fn stats(&self) -> crate::metrics::Stats {
+        self.handle.stats()
+    }
+
+    /// The problems the runtime sees now (empty when healthy).
+    pub fn health(&self) -> Vec<crate::metrics::Problem> {
+        self.handle.health()
+    }
+
+    /// The address `/metrics` is served on, if it is.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.addr())
     }
 
     /// Shuts down: cancels every task (dropping `!Send` futures on their

@@ -5,8 +5,9 @@ use crate::driver_slot::Slot;
 use crate::readiness::{Direction, ScheduledIo};
 use mio::event::Source;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 /// Owns a registered source; deregisters it on drop.
 #[derive(Debug)]
@@ -14,6 +15,9 @@ pub(crate) struct Evented<S: Source> {
     source: Option<S>,
     handle: Arc<EpollHandle>,
     slot: Slot,
+    /// Per direction, the raw clock reading when an operation first had to
+    /// wait (0: none waiting): readiness I/O's "submission".
+    waiting_since: [AtomicU64; 2],
 }
 
 impl<S: Source> Evented<S> {
@@ -33,6 +37,7 @@ impl<S: Source> Evented<S> {
             source: Some(source),
             handle,
             slot,
+            waiting_since: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -55,10 +60,50 @@ impl<S: Source> Evented<S> {
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         loop {
-            let ev = ready!(self.io().poll_ready(cx, dir));
+            let ev = match self.io().poll_ready(cx, dir) {
+                Poll::Ready(ev) => ev,
+                Poll::Pending => {
+                    self.waits(dir);
+                    return Poll::Pending;
+                }
+            };
             match op(self.get()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io().clear(ev),
-                r => return Poll::Ready(r),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.waits(dir);
+                    self.io().clear(ev)
+                }
+                r => {
+                    self.done(dir);
+                    return Poll::Ready(r);
+                }
+            }
+        }
+    }
+
+    /// An operation in `dir` has to wait: the latency clock starts (once).
+    #[inline]
+    fn waits(&self, dir: Direction) {
+        if self.handle.io_latency.is_some() {
+            let w = &self.waiting_since[dir as usize];
+            if w.load(Relaxed) == 0 {
+                w.store(sprint_core::metrics::now_raw(), Relaxed);
+            }
+        }
+    }
+
+    /// An operation in `dir` finished: record how long it waited, if it
+    /// did (one that never waited is not an I/O wait).
+    #[inline]
+    fn done(&self, dir: Direction) {
+        if let Some(m) = &self.handle.io_latency {
+            let w = &self.waiting_since[dir as usize];
+            let since = w.load(Relaxed);
+            if since != 0 {
+                w.store(0, Relaxed);
+                m.io.record(sprint_core::metrics::nanos_between(
+                    since,
+                    sprint_core::metrics::now_raw(),
+                ));
             }
         }
     }

@@ -20,6 +20,7 @@ pub use sprint_core::{system, tune};
 pub fn net_driver_probe() -> Result<(), String> {
     sprint_io::driver::uring_available()
 }
+pub use sprint_core::metrics;
 pub use sprint_core::topology::{self, Plan};
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,

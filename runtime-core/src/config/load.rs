@@ -83,6 +83,8 @@ overlay! {
         rt_priority: u8,
         nice: i8,
         stall_threshold_us: u64,
+        metrics: bool,
+        health_max_tasks: u64,
         shutdown_timeout_ms: u64,
         strict: bool,
     }
@@ -91,6 +93,7 @@ overlay! {
         cpus: CpuList,
         max_threads: usize,
         timer_slack_ns: u64,
+        metrics_addr: String,
     }
 }
 

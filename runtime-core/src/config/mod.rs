@@ -227,6 +227,14 @@ pub struct Config {
     pub timer_slack_ns: Option<u64>,
     /// A poll longer than this is a stall, in µs.
     pub stall_threshold_us: u64,
+    /// Record the built-in latency histograms (poll duration, schedule
+    /// delay, I/O latency, timer lateness) and detect stalls.
+    pub metrics: bool,
+    /// Serve `/metrics` (OpenMetrics) on this address, e.g.
+    /// `127.0.0.1:9464`; port 0 picks one (see `Runtime::metrics_addr`).
+    pub metrics_addr: Option<String>,
+    /// `health()` reports live tasks above this as a possible leak.
+    pub health_max_tasks: u64,
     /// How long a graceful shutdown may take, in ms.
     pub shutdown_timeout_ms: u64,
     /// Fail instead of degrading when a setting cannot be applied.

@@ -114,6 +114,22 @@ impl Config {
                 "at least 1 ns (0 means the default; leave the field unset for that)",
             ));
         }
+        if let Some(addr) = &self.metrics_addr {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    "metrics_addr",
+                    addr,
+                    "an IP address and port, e.g. 127.0.0.1:9464 (port 0 picks one)",
+                ));
+            }
+        }
+        if self.stall_threshold_us == 0 {
+            return Err(ConfigError::invalid(
+                "stall_threshold_us",
+                0,
+                "at least 1 µs",
+            ));
+        }
         // The Turbo preset turns SQPOLL on; an operator who picks epoll
         // there (SPRINT_IO=epoll) gets epoll, and the preset's SQPOLL is
         // moot. Asking for SQPOLL by name with epoll is a contradiction.

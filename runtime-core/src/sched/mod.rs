@@ -52,6 +52,16 @@ pub(crate) struct Shared {
     pub(crate) shutdown_barrier: Barrier,
     pub(crate) sleepers: AtomicUsize,
     next_worker: AtomicUsize,
+    /// What stats and health report about the runtime as a whole.
+    pub(crate) info: RuntimeInfo,
+}
+
+/// What a runtime reports about itself once started.
+#[derive(Debug)]
+pub(crate) struct RuntimeInfo {
+    pub(crate) config: crate::Config,
+    pub(crate) process_report: Vec<crate::tune::ReportLine>,
+    pub(crate) started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Shared {
@@ -70,6 +80,7 @@ impl Shared {
         workers: Vec<Arc<WorkerShared>>,
         stealers: Vec<Stealer<TaskRef>>,
         blocking: BlockingPool,
+        info: RuntimeInfo,
     ) -> Shared {
         let n = workers.len();
         Shared {
@@ -82,6 +93,7 @@ impl Shared {
             shutdown_barrier: Barrier::new(n),
             sleepers: AtomicUsize::new(0),
             next_worker: AtomicUsize::new(0),
+            info,
         }
     }
 
@@ -198,6 +210,15 @@ pub(crate) fn release(task: TaskRef) {
     let Some(owner) = header.owner() else {
         return;
     };
+    with_core(|core| match core {
+        Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), owner) => core.count_completed(),
+        _ => {
+            owner
+                .counters
+                .completed_elsewhere
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
     if header.stealable {
         // SAFETY: stealable tasks live in their owner's mutex-guarded list.
         unsafe { owner.shared_tasks.lock().remove(task) };

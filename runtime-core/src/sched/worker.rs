@@ -44,6 +44,17 @@ pub(crate) struct Counters {
     pub(crate) inbox_received: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
     pub(crate) live_local_tasks: AtomicU64,
+    /// Tasks of this worker that finished (completed or cancelled).
+    pub(crate) completed: AtomicU64,
+    /// Those that finished away from its core (stolen, or cancelled
+    /// elsewhere), counted there.
+    pub(crate) completed_elsewhere: AtomicU64,
+    /// Tasks for this worker spawned from other threads, counted there.
+    pub(crate) spawned_elsewhere: AtomicU64,
+    /// Tasks queued to run, as last published.
+    pub(crate) queue_depth: AtomicU64,
+    /// Time spent polling tasks, ns.
+    pub(crate) busy_ns: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -87,6 +98,18 @@ pub(crate) struct WorkerShared {
     pub(crate) memory_notes: Mutex<Vec<String>>,
     /// The worker thread's tuning report.
     pub(crate) tune_report: Mutex<Vec<crate::tune::ReportLine>>,
+    /// Whether the histograms are recorded (`Config::metrics`).
+    pub(crate) metrics_on: bool,
+    /// The built-in histograms and the stall count.
+    pub(crate) metrics: Arc<crate::metrics::WorkerMetrics>,
+    /// The stall threshold in ns.
+    stall_ns: u64,
+    /// When the worker started.
+    pub(crate) started: Instant,
+    /// The scheduling class and priority the worker settled on after
+    /// tuning, for drift checks.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) expected_sched: Mutex<Option<(i32, i32)>>,
 }
 
 /// Added to `outstanding` while the core runs, so that frees counted on
@@ -94,7 +117,13 @@ pub(crate) struct WorkerShared {
 const HOLD_BIAS: isize = 1 << 48;
 
 impl WorkerShared {
-    pub(crate) fn new(index: usize, runtime_id: u64, cpu: Option<usize>) -> WorkerShared {
+    pub(crate) fn new(
+        index: usize,
+        runtime_id: u64,
+        cpu: Option<usize>,
+        metrics_on: bool,
+        stall: Duration,
+    ) -> WorkerShared {
         WorkerShared {
             index,
             runtime_id,
@@ -113,6 +142,11 @@ impl WorkerShared {
             slab: std::sync::OnceLock::new(),
             memory_notes: Mutex::new(Vec::new()),
             tune_report: Mutex::new(Vec::new()),
+            metrics_on,
+            metrics: Arc::new(crate::metrics::WorkerMetrics::default()),
+            stall_ns: stall.as_nanos().min(u64::MAX as u128) as u64,
+            started: Instant::now(),
+            expected_sched: Mutex::new(None),
         }
     }
 
@@ -144,6 +178,9 @@ impl WorkerShared {
     /// Hands a task to this worker from another thread. Gives it back when
     /// the worker has shut down.
     pub(crate) fn push_remote(&self, task: TaskRef) -> Result<(), TaskRef> {
+        if self.metrics_on {
+            stamp(task);
+        }
         self.inbox.push(task)?;
         self.parker.notify();
         Ok(())
@@ -166,6 +203,16 @@ impl WorkerShared {
     }
 }
 
+/// Marks when a task was queued, unless an earlier queueing (the inbox)
+/// already did.
+#[inline]
+fn stamp(task: TaskRef) {
+    let q = &task.header().queued_at;
+    if q.load(Relaxed) == 0 {
+        q.store(crate::metrics::now_raw(), Relaxed);
+    }
+}
+
 /// The half of a worker that only its thread touches.
 pub(crate) struct Core {
     pub(crate) shared: Arc<WorkerShared>,
@@ -177,6 +224,8 @@ pub(crate) struct Core {
     ids: Cell<(u64, u64)>,
     polls: Cell<u64>,
     spawned: Cell<u64>,
+    completed: Cell<u64>,
+    busy_ns: Cell<u64>,
     wakers: UnsafeCell<Vec<Waker>>,
     arrivals: UnsafeCell<Vec<TaskRef>>,
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
@@ -218,6 +267,8 @@ impl Core {
             ids: Cell::new((0, 0)),
             polls: Cell::new(0),
             spawned: Cell::new(0),
+            completed: Cell::new(0),
+            busy_ns: Cell::new(0),
             wakers: UnsafeCell::new(Vec::with_capacity(64)),
             arrivals: UnsafeCell::new(Vec::with_capacity(64)),
             alive: Cell::new(0),
@@ -340,6 +391,9 @@ impl Core {
         if self.closed.get() {
             return;
         }
+        if self.shared.metrics_on {
+            stamp(task);
+        }
         match &self.deque {
             Some(d) if task.header().stealable => {
                 d.push(task);
@@ -360,6 +414,11 @@ impl Core {
             unsafe { (*self.list.get()).push(task) };
         }
         self.spawned.set(self.spawned.get() + 1);
+    }
+
+    /// Counts a task that finished on this thread.
+    pub(crate) fn count_completed(&self) {
+        self.completed.set(self.completed.get() + 1);
     }
 
     /// Unlinks a finished non-stealable task.
@@ -384,14 +443,82 @@ impl Core {
 
     fn run_task(&self, task: TaskRef) {
         coop::reset(self.rt.policy.coop_budget);
-        harness::run(task);
+        if self.shared.metrics_on {
+            self.run_task_measured(task);
+        } else {
+            harness::run(task, |_| {});
+        }
         self.polls.set(self.polls.get() + 1);
+    }
+
+    /// A poll timed: the schedule delay before it, its duration after it,
+    /// and a stall report if it ran past the threshold.
+    #[inline]
+    fn run_task_measured(&self, task: TaskRef) {
+        let m = &*self.shared.metrics;
+        let start = crate::metrics::now_raw();
+        let queued = task.header().queued_at.load(Relaxed);
+        if queued != 0 {
+            task.header().queued_at.store(0, Relaxed);
+            m.schedule_delay
+                .record_single_writer(crate::metrics::nanos_between(queued, start));
+        }
+        m.polling_since.store(start, Relaxed);
+        harness::run(task, |header| {
+            let ns = crate::metrics::nanos_between(start, crate::metrics::now_raw());
+            m.poll.record_single_writer(ns);
+            self.busy_ns.set(self.busy_ns.get() + ns);
+            if ns > self.shared.stall_ns {
+                self.stalled(header, ns);
+            }
+        });
+        m.polling_since.store(0, Relaxed);
+    }
+
+    /// A poll ran past the stall threshold: count it and say which task.
+    #[cold]
+    fn stalled(&self, header: &crate::task::raw::Header, ns: u64) {
+        let m = &self.shared.metrics;
+        m.stalls.fetch_add(1, Relaxed);
+        let meta = &header.meta;
+        let name = meta.name.as_deref().unwrap_or("(unnamed)");
+        let what = format!(
+            "worker {}: task {} {:?} spawned at {} polled for {:?} (threshold {:?})",
+            self.shared.index,
+            meta.id,
+            name,
+            meta.location,
+            Duration::from_nanos(ns),
+            Duration::from_nanos(self.shared.stall_ns),
+        );
+        tracing::warn!(
+            worker = self.shared.index,
+            task.id = %meta.id,
+            task.name = name,
+            task.spawned_at = %meta.location,
+            poll_us = ns / 1_000,
+            threshold_us = self.shared.stall_ns / 1_000,
+            "stall: a task poll ran past the threshold"
+        );
+        *m.last_stall.lock() = Some(what);
     }
 
     fn publish(&self) {
         let c = &self.shared.counters;
         c.polls.store(self.polls.get(), Relaxed);
-        c.spawned.store(self.spawned.get(), Relaxed);
+        c.spawned.store(
+            self.spawned.get() + c.spawned_elsewhere.load(Relaxed),
+            Relaxed,
+        );
+        c.busy_ns.store(self.busy_ns.get(), Relaxed);
+        c.completed.store(
+            self.completed.get() + c.completed_elsewhere.load(Relaxed),
+            Relaxed,
+        );
+        // SAFETY: short borrow on the owner thread.
+        let queued =
+            unsafe { (*self.local.get()).len() } + self.deque.as_ref().map_or(0, |d| d.len());
+        c.queue_depth.store(queued as u64, Relaxed);
         // SAFETY: short borrow on the owner thread.
         c.live_local_tasks
             .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
@@ -411,7 +538,12 @@ impl Core {
             let wakers = unsafe { &mut *self.wakers.get() };
             {
                 let mut q = self.shared.timers.lock();
-                q.expire(Instant::now(), wakers);
+                let now = Instant::now();
+                let lateness = self
+                    .shared
+                    .metrics_on
+                    .then_some(&self.shared.metrics.timer_lateness);
+                q.expire(now, wakers, lateness);
                 self.shared.refresh_deadline(&mut q);
             }
             bump(&self.shared.counters.timers_fired, wakers.len() as u64);
@@ -454,7 +586,10 @@ impl Core {
         let links = unsafe { &mut *task.header().links.get() };
         if links.link_on_arrival {
             links.link_on_arrival = false;
-            self.link(task, false);
+            // Not counted as a spawn here: the spawning thread counted it.
+            // SAFETY: the owned list is this thread's alone; the task is in
+            // no list yet.
+            unsafe { (*self.list.get()).push(task) };
         }
     }
 

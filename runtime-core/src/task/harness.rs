@@ -9,8 +9,11 @@ use crate::sched::{self, worker::Core};
 use std::task::Context;
 
 /// Runs a task popped from a queue: poll it, or drop it if it was aborted.
-/// A pinned task is only ever run by its owner.
-pub(crate) fn run(task: TaskRef) {
+/// A pinned task is only ever run by its owner. `after_poll` runs right
+/// after the future's poll returns, while the task is still alive (the
+/// worker times the poll and names a stall there).
+#[inline]
+pub(crate) fn run(task: TaskRef, after_poll: impl FnOnce(&super::raw::Header)) {
     let header = task.header();
     if header.stealable {
         match header.state.transition_to_running() {
@@ -33,6 +36,7 @@ pub(crate) fn run(task: TaskRef) {
     let mut cx = Context::from_waker(&waker);
     // SAFETY: we hold RUNNING (atomic or local), so the future is ours.
     let ready = unsafe { (header.vtable.poll)(task.raw(), &mut cx) }.is_ready();
+    after_poll(header);
     if ready {
         return complete(task);
     }

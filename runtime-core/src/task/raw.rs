@@ -54,6 +54,10 @@ pub(crate) struct Header {
     pub(crate) links: UnsafeCell<Links>,
     pub(crate) join_waker: UnsafeCell<Option<Waker>>,
     pub(crate) meta: TaskMeta,
+    /// The raw clock reading when the task was queued (for the schedule
+    /// delay histogram); 0 when not stamped. Written by whoever queues
+    /// the task, read and cleared by the worker that polls it.
+    pub(crate) queued_at: std::sync::atomic::AtomicU64,
 }
 
 /// A pointer to a live task. It carries no reference count of its own:
@@ -150,6 +154,9 @@ where
         Home::Local(core) => (core.alloc_cell(class, layout), Arc::as_ptr(&core.shared)),
         Home::Remote(ws) => {
             ws.hold_remote();
+            ws.counters
+                .spawned_elsewhere
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let from_slab = match ws.slab.get() {
                 Some(slab) if class != cache::EXACT => {
                     let p = slab.take_shared(class as usize);
@@ -184,6 +191,7 @@ where
                 links: UnsafeCell::new(Links::new(link_on_arrival)),
                 join_waker: UnsafeCell::new(None),
                 meta,
+                queued_at: std::sync::atomic::AtomicU64::new(0),
             },
             stage: UnsafeCell::new(Stage::Running(future)),
         })

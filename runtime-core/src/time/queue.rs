@@ -90,7 +90,14 @@ impl TimerQueue {
     }
 
     /// Takes the wakers of every deadline at or before `now`.
-    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Waker>) {
+    /// Takes the wakers of every timer due at `now`, recording how late
+    /// each fired into `lateness` if given.
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Waker>,
+        lateness: Option<&crate::metrics::AtomicHistogram>,
+    ) {
         while let Some(Reverse((d, key, gen))) = self.heap.peek().copied() {
             if d > now {
                 break;
@@ -99,6 +106,9 @@ impl TimerQueue {
             if self.is_live(key, gen) {
                 if let Some(w) = self.entries.remove(key).waker {
                     out.push(w);
+                    if let Some(h) = lateness {
+                        h.record_single_writer(now.saturating_duration_since(d).as_nanos() as u64);
+                    }
                 }
             }
         }

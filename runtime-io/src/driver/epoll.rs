@@ -33,6 +33,8 @@ pub struct EpollHandle {
     /// to find and skips its system call.
     count: AtomicUsize,
     pool: BufferPool,
+    /// Where operations record their latency (`None`: metrics off).
+    pub(crate) io_latency: Option<Arc<sprint_core::metrics::WorkerMetrics>>,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +125,7 @@ impl EpollDriver {
         events: usize,
         note: Option<&str>,
         arena: Option<&Arc<sprint_core::sprint_alloc::Arena>>,
+        io_latency: Option<Arc<sprint_core::metrics::WorkerMetrics>>,
     ) -> io::Result<EpollDriver> {
         let (pool, from) = BufferPool::new_in(arena, POOL_BUFFERS, POOL_BUFFER_SIZE)?;
         let poll = Poll::new()?;
@@ -136,6 +139,7 @@ impl EpollDriver {
                 slots: Mutex::new(Slots::default()),
                 count: AtomicUsize::new(0),
                 pool,
+                io_latency,
             }),
             waker,
             ready: Vec::with_capacity(events),

@@ -162,6 +162,7 @@ pub fn factory() -> DriverFactory {
             EVENTS_PER_TURN,
             choice.fallback_reason.as_deref(),
             info.arena.as_ref(),
+            info.io_latency.clone(),
         )?;
         let handle = driver.epoll_handle();
         CURRENT.with(|c| *c.borrow_mut() = Some(Current::Epoll(handle)));

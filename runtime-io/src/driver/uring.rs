@@ -221,6 +221,9 @@ struct Slot {
     life: Life,
     kind: Kind,
     keep: Keep,
+    /// The raw clock reading at submission (0 without metrics), for the
+    /// worker's I/O latency histogram.
+    started: u64,
     kernel: Box<UnsafeCell<KernelData>>,
 }
 
@@ -354,6 +357,7 @@ impl State {
                 life: Life::Free,
                 kind: Kind::Plain,
                 keep: Keep::None,
+                started: 0,
                 // SAFETY: all-zero bytes are a valid KernelData (integers,
                 // null pointers, zeroed C structs).
                 kernel: Box::new(UnsafeCell::new(unsafe { std::mem::zeroed() })),
@@ -409,6 +413,8 @@ pub struct UringHandle {
     eventfd: OwnedFd,
     wake_buf: Box<UnsafeCell<u64>>,
     sqpoll: bool,
+    /// Where completions record their latency (`None`: metrics off).
+    io_latency: Option<Arc<sprint_core::metrics::WorkerMetrics>>,
 }
 
 // SAFETY: the ring is Send + Sync; mutable state is behind the mutex;
@@ -536,6 +542,12 @@ impl UringHandle {
             let slot = st.slot(id);
             slot.kind = kind;
             slot.keep = keep;
+            // Multishot operations complete many times: no one latency.
+            slot.started = if self.io_latency.is_some() && !multishot {
+                sprint_core::metrics::now_raw()
+            } else {
+                0
+            };
             slot.life = if multishot {
                 Life::Multi {
                     queue: VecDeque::new(),
@@ -715,6 +727,10 @@ impl UringHandle {
     fn complete(&self, cqes: &[(u64, i32, u32)], wake: &mut Vec<Waker>, rearm: &mut bool) {
         let mut drop_later = Vec::new();
         let mut close = Vec::new();
+        let now = match &self.io_latency {
+            Some(_) => sprint_core::metrics::now_raw(),
+            None => 0,
+        };
         {
             let mut st = self.state.lock();
             for &(ud, res, flags) in cqes {
@@ -734,6 +750,9 @@ impl UringHandle {
                     Life::Waiting(w) => {
                         w.drain_into(wake);
                         slot.life = Life::Done(res, flags);
+                        if let (Some(m), true) = (&self.io_latency, slot.started != 0) {
+                            m.io.record(sprint_core::metrics::nanos_between(slot.started, now));
+                        }
                         false
                     }
                     Life::Multi {
@@ -936,6 +955,7 @@ impl UringDriver {
             eventfd,
             wake_buf: Box::new(UnsafeCell::new(0)),
             sqpoll: sqpoll.is_some(),
+            io_latency: info.io_latency.clone(),
         });
         // Pre-size the slot table so steady state does not allocate.
         {

@@ -1,0 +1,210 @@
+//! `health()`: the problems a runtime can see in itself.
+
+use crate::runtime::Handle;
+use serde::Serialize;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// One problem `health()` found.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// A pinned worker's CPU affinity was changed from outside.
+    #[error("worker {worker} was pinned to CPU {cpu} but its affinity is now {now:?} (changed from outside)")]
+    AffinityDrift {
+        /// The worker.
+        worker: usize,
+        /// Its CPU.
+        cpu: usize,
+        /// The affinity the kernel reports now.
+        now: Vec<usize>,
+    },
+    /// A worker's scheduling class or priority was changed from outside.
+    #[error("worker {worker} runs with scheduling policy {now_policy} priority {now_priority}, not {policy} priority {priority} as tuned (changed from outside)")]
+    SchedulingDrift {
+        /// The worker.
+        worker: usize,
+        /// The policy it was tuned to.
+        policy: i32,
+        /// The priority it was tuned to.
+        priority: i32,
+        /// The policy now.
+        now_policy: i32,
+        /// The priority now.
+        now_priority: i32,
+    },
+    /// More live tasks than `health_max_tasks`: a leak, or a backlog.
+    #[error("{alive} live tasks, above the threshold of {threshold} (a leak?)")]
+    TooManyTasks {
+        /// Live tasks.
+        alive: u64,
+        /// `health_max_tasks`.
+        threshold: u64,
+    },
+    /// Arena memory above 90 % of the budget.
+    #[error("arena memory at {percent:.1} % of the budget ({used} of {capacity} bytes)")]
+    MemoryHigh {
+        /// Bytes used.
+        used: u64,
+        /// The budget's bytes.
+        capacity: u64,
+        /// `used` over `capacity`, in percent.
+        percent: f64,
+    },
+    /// Polls ran past the stall threshold.
+    #[error("{count} task poll(s) ran past the stall threshold; the last: {last}")]
+    Stalls {
+        /// How many so far.
+        count: u64,
+        /// The last one, in words.
+        last: String,
+    },
+    /// A worker is inside one poll for longer than the stall threshold now.
+    #[error("worker {worker} has been inside one task poll for {millis} ms (stall threshold {threshold_us} µs)")]
+    StuckPoll {
+        /// The worker.
+        worker: usize,
+        /// For how long.
+        millis: u64,
+        /// The threshold.
+        threshold_us: u64,
+    },
+    /// Real-time workers run with kernel RT throttling off: a busy-polling
+    /// one can starve the machine.
+    #[error("{workers} worker(s) run real-time while kernel RT throttling is off (kernel.sched_rt_runtime_us = -1): a busy-polling one can starve the machine")]
+    RtThrottlingOff {
+        /// Real-time workers.
+        workers: usize,
+    },
+    /// A real-time worker busy-polls: RT throttling takes its CPU away
+    /// for part of every period.
+    #[error("worker {worker} busy-polls at a real-time priority: kernel RT throttling takes its CPU for {throttled_us} µs of every {period_us} µs")]
+    RtThrottled {
+        /// The worker.
+        worker: usize,
+        /// µs per period the kernel keeps from real-time tasks.
+        throttled_us: i64,
+        /// The period, µs.
+        period_us: i64,
+    },
+}
+
+fn read_i64(path: &str) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The scheduling policy and priority of thread `tid`.
+#[cfg(target_os = "linux")]
+fn sched_of(tid: i32) -> Option<(i32, i32)> {
+    // SAFETY: queries about a thread id; the out-pointer is valid.
+    unsafe {
+        let policy = libc::sched_getscheduler(tid);
+        if policy < 0 {
+            return None;
+        }
+        let mut p = libc::sched_param { sched_priority: 0 };
+        if libc::sched_getparam(tid, &mut p) != 0 {
+            return None;
+        }
+        Some((policy & !libc::SCHED_RESET_ON_FORK, p.sched_priority))
+    }
+}
+
+impl Handle {
+    /// The problems this runtime sees now (empty when healthy): settings
+    /// changed from outside (affinity, scheduling class), live tasks above
+    /// `health_max_tasks`, arena memory above 90 % of the budget, stalls
+    /// (past or in progress), and real-time workers facing RT throttling.
+    pub fn health(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let config = &self.shared.info.config;
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut rt_workers = 0;
+        for w in &self.shared.workers {
+            // Affinity and scheduling classes are read per thread on Linux.
+            #[cfg(target_os = "linux")]
+            let tid = w.tid.load(Relaxed);
+            #[cfg(target_os = "linux")]
+            if tid > 0 {
+                if let Some(cpu) = w.cpu {
+                    if let Ok(now) = crate::topology::thread_affinity(tid) {
+                        if now != [cpu] {
+                            out.push(Problem::AffinityDrift {
+                                worker: w.index,
+                                cpu,
+                                now,
+                            });
+                        }
+                    }
+                }
+                let expected = *w.expected_sched.lock();
+                if let (Some((policy, priority)), Some((np, nq))) = (expected, sched_of(tid)) {
+                    let policy = policy & !libc::SCHED_RESET_ON_FORK;
+                    if (policy, priority) != (np, nq) {
+                        out.push(Problem::SchedulingDrift {
+                            worker: w.index,
+                            policy,
+                            priority,
+                            now_policy: np,
+                            now_priority: nq,
+                        });
+                    }
+                    if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+                        rt_workers += 1;
+                        let runtime = read_i64("/proc/sys/kernel/sched_rt_runtime_us");
+                        let period = read_i64("/proc/sys/kernel/sched_rt_period_us");
+                        if let (Some(r), Some(p)) = (runtime, period) {
+                            if r >= 0
+                                && r < p
+                                && config.idle == crate::config::IdleStrategy::BusyPoll
+                            {
+                                out.push(Problem::RtThrottled {
+                                    worker: w.index,
+                                    throttled_us: p - r,
+                                    period_us: p,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            let since = w.metrics.polling_since.load(Relaxed);
+            if since != 0 {
+                let ns = super::nanos_between(since, super::now_raw());
+                if ns > config.stall_threshold_us.saturating_mul(1_000) {
+                    out.push(Problem::StuckPoll {
+                        worker: w.index,
+                        millis: ns / 1_000_000,
+                        threshold_us: config.stall_threshold_us,
+                    });
+                }
+            }
+        }
+        if rt_workers > 0 && read_i64("/proc/sys/kernel/sched_rt_runtime_us") == Some(-1) {
+            out.push(Problem::RtThrottlingOff {
+                workers: rt_workers,
+            });
+        }
+        let stats = self.stats();
+        if stats.tasks.alive > config.health_max_tasks {
+            out.push(Problem::TooManyTasks {
+                alive: stats.tasks.alive,
+                threshold: config.health_max_tasks,
+            });
+        }
+        let m = stats.memory;
+        if m.arena_capacity > 0 && m.arena_used * 10 > m.arena_capacity * 9 {
+            out.push(Problem::MemoryHigh {
+                used: m.arena_used,
+                capacity: m.arena_capacity,
+                percent: m.arena_used as f64 * 100.0 / m.arena_capacity as f64,
+            });
+        }
+        if stats.stalls > 0 {
+            out.push(Problem::Stalls {
+                count: stats.stalls,
+                last: stats.last_stall.unwrap_or_default(),
+            });
+        }
+        out
+    }
+}

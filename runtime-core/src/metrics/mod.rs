@@ -1,0 +1,210 @@
+//! Latency histograms and counters: each worker's own (task poll
+//! duration, schedule delay, I/O operation latency, timer lateness,
+//! stalls), and named ones for users, recorded without locks and merged
+//! on read; the `Stats` they make, the Prometheus export and the health
+//! checks.
+
+pub mod export;
+pub mod health;
+pub mod hist;
+pub mod stats;
+
+pub use health::Problem;
+pub use hist::{AtomicHistogram, Snapshot, Summary};
+pub use stats::Stats;
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The cycle counter the hot path reads (TSC through `quanta`, calibrated
+/// once): a read costs a few ns where `Instant::now()` costs a vDSO call.
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// A raw clock reading; 0 is never returned (it means "not stamped").
+#[inline]
+pub fn now_raw() -> u64 {
+    clock().raw().max(1)
+}
+
+/// Nanoseconds between two raw readings (0 if `end` is before `start`).
+#[inline]
+pub fn nanos_between(start: u64, end: u64) -> u64 {
+    if end <= start {
+        return 0;
+    }
+    clock().delta_as_nanos(start, end)
+}
+
+/// One worker's built-in instruments. The worker's own thread is the only
+/// writer of `poll`, `schedule_delay` and `timer_lateness`; I/O
+/// completions may be recorded from other threads.
+#[derive(Debug, Default)]
+pub struct WorkerMetrics {
+    /// Task poll duration.
+    pub poll: AtomicHistogram,
+    /// From a wake (or spawn) to the poll.
+    pub schedule_delay: AtomicHistogram,
+    /// From an I/O operation's submission to its completion.
+    pub io: AtomicHistogram,
+    /// How late timers fired past their deadline.
+    pub timer_lateness: AtomicHistogram,
+    /// Polls longer than the stall threshold.
+    pub stalls: AtomicU64,
+    /// The raw clock reading at the start of the poll in progress; 0 when
+    /// the worker is not polling.
+    pub polling_since: AtomicU64,
+    /// The last stall, in words.
+    pub last_stall: Mutex<Option<String>>,
+}
+
+/// A counter a user names; add from any thread.
+#[derive(Debug, Clone)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+
+    /// The value now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A latency histogram a user names, sharded so that threads rarely share
+/// a cache line; record from any thread, merged on read.
+#[derive(Debug, Clone)]
+pub struct Histogram(Arc<[AtomicHistogram]>);
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Relaxed) as usize
+    };
+}
+
+impl Histogram {
+    fn new() -> Histogram {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64);
+        Histogram((0..n).map(|_| AtomicHistogram::new()).collect())
+    }
+
+    /// Records a duration.
+    #[inline]
+    pub fn record(&self, d: Duration) {
+        self.record_ns(d.as_nanos().min(u64::MAX as u128) as u64);
+    }
+
+    /// Records a value in ns.
+    #[inline]
+    pub fn record_ns(&self, ns: u64) {
+        let i = SHARD.with(|s| *s) % self.0.len();
+        self.0[i].record(ns);
+    }
+
+    /// Every shard merged.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::empty();
+        for h in self.0.iter() {
+            h.add_to(&mut s);
+        }
+        s
+    }
+}
+
+#[derive(Default)]
+struct Named {
+    histograms: Vec<(String, String, Histogram)>,
+    counters: Vec<(String, String, Counter)>,
+}
+
+fn named() -> &'static Mutex<Named> {
+    static NAMED: OnceLock<Mutex<Named>> = OnceLock::new();
+    NAMED.get_or_init(|| Mutex::new(Named::default()))
+}
+
+/// A metric name must be Prometheus-safe: `[a-z_][a-z0-9_]*`, at most 100
+/// characters.
+fn check_name(name: &str) -> Result<(), MetricNameError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(MetricNameError(name.to_string()))
+    }
+}
+
+/// A metric name that Prometheus would not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metric name {0:?} must match [a-z_][a-z0-9_]* (at most 100 characters)")]
+pub struct MetricNameError(pub String);
+
+/// The process's histogram called `name` (created on first use), exported
+/// as `sprint_<name>_seconds`. The same name gives the same histogram.
+pub fn histogram(name: &str, help: &str) -> Result<Histogram, MetricNameError> {
+    check_name(name)?;
+    let mut n = named().lock();
+    if let Some((_, _, h)) = n.histograms.iter().find(|(k, _, _)| k == name) {
+        return Ok(h.clone());
+    }
+    let h = Histogram::new();
+    n.histograms.push((name.into(), help.into(), h.clone()));
+    Ok(h)
+}
+
+/// The process's counter called `name`, exported as `sprint_<name>_total`.
+pub fn counter(name: &str, help: &str) -> Result<Counter, MetricNameError> {
+    check_name(name)?;
+    let mut n = named().lock();
+    if let Some((_, _, c)) = n.counters.iter().find(|(k, _, _)| k == name) {
+        return Ok(c.clone());
+    }
+    let c = Counter(Arc::new(AtomicU64::new(0)));
+    n.counters.push((name.into(), help.into(), c.clone()));
+    Ok(c)
+}
+
+/// Every named histogram: name, help, merged counts.
+pub fn named_histograms() -> Vec<(String, String, Snapshot)> {
+    named()
+        .lock()
+        .histograms
+        .iter()
+        .map(|(k, h, v)| (k.clone(), h.clone(), v.snapshot()))
+        .collect()
+}
+
+/// Every named counter: name, help, value.
+pub fn named_counters() -> Vec<(String, String, u64)> {
+    named()
+        .lock()
+        .counters
+        .iter()
+        .map(|(k, h, v)| (k.clone(), h.clone(), v.get()))
+        .collect()
+}

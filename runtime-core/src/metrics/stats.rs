@@ -1,0 +1,250 @@
+//! `Stats`: everything a runtime measured, in one serde value (the
+//! original specification's `GetStats`, and more).
+
+use super::hist::{Snapshot, Summary};
+use crate::runtime::Handle;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// One worker's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerFigures {
+    /// The worker index.
+    pub index: usize,
+    /// Its CPU, if pinned.
+    pub cpu: Option<usize>,
+    /// The kernel's thread id.
+    pub tid: i32,
+    /// Task polls.
+    pub polls: u64,
+    /// Tasks it stole.
+    pub steals: u64,
+    /// Times it went to sleep.
+    pub parks: u64,
+    /// Time spent polling tasks over time since it started (0 to 1).
+    pub busy_ratio: f64,
+    /// Tasks queued to run, as last published.
+    pub queue_depth: u64,
+    /// Tasks spawned onto it.
+    pub tasks_spawned: u64,
+    /// Tasks of it that finished.
+    pub tasks_completed: u64,
+    /// Tasks of it still alive.
+    pub tasks_alive: u64,
+    /// Polls past the stall threshold.
+    pub stalls: u64,
+    /// The worker thread's page faults and context switches, from
+    /// /proc/self/task/<tid> (`None` where the kernel does not say).
+    pub thread: Option<ThreadFigures>,
+}
+
+/// A thread's counts as the kernel keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ThreadFigures {
+    /// Minor page faults.
+    pub minor_faults: u64,
+    /// Major page faults.
+    pub major_faults: u64,
+    /// Voluntary context switches (it blocked).
+    pub voluntary_switches: u64,
+    /// Involuntary context switches (it was preempted).
+    pub involuntary_switches: u64,
+}
+
+/// Task counts, over all workers.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TaskFigures {
+    /// Alive now.
+    pub alive: u64,
+    /// Spawned so far.
+    pub spawned: u64,
+    /// Finished so far.
+    pub completed: u64,
+}
+
+/// Memory, over all workers.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MemoryFigures {
+    /// Arena bytes handed out.
+    pub arena_used: u64,
+    /// Arena bytes reserved (the budget's share).
+    pub arena_capacity: u64,
+    /// Task-slab cells in use.
+    pub slab_cells: u64,
+    /// Allocations that went to the global allocator instead of an arena.
+    pub fallback_allocations: u64,
+    /// The process's resident set, bytes.
+    pub rss: u64,
+}
+
+/// Everything a runtime measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// The level it runs at.
+    pub level: crate::Level,
+    /// Whether every setting the level asks for was applied (none skipped
+    /// or unsupported).
+    pub applied: bool,
+    /// Seconds since it started.
+    pub uptime_seconds: f64,
+    /// Per worker.
+    pub workers: Vec<WorkerFigures>,
+    /// Task counts.
+    pub tasks: TaskFigures,
+    /// Memory.
+    pub memory: MemoryFigures,
+    /// Polls past the stall threshold, all workers.
+    pub stalls: u64,
+    /// The last stall, in words.
+    pub last_stall: Option<String>,
+    /// Histogram summaries: `task_poll`, `schedule_delay`, `io_latency`,
+    /// `timer_lateness`, then the named ones.
+    pub histograms: BTreeMap<String, Summary>,
+}
+
+/// Reads /proc/self/task/<tid>/stat and status.
+pub(crate) fn thread_figures(tid: i32) -> Option<ThreadFigures> {
+    if tid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The command may hold spaces and parentheses: fields start after the
+    // last ')'. Then state is field 3, minflt 10, majflt 12.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(ThreadFigures {
+        minor_faults: f.get(7)?.parse().ok()?,
+        major_faults: f.get(9)?.parse().ok()?,
+        voluntary_switches: field("voluntary_ctxt_switches:")?,
+        involuntary_switches: field("nonvoluntary_ctxt_switches:")?,
+    })
+}
+
+/// The process's resident set, bytes (0 where unknown).
+pub(crate) fn rss_bytes() -> u64 {
+    let pages: u64 = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    #[cfg(unix)]
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    #[cfg(not(unix))]
+    let page = 4096;
+    pages * page
+}
+
+impl Handle {
+    /// The built-in histograms merged over the workers: `task_poll`,
+    /// `schedule_delay`, `io_latency`, `timer_lateness`.
+    pub fn histograms(&self) -> Vec<(&'static str, Snapshot)> {
+        let mut poll = Snapshot::empty();
+        let mut delay = Snapshot::empty();
+        let mut io = Snapshot::empty();
+        let mut timer = Snapshot::empty();
+        for w in &self.shared.workers {
+            let m = &w.metrics;
+            m.poll.add_to(&mut poll);
+            m.schedule_delay.add_to(&mut delay);
+            m.io.add_to(&mut io);
+            m.timer_lateness.add_to(&mut timer);
+        }
+        vec![
+            ("task_poll", poll),
+            ("schedule_delay", delay),
+            ("io_latency", io),
+            ("timer_lateness", timer),
+        ]
+    }
+
+    /// Everything measured (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        let info = &self.shared.info;
+        let now = std::time::Instant::now();
+        let mut tasks = TaskFigures::default();
+        let mut stalls = 0;
+        let mut last_stall = None;
+        let workers: Vec<WorkerFigures> = self
+            .shared
+            .workers
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                let up = now.saturating_duration_since(w.started).as_nanos().max(1) as f64;
+                let spawned = c.spawned.load(Relaxed);
+                let completed = c.completed.load(Relaxed);
+                let tid = w.tid.load(Relaxed);
+                let s = w.metrics.stalls.load(Relaxed);
+                stalls += s;
+                if let Some(l) = w.metrics.last_stall.lock().clone() {
+                    last_stall = Some(l);
+                }
+                let alive = spawned.saturating_sub(completed);
+                tasks.alive += alive;
+                tasks.spawned += spawned;
+                tasks.completed += completed;
+                WorkerFigures {
+                    index: w.index,
+                    cpu: w.cpu,
+                    tid,
+                    polls: c.polls.load(Relaxed),
+                    steals: c.steals.load(Relaxed),
+                    parks: c.parks.load(Relaxed),
+                    busy_ratio: (c.busy_ns.load(Relaxed) as f64 / up).min(1.0),
+                    queue_depth: c.queue_depth.load(Relaxed),
+                    tasks_spawned: spawned,
+                    tasks_completed: completed,
+                    tasks_alive: alive,
+                    stalls: s,
+                    thread: thread_figures(tid),
+                }
+            })
+            .collect();
+        let mut memory = MemoryFigures {
+            rss: rss_bytes(),
+            ..Default::default()
+        };
+        for m in self.memory_stats() {
+            memory.arena_used += m.arena.used as u64;
+            memory.arena_capacity += m.arena.capacity as u64;
+            memory.slab_cells += m.slab.cells_in_use;
+            memory.fallback_allocations += m.slab.fallback_allocations;
+        }
+        let mut histograms: BTreeMap<String, Summary> = self
+            .histograms()
+            .into_iter()
+            .map(|(k, s)| (k.to_string(), s.summary()))
+            .collect();
+        for (k, _, s) in super::named_histograms() {
+            histograms.insert(k, s.summary());
+        }
+        let mut report = info.process_report.clone();
+        for w in &self.shared.workers {
+            report.extend(w.tune_report.lock().iter().cloned());
+        }
+        Stats {
+            level: info.config.level,
+            applied: report.iter().all(|l| {
+                matches!(
+                    l.outcome,
+                    crate::tune::Outcome::Applied { .. } | crate::tune::Outcome::Unchanged { .. }
+                )
+            }),
+            uptime_seconds: now.saturating_duration_since(info.started).as_secs_f64(),
+            workers,
+            tasks,
+            memory,
+            stalls,
+            last_stall,
+            histograms,
+        }
+    }
+}
