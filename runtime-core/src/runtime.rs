@@ -253,6 +253,7 @@ impl Runtime {
                     w.pinned.then_some(w.cpu),
                     config.metrics,
                     config.stall_threshold(),
+                    config.metrics_sample_every,
                 ))
             })
             .collect();
@@ -265,6 +266,10 @@ impl Runtime {
             name: "sprint-blocking-0".into(),
             source,
         })?;
+        if config.metrics {
+            // Calibrate the metrics clock here, not on a worker.
+            let _ = crate::metrics::now_raw();
+        }
         let info = crate::sched::RuntimeInfo {
             config: config.clone(),
             process_report: tune_report.clone(),

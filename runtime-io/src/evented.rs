@@ -83,9 +83,9 @@ impl<S: Source> Evented<S> {
     /// An operation in `dir` has to wait: the latency clock starts (once).
     #[inline]
     fn waits(&self, dir: Direction) {
-        if self.handle.io_latency.is_some() {
+        if let Some(m) = &self.handle.io_latency {
             let w = &self.waiting_since[dir as usize];
-            if w.load(Relaxed) == 0 {
+            if w.load(Relaxed) == 0 && sprint_core::metrics::sample_io(m.sample_every) {
                 w.store(sprint_core::metrics::now_raw(), Relaxed);
             }
         }

@@ -84,6 +84,7 @@ overlay! {
         nice: i8,
         stall_threshold_us: u64,
         metrics: bool,
+        metrics_sample_every: u32,
         health_max_tasks: u64,
         shutdown_timeout_ms: u64,
         strict: bool,

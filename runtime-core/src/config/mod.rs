@@ -230,6 +230,10 @@ pub struct Config {
     /// Record the built-in latency histograms (poll duration, schedule
     /// delay, I/O latency, timer lateness) and detect stalls.
     pub metrics: bool,
+    /// The built-in histograms time one in this many polls, queueings and
+    /// I/O operations (a power of two; 1: every one); stalls are checked on
+    /// every poll.
+    pub metrics_sample_every: u32,
     /// Serve `/metrics` (OpenMetrics) on this address, e.g.
     /// `127.0.0.1:9464`; port 0 picks one (see `Runtime::metrics_addr`).
     pub metrics_addr: Option<String>,

@@ -119,6 +119,7 @@ impl Config {
             timer_slack_ns: SLACK_NS.at(level),
             stall_threshold_us: STALL_US.at(level),
             metrics: true,
+            metrics_sample_every: 16,
             metrics_addr: None,
             health_max_tasks: 1_000_000,
             shutdown_timeout_ms: SHUTDOWN_MS.at(level),

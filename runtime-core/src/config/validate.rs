@@ -123,6 +123,13 @@ impl Config {
                 ));
             }
         }
+        if !self.metrics_sample_every.is_power_of_two() {
+            return Err(ConfigError::invalid(
+                "metrics_sample_every",
+                self.metrics_sample_every,
+                "a power of two: 1 (every operation), 2, 4 … 16 (the default) …",
+            ));
+        }
         if self.stall_threshold_us == 0 {
             return Err(ConfigError::invalid(
                 "stall_threshold_us",

@@ -93,7 +93,10 @@ impl AtomicHistogram {
     pub fn record(&self, v: u64) {
         self.buckets[index(v)].fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
-        self.max.fetch_max(v, Relaxed);
+        // A new maximum is rare: look before the compare-and-swap loop.
+        if v > self.max.load(Relaxed) {
+            self.max.fetch_max(v, Relaxed);
+        }
     }
 
     /// The counts now.

@@ -20,15 +20,69 @@ use std::time::Duration;
 
 /// The cycle counter the hot path reads (TSC through `quanta`, calibrated
 /// once): a read costs a few ns where `Instant::now()` costs a vDSO call.
-fn clock() -> &'static quanta::Clock {
+pub(crate) fn clock() -> &'static quanta::Clock {
     static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
     CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// Whether quanta reads the TSC: then the hot path reads it itself with
+/// one instruction (`rdtsc`), skipping quanta's dispatch, and quanta
+/// still scales the readings (same counter, same calibration).
+fn tsc() -> bool {
+    static TSC: OnceLock<bool> = OnceLock::new();
+    *TSC.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let c = clock();
+            let a = c.raw();
+            // SAFETY: rdtsc has no preconditions on x86_64.
+            let t = unsafe { core::arch::x86_64::_rdtsc() };
+            let b = c.raw();
+            a <= t && t <= b
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}
+
+/// The hot path's clock: `rdtsc` itself where quanta reads the TSC, else
+/// quanta's source.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticks {
+    clock: &'static quanta::Clock,
+    tsc: bool,
+}
+
+impl Ticks {
+    pub(crate) fn get() -> Ticks {
+        Ticks {
+            clock: clock(),
+            tsc: tsc(),
+        }
+    }
+
+    /// A reading.
+    #[inline(always)]
+    pub(crate) fn now(self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if self.tsc {
+            // SAFETY: rdtsc has no preconditions on x86_64.
+            return unsafe { core::arch::x86_64::_rdtsc() };
+        }
+        self.clock.raw()
+    }
+
+    /// Nanoseconds between two readings.
+    #[inline]
+    pub(crate) fn nanos(self, start: u64, end: u64) -> u64 {
+        self.clock.delta_as_nanos(start, end)
+    }
 }
 
 /// A raw clock reading; 0 is never returned (it means "not stamped").
 #[inline]
 pub fn now_raw() -> u64 {
-    clock().raw().max(1)
+    Ticks::get().now().max(1)
 }
 
 /// Nanoseconds between two raw readings (0 if `end` is before `start`).
@@ -40,11 +94,49 @@ pub fn nanos_between(start: u64, end: u64) -> u64 {
     clock().delta_as_nanos(start, end)
 }
 
+/// Clock ticks (raw readings) in `ns` nanoseconds, rounded down.
+pub(crate) fn nanos_to_ticks(ns: u64) -> u64 {
+    const PROBE: u64 = 1 << 40;
+    let ns_per_probe = clock().delta_as_nanos(0, PROBE).max(1);
+    ((ns as u128 * PROBE as u128) / ns_per_probe as u128).min(u64::MAX as u128) as u64
+}
+
+thread_local! {
+    /// Counts down to the next sampled I/O operation on this thread.
+    static IO_SAMPLE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread's next I/O operation is timed: one in `every`
+/// (`Config::metrics_sample_every`, which [`WorkerMetrics::sample_every`]
+/// holds).
+#[inline]
+pub fn sample_io(every: u32) -> bool {
+    IO_SAMPLE.with(|c| {
+        let n = c.get();
+        if n == 0 {
+            c.set(every.saturating_sub(1));
+            true
+        } else {
+            c.set(n - 1);
+            false
+        }
+    })
+}
+
 /// One worker's built-in instruments. The worker's own thread is the only
 /// writer of `poll`, `schedule_delay` and `timer_lateness`; I/O
 /// completions may be recorded from other threads.
+///
+/// Timing every poll, queueing and I/O operation costs more than the hot
+/// path can give (two clock reads and a record each: about 20 % more
+/// instructions on a relay-shaped path, see `ci/bench-observability.sh`),
+/// so the histograms time one in `sample_every` of them
+/// (`Config::metrics_sample_every`, 1 for all). Stalls are checked on
+/// every poll, and timers are all timed.
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
+    /// One in how many operations the histograms time.
+    pub sample_every: u32,
     /// Task poll duration.
     pub poll: AtomicHistogram,
     /// From a wake (or spawn) to the poll.
@@ -90,20 +182,32 @@ impl Counter {
 #[derive(Debug, Clone)]
 pub struct Histogram(Arc<[AtomicHistogram]>);
 
+/// Shards per named histogram (a power of two: the pick is a mask).
+const SHARDS: usize = 8;
+
 thread_local! {
-    static SHARD: usize = {
+    /// This thread's shard plus one (0: not picked yet); a const
+    /// initialiser, so reading it costs no lazy-init check.
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[inline]
+fn shard() -> usize {
+    SHARD.with(|s| {
+        let v = s.get();
+        if v != 0 {
+            return v - 1;
+        }
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        NEXT.fetch_add(1, Relaxed) as usize
-    };
+        let v = NEXT.fetch_add(1, Relaxed) as usize % SHARDS;
+        s.set(v + 1);
+        v
+    })
 }
 
 impl Histogram {
     fn new() -> Histogram {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64);
-        Histogram((0..n).map(|_| AtomicHistogram::new()).collect())
+        Histogram((0..SHARDS).map(|_| AtomicHistogram::new()).collect())
     }
 
     /// Records a duration.
@@ -115,8 +219,7 @@ impl Histogram {
     /// Records a value in ns.
     #[inline]
     pub fn record_ns(&self, ns: u64) {
-        let i = SHARD.with(|s| *s) % self.0.len();
-        self.0[i].record(ns);
+        self.0[shard() & (SHARDS - 1)].record(ns);
     }
 
     /// Every shard merged.

@@ -123,6 +123,7 @@ impl WorkerShared {
         cpu: Option<usize>,
         metrics_on: bool,
         stall: Duration,
+        sample_every: u32,
     ) -> WorkerShared {
         WorkerShared {
             index,
@@ -143,7 +144,10 @@ impl WorkerShared {
             memory_notes: Mutex::new(Vec::new()),
             tune_report: Mutex::new(Vec::new()),
             metrics_on,
-            metrics: Arc::new(crate::metrics::WorkerMetrics::default()),
+            metrics: Arc::new(crate::metrics::WorkerMetrics {
+                sample_every,
+                ..Default::default()
+            }),
             stall_ns: stall.as_nanos().min(u64::MAX as u128) as u64,
             started: Instant::now(),
             expected_sched: Mutex::new(None),
@@ -225,7 +229,17 @@ pub(crate) struct Core {
     polls: Cell<u64>,
     spawned: Cell<u64>,
     completed: Cell<u64>,
-    busy_ns: Cell<u64>,
+    /// Nanoseconds spent polling, estimated from the sampled polls.
+    busy_ticks: Cell<u64>,
+    /// The metrics clock, and the reading at the end of the last poll (or
+    /// when the worker came back from maintenance or idling): the next
+    /// poll's start, so that a poll costs one clock read.
+    clock: Option<crate::metrics::Ticks>,
+    last_tick: Cell<u64>,
+    /// The stall threshold in clock ticks.
+    stall_ticks: u64,
+    /// Countdown to the next timed queueing.
+    push_sample: Cell<u32>,
     wakers: UnsafeCell<Vec<Waker>>,
     arrivals: UnsafeCell<Vec<TaskRef>>,
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
@@ -256,6 +270,12 @@ impl Core {
         // alive until the last of them is freed (see `outstanding`).
         *shared.keepalive.lock() = Some(shared.clone());
         let slab = shared.slab.get().cloned();
+        let shared_metrics_on = shared.metrics_on;
+        let stall_ticks = if shared.metrics_on {
+            crate::metrics::nanos_to_ticks(shared.stall_ns)
+        } else {
+            u64::MAX
+        };
         Core {
             slab,
             shared,
@@ -268,7 +288,12 @@ impl Core {
             polls: Cell::new(0),
             spawned: Cell::new(0),
             completed: Cell::new(0),
-            busy_ns: Cell::new(0),
+            busy_ticks: Cell::new(0),
+            // Calibrated by the runtime's builder before the workers start.
+            clock: shared_metrics_on.then(crate::metrics::Ticks::get),
+            last_tick: Cell::new(0),
+            stall_ticks,
+            push_sample: Cell::new(0),
             wakers: UnsafeCell::new(Vec::with_capacity(64)),
             arrivals: UnsafeCell::new(Vec::with_capacity(64)),
             alive: Cell::new(0),
@@ -392,7 +417,14 @@ impl Core {
             return;
         }
         if self.shared.metrics_on {
-            stamp(task);
+            let n = self.push_sample.get();
+            if n == 0 {
+                self.push_sample
+                    .set(self.shared.metrics.sample_every.saturating_sub(1));
+                stamp(task);
+            } else {
+                self.push_sample.set(n - 1);
+            }
         }
         match &self.deque {
             Some(d) if task.header().stealable => {
@@ -443,36 +475,56 @@ impl Core {
 
     fn run_task(&self, task: TaskRef) {
         coop::reset(self.rt.policy.coop_budget);
-        if self.shared.metrics_on {
-            self.run_task_measured(task);
-        } else {
-            harness::run(task, |_| {});
+        match self.clock {
+            Some(clock) => self.run_task_measured(task, clock),
+            None => harness::run(task, |_| {}),
         }
         self.polls.set(self.polls.get() + 1);
     }
 
-    /// A poll timed: the schedule delay before it, its duration after it,
-    /// and a stall report if it ran past the threshold.
+    /// A poll measured: one clock read at its end (its start is the last
+    /// poll's end), checked against the stall threshold every time; one in
+    /// `sample_every` polls goes into the duration histogram, and a task
+    /// stamped when queued records its schedule delay.
     #[inline]
-    fn run_task_measured(&self, task: TaskRef) {
+    fn run_task_measured(&self, task: TaskRef, clock: crate::metrics::Ticks) {
         let m = &*self.shared.metrics;
-        let start = crate::metrics::now_raw();
-        let queued = task.header().queued_at.load(Relaxed);
+        let start = self.last_tick.get();
+        let header = task.header();
+        let queued = header.queued_at.load(Relaxed);
         if queued != 0 {
-            task.header().queued_at.store(0, Relaxed);
+            header.queued_at.store(0, Relaxed);
             m.schedule_delay
-                .record_single_writer(crate::metrics::nanos_between(queued, start));
+                .record_single_writer(clock.nanos(queued, start));
         }
+        // `polls` counts every poll already: sample on it.
+        // (`sample_every` is a power of two: this is a mask, no division.)
+        let sampled = self.polls.get() & u64::from(m.sample_every - 1) == 0;
         m.polling_since.store(start, Relaxed);
         harness::run(task, |header| {
-            let ns = crate::metrics::nanos_between(start, crate::metrics::now_raw());
-            m.poll.record_single_writer(ns);
-            self.busy_ns.set(self.busy_ns.get() + ns);
-            if ns > self.shared.stall_ns {
-                self.stalled(header, ns);
+            let end = clock.now();
+            self.last_tick.set(end);
+            if end.wrapping_sub(start) > self.stall_ticks && end > start {
+                self.stalled(header, clock.nanos(start, end));
+            }
+            if sampled {
+                let ns = clock.nanos(start, end);
+                m.poll.record_single_writer(ns);
+                // Busy time, estimated from the sampled polls.
+                self.busy_ticks
+                    .set(self.busy_ticks.get() + ns * m.sample_every as u64);
             }
         });
         m.polling_since.store(0, Relaxed);
+    }
+
+    /// Restarts the poll clock after time not spent polling (maintenance,
+    /// idling).
+    #[inline]
+    fn resume_clock(&self) {
+        if let Some(clock) = self.clock {
+            self.last_tick.set(clock.now());
+        }
     }
 
     /// A poll ran past the stall threshold: count it and say which task.
@@ -510,7 +562,7 @@ impl Core {
             self.spawned.get() + c.spawned_elsewhere.load(Relaxed),
             Relaxed,
         );
-        c.busy_ns.store(self.busy_ns.get(), Relaxed);
+        c.busy_ns.store(self.busy_ticks.get(), Relaxed);
         c.completed.store(
             self.completed.get() + c.completed_elsewhere.load(Relaxed),
             Relaxed,
@@ -623,6 +675,7 @@ impl Core {
     pub(crate) fn run(&self) {
         let interval = self.rt.policy.event_interval.max(1);
         let mut tick: u32 = 0;
+        self.resume_clock();
         loop {
             if let Some(task) = self.next_task() {
                 self.run_task(task);
@@ -633,6 +686,7 @@ impl Core {
                     if self.shutting_down() {
                         break;
                     }
+                    self.resume_clock();
                 }
                 continue;
             }
@@ -640,16 +694,19 @@ impl Core {
             // the park waits in the driver, which finds the same events
             // (and on io_uring submits and waits in one system call).
             if self.maintenance(self.rt.policy.idle != IdleStrategy::Park) {
+                self.resume_clock();
                 continue;
             }
             if self.shutting_down() {
                 break;
             }
             if self.rt.policy.scheduling == Scheduling::WorkStealing && self.steal() {
+                self.resume_clock();
                 continue;
             }
             self.publish();
             self.idle();
+            self.resume_clock();
         }
         self.publish();
         self.shutdown();

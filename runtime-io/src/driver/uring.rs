@@ -543,10 +543,11 @@ impl UringHandle {
             slot.kind = kind;
             slot.keep = keep;
             // Multishot operations complete many times: no one latency.
-            slot.started = if self.io_latency.is_some() && !multishot {
-                sprint_core::metrics::now_raw()
-            } else {
-                0
+            slot.started = match &self.io_latency {
+                Some(m) if !multishot && sprint_core::metrics::sample_io(m.sample_every) => {
+                    sprint_core::metrics::now_raw()
+                }
+                _ => 0,
             };
             slot.life = if multishot {
                 Life::Multi {
