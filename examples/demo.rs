@@ -205,4 +205,28 @@ fn main() {
             s.timers_fired
         );
     }
+    let stats = rt.stats();
+    println!(
+        "{:>16} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "histogram", "samples", "p50 us", "p99 us", "p99.9 us", "max us"
+    );
+    for (name, h) in &stats.histograms {
+        let us = |ns: u64| ns as f64 / 1e3;
+        println!(
+            "{:>16} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>10.1}",
+            name,
+            h.count,
+            us(h.p50_ns),
+            us(h.p99_ns),
+            us(h.p999_ns),
+            us(h.max_ns)
+        );
+    }
+    let health = rt.health();
+    if health.is_empty() {
+        println!("health: no problems");
+    }
+    for p in health {
+        println!("health: {p}");
+    }
 }
