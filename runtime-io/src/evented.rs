@@ -18,6 +18,9 @@ pub(crate) struct Evented<S: Source> {
     /// Per direction, the raw clock reading when an operation first had to
     /// wait (0: none waiting): readiness I/O's "submission".
     waiting_since: [AtomicU64; 2],
+    /// One in how many waits is timed; 0 with metrics off (copied here so
+    /// the check touches no other cache line).
+    sample_every: u32,
 }
 
 impl<S: Source> Evented<S> {
@@ -33,11 +36,13 @@ impl<S: Source> Evented<S> {
             }
         };
         let slot = handle.register(&mut source)?;
+        let sample_every = handle.io_latency.as_ref().map_or(0, |m| m.sample_every);
         Ok(Evented {
             source: Some(source),
             handle,
             slot,
             waiting_since: [AtomicU64::new(0), AtomicU64::new(0)],
+            sample_every,
         })
     }
 
@@ -83,9 +88,9 @@ impl<S: Source> Evented<S> {
     /// An operation in `dir` has to wait: the latency clock starts (once).
     #[inline]
     fn waits(&self, dir: Direction) {
-        if let Some(m) = &self.handle.io_latency {
+        if self.sample_every != 0 {
             let w = &self.waiting_since[dir as usize];
-            if w.load(Relaxed) == 0 && sprint_core::metrics::sample_io(m.sample_every) {
+            if w.load(Relaxed) == 0 && sprint_core::metrics::sample_io(self.sample_every) {
                 w.store(sprint_core::metrics::now_raw(), Relaxed);
             }
         }
@@ -93,13 +98,13 @@ impl<S: Source> Evented<S> {
 
     /// An operation in `dir` finished: record how long it waited, if it
     /// did (one that never waited is not an I/O wait).
-    #[inline]
+    #[inline(always)]
     fn done(&self, dir: Direction) {
-        if let Some(m) = &self.handle.io_latency {
-            let w = &self.waiting_since[dir as usize];
-            let since = w.load(Relaxed);
-            if since != 0 {
-                w.store(0, Relaxed);
+        let w = &self.waiting_since[dir as usize];
+        let since = w.load(Relaxed);
+        if since != 0 {
+            w.store(0, Relaxed);
+            if let Some(m) = &self.handle.io_latency {
                 m.io.record(sprint_core::metrics::nanos_between(
                     since,
                     sprint_core::metrics::now_raw(),

@@ -23,18 +23,16 @@ const TOP_EXP: u32 = 40;
 /// Buckets in all.
 pub const BUCKETS: usize = SUB + (TOP_EXP - SUB_BITS + 1) as usize * SUB;
 
-/// The bucket of `v`.
+/// The bucket of `v`: values below 32 have one each; above, each power
+/// of two 2^e has 16 of width 2^(e−4). Branch-free but for the clamp.
 #[inline]
 pub fn index(v: u64) -> usize {
-    if v < SUB as u64 {
-        return v as usize;
-    }
-    let e = 63 - v.leading_zeros();
+    let e = 63 - (v | SUB as u64).leading_zeros();
     if e > TOP_EXP {
         return BUCKETS - 1;
     }
-    let sub = (v >> (e - SUB_BITS)) as usize - SUB;
-    SUB + (e - SUB_BITS) as usize * SUB + sub
+    let shift = e - SUB_BITS;
+    ((shift as usize) << SUB_BITS) + (v >> shift) as usize
 }
 
 /// The smallest and largest value bucket `i` holds (inclusive).
