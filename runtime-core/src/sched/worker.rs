@@ -238,8 +238,7 @@ pub(crate) struct Core {
     last_tick: Cell<u64>,
     /// The stall threshold in clock ticks.
     stall_ticks: u64,
-    /// Countdown to the next timed queueing.
-    push_sample: Cell<u32>,
+
     wakers: UnsafeCell<Vec<Waker>>,
     arrivals: UnsafeCell<Vec<TaskRef>>,
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
@@ -293,7 +292,6 @@ impl Core {
             clock: shared_metrics_on.then(crate::metrics::Ticks::get),
             last_tick: Cell::new(0),
             stall_ticks,
-            push_sample: Cell::new(0),
             wakers: UnsafeCell::new(Vec::with_capacity(64)),
             arrivals: UnsafeCell::new(Vec::with_capacity(64)),
             alive: Cell::new(0),
@@ -416,15 +414,12 @@ impl Core {
         if self.closed.get() {
             return;
         }
-        if self.shared.metrics_on {
-            let n = self.push_sample.get();
-            if n == 0 {
-                self.push_sample
-                    .set(self.shared.metrics.sample_every.saturating_sub(1));
-                stamp(task);
-            } else {
-                self.push_sample.set(n - 1);
-            }
+        // Queueings during a timed poll (and the maintenance after it)
+        // are timed: `polls` is that poll's number until it ends.
+        if self.clock.is_some()
+            && self.polls.get() & u64::from(self.shared.metrics.sample_every - 1) == 0
+        {
+            stamp(task);
         }
         match &self.deque {
             Some(d) if task.header().stealable => {
@@ -504,7 +499,7 @@ impl Core {
         harness::run(task, |header| {
             let end = clock.now();
             self.last_tick.set(end);
-            if end.wrapping_sub(start) > self.stall_ticks && end > start {
+            if end.wrapping_sub(start) > self.stall_ticks {
                 self.stalled(header, clock.nanos(start, end));
             }
             if sampled {
@@ -530,6 +525,11 @@ impl Core {
     /// A poll ran past the stall threshold: count it and say which task.
     #[cold]
     fn stalled(&self, header: &crate::task::raw::Header, ns: u64) {
+        if ns == 0 {
+            // The clock went backwards (a thread moved between cores
+            // whose counters differ): no stall.
+            return;
+        }
         let m = &self.shared.metrics;
         m.stalls.fetch_add(1, Relaxed);
         let meta = &header.meta;
