@@ -1,0 +1,127 @@
+//! The seam between the relay and a runtime: a stream that reads and
+//! writes through `&self`, and the two connection loops written once over
+//! it. Sprint's and tokio's streams implement it.
+
+use crate::core::{Next, Relay};
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::rc::Rc;
+use std::task::Poll;
+
+/// A connected stream.
+pub trait Stream: 'static {
+    /// Reads some bytes; 0 at the end.
+    fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>>;
+    /// Writes all of `buf`.
+    fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
+}
+
+impl Stream for sprint::net::TcpStream {
+    fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> {
+        sprint::net::TcpStream::read(self, buf)
+    }
+    fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>> {
+        sprint::net::TcpStream::write_all(self, buf)
+    }
+}
+
+impl Stream for tokio::net::TcpStream {
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            self.readable().await?;
+            match self.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+    async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.writable().await?;
+            match self.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Gives the other tasks of this thread a turn (any runtime): pending
+/// once, woken at once.
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// The clock the relay stamps frames with (Sprint's cycle counter).
+fn now() -> u64 {
+    sprint::metrics::now_raw()
+}
+
+/// Serves one publisher until it closes, fails, or sends a malformed
+/// frame (counted, and the connection is closed).
+pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
+    let max = relay.borrow().config().max_payload + crate::wire::HEADER;
+    let mut buf = vec![0u8; (64 << 10).max(max)];
+    let mut have = 0;
+    loop {
+        // At most 64 KiB a read (the buffer holds the largest frame): one
+        // read's frames must fit the subscribers' queues.
+        let end = (have + (64 << 10)).min(buf.len());
+        let n = match s.read(&mut buf[have..end]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        have += n;
+        let taken = relay.borrow_mut().take(&buf[..have], now());
+        match taken {
+            Ok(used) => {
+                buf.copy_within(used..have, 0);
+                have -= used;
+            }
+            Err(_) => return,
+        }
+        // Let the subscribers' writers drain what this read queued before
+        // reading more: a burst from one publisher must not overflow the
+        // queues of subscribers that keep up.
+        yield_once().await;
+    }
+}
+
+/// Serves one subscriber: drains its queue to its socket, many frames per
+/// write when they have piled up, until it is dropped or fails.
+pub async fn subscriber<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
+    let id = relay.borrow_mut().subscribe();
+    let mut out = vec![0u8; 64 << 10];
+    loop {
+        let next = poll_fn(
+            |cx| match relay.borrow_mut().next(id, &mut out, cx.waker()) {
+                Next::Wait => Poll::Pending,
+                n => Poll::Ready(n),
+            },
+        )
+        .await;
+        let n = match next {
+            Next::Write(n) => n,
+            Next::Closed | Next::Wait => break,
+        };
+        if s.write_all(&out[..n]).await.is_err() {
+            break;
+        }
+        relay.borrow_mut().written(id, n, now());
+    }
+    relay.borrow_mut().unsubscribe(id);
+}

@@ -1,0 +1,336 @@
+//! The relay, on Sprint and on tokio through the same seam: every new
+//! transaction reaches every subscriber once; duplicates are dropped;
+//! each kind of malformed input is counted and closes only its own
+//! connection; a slow subscriber is dropped or skipped by the policy while
+//! the others get everything.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::transaction::Version;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use relay::server::{self, Addrs, Finished};
+use relay::wire::{self, Parsed};
+use relay::{RelayConfig, SlowPolicy};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// A valid transaction, distinct per `i`, with an output script of
+/// `script` bytes.
+fn tx(i: u64, script: usize) -> (Vec<u8>, [u8; 32]) {
+    let mut prev = [0u8; 32];
+    prev[..8].copy_from_slice(&i.to_le_bytes());
+    let t = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array(prev),
+                vout: 0,
+            },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(1_000 + i),
+            script_pubkey: ScriptBuf::from_bytes(vec![0x6a; script]),
+        }],
+    };
+    (
+        bitcoin::consensus::serialize(&t),
+        t.compute_txid().to_byte_array(),
+    )
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Rt {
+    Sprint,
+    Tokio,
+}
+
+struct Running {
+    addrs: Addrs,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Finished>,
+}
+
+impl Running {
+    fn start(rt: Rt, cfg: RelayConfig) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let addrs = Addrs {
+            publishers: any,
+            subscribers: any,
+        };
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || match rt {
+            Rt::Sprint => {
+                let rt = sprint::Builder::new()
+                    .level(sprint::Level::Standard)
+                    .read_env(false)
+                    .workers(1)
+                    .configure(|c| c.rt_policy = sprint::config::RtPolicy::None)
+                    .build()
+                    .unwrap();
+                server::run_sprint(&rt, cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap()
+            }
+            Rt::Tokio => server::run_tokio(cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap(),
+        });
+        let addrs = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Running {
+            addrs,
+            stop,
+            thread,
+        }
+    }
+
+    fn subscribe(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addrs.subscribers).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    fn publish(&self) -> TcpStream {
+        TcpStream::connect(self.addrs.publishers).unwrap()
+    }
+
+    fn finish(self) -> Finished {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// Reads `n` frames; returns their txids (decoded) in order.
+fn read_frames(s: &mut TcpStream, n: usize) -> Vec<[u8; 32]> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while out.len() < n {
+        let k = s.read(&mut chunk).expect("subscriber read");
+        assert!(
+            k > 0,
+            "the relay closed a subscriber after {} frames",
+            out.len()
+        );
+        buf.extend_from_slice(&chunk[..k]);
+        loop {
+            match wire::parse(&buf, wire::MAINNET, 4_000_000).expect("a well-formed frame") {
+                Parsed::Need(_) => break,
+                Parsed::Tx { payload, len } => {
+                    let t: Transaction = bitcoin::consensus::deserialize(payload).unwrap();
+                    out.push(t.compute_txid().to_byte_array());
+                    buf.drain(..len);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Subscribers are registered when the relay accepts them.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn fan_out(rt: Rt, decode: bool) {
+    let relay = Running::start(
+        rt,
+        RelayConfig {
+            decode,
+            ..RelayConfig::default()
+        },
+    );
+    let mut subs: Vec<TcpStream> = (0..3).map(|_| relay.subscribe()).collect();
+    settle();
+    // Two publishers: 200 transactions each, the last 50 of the second
+    // repeating the first's.
+    let mut expected = Vec::new();
+    let mut streams = Vec::new();
+    for p in 0..2u64 {
+        let mut s = relay.publish();
+        let mut bytes = Vec::new();
+        for i in 0..200u64 {
+            let id = if p == 1 && i >= 150 {
+                i - 150
+            } else {
+                p * 1_000 + i
+            };
+            let (payload, txid) = tx(id, 40);
+            if !(p == 1 && i >= 150) {
+                expected.push(txid);
+            }
+            bytes.extend_from_slice(&wire::tx_frame(&payload));
+        }
+        s.write_all(&bytes).unwrap();
+        streams.push(s);
+        // One publisher at a time, so that the duplicates come second.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for s in subs.iter_mut() {
+        let got = read_frames(s, expected.len());
+        let mut counts: HashMap<[u8; 32], usize> = HashMap::new();
+        for id in &got {
+            *counts.entry(*id).or_default() += 1;
+        }
+        assert_eq!(counts.len(), expected.len(), "{rt:?}");
+        assert!(counts.values().all(|c| *c == 1), "each once ({rt:?})");
+        assert!(expected.iter().all(|id| counts.contains_key(id)));
+    }
+    let f = relay.finish();
+    assert_eq!(f.counters.frames, 400, "{:?}", f.counters);
+    assert_eq!(f.counters.relayed, 350);
+    assert_eq!(f.counters.duplicates, 50);
+    assert_eq!(f.counters.deliveries, 3 * 350);
+    if let Rt::Sprint = rt {
+        assert!(f.latency.unwrap().count >= 3 * 350);
+    }
+}
+
+#[test]
+fn every_new_transaction_reaches_every_subscriber_once_on_sprint() {
+    fan_out(Rt::Sprint, true);
+}
+
+#[test]
+fn every_new_transaction_reaches_every_subscriber_once_on_tokio() {
+    fan_out(Rt::Tokio, true);
+}
+
+#[test]
+fn without_decoding_duplicates_are_found_by_the_payload_hash() {
+    fan_out(Rt::Sprint, false);
+}
+
+fn malformed(rt: Rt) {
+    let relay = Running::start(rt, RelayConfig::default());
+    let mut sub = relay.subscribe();
+    settle();
+    let good = relay.publish();
+    let (payload, _) = tx(1, 40);
+    let ok = wire::tx_frame(&payload);
+    let mut bad_magic = ok.clone();
+    bad_magic[0] ^= 0xff;
+    let mut bad_sum = ok.clone();
+    bad_sum[20] ^= 0xff;
+    let mut oversize = ok.clone();
+    oversize[16..20].copy_from_slice(&(10_000_000u32).to_le_bytes());
+    let undecodable = wire::tx_frame(&[0xde, 0xad, 0xbe, 0xef]);
+    let mut command = Vec::new();
+    wire::encode_into(&mut command, wire::MAINNET, "inv", &payload);
+    let cases = [bad_magic, bad_sum, oversize, undecodable, command];
+    let mut good = good;
+    for (k, case) in cases.iter().enumerate() {
+        let mut bad = relay.publish();
+        bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        bad.write_all(case).unwrap();
+        // The relay closes the offending connection...
+        let mut b = [0u8; 1];
+        let n = bad.read(&mut b);
+        assert!(matches!(n, Ok(0) | Err(_)), "case {k}: {n:?}");
+        // ...and keeps serving everyone else.
+        let (p, id) = tx(100 + k as u64, 40);
+        good.write_all(&wire::tx_frame(&p)).unwrap();
+        assert_eq!(read_frames(&mut sub, 1), vec![id], "case {k} ({rt:?})");
+    }
+    let c = relay.finish().counters;
+    assert_eq!(
+        (
+            c.bad_magic,
+            c.bad_checksum,
+            c.oversize,
+            c.undecodable,
+            c.bad_command
+        ),
+        (1, 1, 1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(c.relayed, 5);
+}
+
+#[test]
+fn malformed_input_is_counted_and_closes_only_its_connection_on_sprint() {
+    malformed(Rt::Sprint);
+}
+
+#[test]
+fn malformed_input_is_counted_and_closes_only_its_connection_on_tokio() {
+    malformed(Rt::Tokio);
+}
+
+/// A subscriber that never reads, with a small receive buffer.
+fn sluggish(addr: SocketAddr) -> socket2::Socket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s
+}
+
+fn slow(rt: Rt, policy: SlowPolicy) {
+    let relay = Running::start(
+        rt,
+        RelayConfig {
+            slow: policy,
+            queue_bytes: 256 << 10,
+            ..RelayConfig::default()
+        },
+    );
+    let mut fast = relay.subscribe();
+    let lazy = sluggish(relay.addrs.subscribers);
+    settle();
+    let mut p = relay.publish();
+    // 1,000 transactions of about 10 KB: far more than the lazy one's
+    // socket buffers and queue hold.
+    let n = 1_000;
+    let writer = std::thread::spawn(move || {
+        for i in 0..n {
+            let (payload, _) = tx(i, 10_000);
+            p.write_all(&wire::tx_frame(&payload)).unwrap();
+        }
+        p
+    });
+    let got = read_frames(&mut fast, n as usize);
+    assert_eq!(got.len(), n as usize);
+    let _p = writer.join().unwrap();
+    let c = relay.finish().counters;
+    assert_eq!(c.relayed, n);
+    match policy {
+        SlowPolicy::Drop => {
+            assert_eq!(c.dropped_subscribers, 1, "{c:?}");
+            assert_eq!(c.skipped, 0);
+        }
+        SlowPolicy::Skip => {
+            assert_eq!(c.dropped_subscribers, 0, "{c:?}");
+            assert!(c.skipped > 0, "{c:?}");
+        }
+    }
+    // Everything queued for the lazy one is bounded by its queue: what it
+    // got plus what was dropped or skipped is all the rest.
+    assert!(c.deliveries < 2 * n, "{c:?}");
+    drop(lazy);
+}
+
+#[test]
+fn a_slow_subscriber_is_dropped_and_the_others_get_everything_on_sprint() {
+    slow(Rt::Sprint, SlowPolicy::Drop);
+}
+
+#[test]
+fn a_slow_subscriber_is_skipped_by_the_skip_policy_on_tokio() {
+    slow(Rt::Tokio, SlowPolicy::Skip);
+}
+
+#[test]
+fn a_slow_subscriber_is_dropped_on_tokio_too() {
+    slow(Rt::Tokio, SlowPolicy::Drop);
+}
+
+#[test]
+fn a_bad_policy_name_is_a_clear_error() {
+    let e = "slowly".parse::<SlowPolicy>().unwrap_err();
+    assert!(e.contains("slowly") && e.contains("drop or skip"), "{e}");
+}
