@@ -323,16 +323,15 @@ impl Runtime {
                                 .push(format!("no arena ({e}): the global allocator serves")),
                         }
                     }
-                    // The worker's own settings: real-time class (never
-                    // busy-polling on every allowed CPU), nice, timer
-                    // slack; put back before the thread ends.
-                    let rt_allowed = info.config.idle != crate::config::IdleStrategy::BusyPoll
-                        || index + 1 < allowed_cpus;
+                    // The worker's own settings: real-time class, nice,
+                    // timer slack; put back before the thread ends.
+                    let rt_denied =
+                        crate::tune::rt_busy_poll_denied(&info.config, index + 1 >= allowed_cpus);
                     let mut lines = Vec::new();
                     let thread_tuning = match crate::tune::apply_thread(
                         &info.config,
                         &format!("sprint-worker-{index}"),
-                        rt_allowed,
+                        rt_denied.as_ref(),
                         &mut lines,
                     ) {
                         Ok(g) => Some(g),

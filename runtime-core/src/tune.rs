@@ -416,6 +416,52 @@ impl fmt::Display for Sched {
     }
 }
 
+/// Why a busy-polling worker must not take a real-time class, if it must
+/// not; `None` when the worker parks or real-time busy-polling is sound.
+///
+/// - On the last allowed CPU it would leave none to the rest of the
+///   system.
+/// - With kernel RT throttling on (the default, and Sprint never turns it
+///   off) a real-time thread that never sleeps is stopped for the rest of
+///   every period: 50 ms of each second by default. Measured with the
+///   relay (`relay_bench report`), that made Turbo's p99 40–58 ms where
+///   busy-polling at SCHED_OTHER gave 0.7–2.7 ms, so the worker
+///   busy-polls at its nice value instead.
+pub fn rt_busy_poll_denied(config: &Config, last_cpu: bool) -> Option<RtDenied> {
+    if config.idle != crate::config::IdleStrategy::BusyPoll || config.rt_policy == RtPolicy::None {
+        return None;
+    }
+    if last_cpu {
+        return Some(RtDenied::LastCpu);
+    }
+    let read = |p: &str| -> Option<i64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    match (
+        read("/proc/sys/kernel/sched_rt_runtime_us"),
+        read("/proc/sys/kernel/sched_rt_period_us"),
+    ) {
+        (Some(runtime), Some(period)) if runtime >= 0 && runtime < period => {
+            Some(RtDenied::Throttled(format!(
+                "SCHED_OTHER, busy-polling at nice {} (the level's choice: kernel RT throttling, kernel.sched_rt_runtime_us = {runtime} of {period}, would stop a real-time busy-poller for {} ms of every {} ms)",
+                config.nice,
+                (period - runtime) / 1000,
+                period / 1000
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Why a worker is kept SCHED_OTHER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RtDenied {
+    /// It would busy-poll real-time on the last allowed CPU: a degradation
+    /// (skipped, and an error in strict mode).
+    LastCpu,
+    /// RT throttling would stop it every period: the level's behaviour on
+    /// this machine, not a degradation.
+    Throttled(String),
+}
+
 /// What `config` asks of a worker thread, given whether real-time
 /// busy-polling on it is safe (a CPU is left to the rest of the system).
 #[cfg(target_os = "linux")]
@@ -429,12 +475,13 @@ fn want_rt(config: &Config, rt_allowed: bool) -> Option<(libc::c_int, i32)> {
 }
 
 /// Applies `config`'s thread settings to the calling thread: the
-/// real-time class (or nice), then the timer slack. `rt_allowed` false
-/// keeps the thread SCHED_OTHER with the reason in the report.
+/// real-time class (or nice), then the timer slack. `rt_denied` keeps the
+/// thread SCHED_OTHER with that reason in the report
+/// (see [`rt_busy_poll_denied`]).
 pub fn apply_thread(
     config: &Config,
     scope: &str,
-    rt_allowed: bool,
+    rt_denied: Option<&RtDenied>,
     report: &mut Vec<ReportLine>,
 ) -> Result<ThreadGuard, TuneError> {
     let mut undo = Undo(Vec::new());
@@ -447,7 +494,7 @@ pub fn apply_thread(
     };
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = rt_allowed;
+        let _ = rt_denied;
         if config.rt_policy != RtPolicy::None {
             step.unsupported("scheduling class")?;
         }
@@ -460,18 +507,19 @@ pub fn apply_thread(
         Ok(ThreadGuard { undo })
     }
     #[cfg(target_os = "linux")]
-    apply_thread_linux(config, rt_allowed, step)
+    apply_thread_linux(config, rt_denied, step)
 }
 
 #[cfg(target_os = "linux")]
 fn apply_thread_linux(
     config: &Config,
-    rt_allowed: bool,
+    rt_denied: Option<&RtDenied>,
     mut step: Step<'_>,
 ) -> Result<ThreadGuard, TuneError> {
     let cap = |e: &std::io::Error| {
         format!("{e}: changing the scheduling class needs CAP_SYS_NICE (or RLIMIT_RTPRIO)")
     };
+    let rt_allowed = rt_denied.is_none();
     match want_rt(config, rt_allowed) {
         Some((policy, prio)) => step.setting(
             "scheduling class",
@@ -483,10 +531,17 @@ fn apply_thread_linux(
             |s: &Sched| set_sched(s.0, s.1),
             cap,
         )?,
-        None if config.rt_policy != RtPolicy::None => step.skip(
-            "scheduling class",
-            "left SCHED_OTHER: real-time busy-polling on every allowed CPU would leave none to the system".into(),
-        )?,
+        None if config.rt_policy != RtPolicy::None => match rt_denied {
+            Some(RtDenied::Throttled(why)) => step.report.push(ReportLine {
+                scope: step.scope.into(),
+                setting: "scheduling class".into(),
+                outcome: Outcome::Unchanged { value: why.clone() },
+            }),
+            _ => step.skip(
+                "scheduling class",
+                "left SCHED_OTHER: real-time busy-polling on every allowed CPU would leave none to the system".into(),
+            )?,
+        },
         None => {}
     }
     if want_rt(config, rt_allowed).is_none() && config.nice != 0 {
@@ -767,7 +822,7 @@ impl Tuner {
     pub fn apply(&self) -> Result<TuneGuard, TuneError> {
         let mut report = Vec::new();
         let process = apply_process(&self.config, &mut report)?;
-        let thread = match apply_thread(&self.config, "this thread", true, &mut report) {
+        let thread = match apply_thread(&self.config, "this thread", None, &mut report) {
             Ok(t) => t,
             Err(e) => {
                 drop(process);

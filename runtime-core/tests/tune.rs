@@ -164,6 +164,9 @@ fn runtime_child() {
     for l in rt.tuning_report() {
         println!("LINE {l}");
     }
+    for l in rt.tuning_report() {
+        println!("LINE {l}");
+    }
     let second = Builder::new()
         .level(Level::Enterprise)
         .read_env(false)
@@ -213,10 +216,12 @@ fn a_runtime_tunes_its_workers_and_shares_process_settings() {
     assert_eq!(tagged(&out, "RESTORED ").trim(), "true", "{out}");
 }
 
-/// RT safety: a Turbo worker busy-polls at SCHED_FIFO on one CPU for a
-/// bounded time while a normal thread pinned to the same CPU still runs
-/// (kernel RT throttling stays on); with as many workers as CPUs, the last
-/// is kept SCHED_OTHER.
+/// RT safety: with kernel RT throttling on (it always stays on), a Turbo
+/// worker busy-polls at SCHED_OTHER and its nice value, not SCHED_FIFO (a
+/// real-time busy-poller would be stopped for the rest of every period;
+/// measured in the relay benchmark), and says why; a normal thread pinned
+/// to the same CPU still runs; with as many workers as CPUs, the last is
+/// kept SCHED_OTHER for that reason.
 fn rt_safety_child() {
     let allowed = sprint_core::topology::allowed_cpus().unwrap();
     let cpu = *allowed.last().unwrap();
@@ -294,13 +299,29 @@ fn a_real_time_busy_poller_leaves_its_cpu_usable_and_never_takes_all() {
         "a_real_time_busy_poller_leaves_its_cpu_usable_and_never_takes_all",
         "rt",
     );
-    assert_eq!(
-        tagged(&out, "WORKER ").trim(),
-        format!("({}, 80)", libc::SCHED_FIFO)
-    );
+    let throttled = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us")
+        .map(|s| s.trim() != "-1")
+        .unwrap_or(true);
+    if throttled {
+        assert_eq!(
+            tagged(&out, "WORKER ").trim(),
+            format!("({}, 0)", libc::SCHED_OTHER),
+            "{out}"
+        );
+        assert!(
+            out.contains("sprint-worker-0 scheduling class: unchanged (SCHED_OTHER, busy-polling at nice -15 (the level's choice: kernel RT throttling"),
+            "{out}"
+        );
+        assert!(out.contains("sprint-worker-0 nice: applied"), "{out}");
+    } else {
+        assert_eq!(
+            tagged(&out, "WORKER ").trim(),
+            format!("({}, 80)", libc::SCHED_FIFO)
+        );
+    }
     let progress: f64 = tagged(&out, "PROGRESS ").trim().parse().unwrap();
     eprintln!(
-        "a normal thread beside a SCHED_FIFO busy-poller ran at {:.1} % of its solo speed",
+        "a normal thread beside a Turbo busy-poller ran at {:.1} % of its solo speed",
         progress * 100.0
     );
     assert!(progress > 0.01, "starved: {progress}");

@@ -1,0 +1,133 @@
+//! The relay as a server process: on Sprint at a level, or on tokio's
+//! current-thread runtime, until SIGINT or SIGTERM; then it prints what it
+//! counted as one JSON line (the benchmark harness reads it).
+//!
+//! `cargo run --release -p sprint-examples --bin relay -- --runtime sprint --level turbo`
+
+use clap::Parser;
+use relay::server::{self, Addrs};
+use relay::{RelayConfig, SlowPolicy};
+use sprint::memory::counting::{self, Counting};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+// Counts global allocations, so the harness can report them per message.
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Parser)]
+#[command(about = "A Bitcoin transaction relay on Sprint or tokio")]
+struct Args {
+    /// `sprint` or `tokio`.
+    #[arg(long, default_value = "sprint")]
+    runtime: String,
+    /// Sprint's level.
+    #[arg(long, default_value = "standard")]
+    level: String,
+    /// Where publishers connect.
+    #[arg(long, default_value = "127.0.0.1:8333")]
+    publishers: std::net::SocketAddr,
+    /// Where subscribers connect.
+    #[arg(long, default_value = "127.0.0.1:8334")]
+    subscribers: std::net::SocketAddr,
+    /// Serve /metrics here (Sprint only).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Decode transactions (`on`) or key duplicates by the payload hash
+    /// (`off`: no allocation per message).
+    #[arg(long, default_value = "on")]
+    decode: String,
+    /// Slow subscribers: `drop` or `skip`.
+    #[arg(long, default_value = "drop")]
+    slow: SlowPolicy,
+    /// Bytes each subscriber's queue holds.
+    #[arg(long, default_value_t = 4 << 20)]
+    queue_bytes: usize,
+    /// Transactions remembered for duplicate detection.
+    #[arg(long, default_value_t = 1_000_000)]
+    seen: usize,
+    /// The CPU to run on.
+    #[arg(long, default_value_t = 0)]
+    cpu: usize,
+    /// Sprint: busy-poll without the real-time class (SCHED_OTHER).
+    #[arg(long)]
+    no_rt: bool,
+}
+
+fn fail(msg: String) -> ! {
+    eprintln!("relay: {msg}");
+    std::process::exit(2);
+}
+
+fn main() {
+    let args = Args::parse();
+    let decode = match args.decode.as_str() {
+        "on" => true,
+        "off" => false,
+        d => fail(format!("--decode must be on or off, not {d:?}")),
+    };
+    let cfg = RelayConfig {
+        decode,
+        seen: args.seen,
+        queue_bytes: args.queue_bytes,
+        slow: args.slow,
+        ..RelayConfig::default()
+    };
+    let addrs = Addrs {
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            fail(format!("cannot handle signal {sig}: {e}"));
+        }
+    }
+    let ready = |a: Addrs| {
+        eprintln!(
+            "relay: publishers on {}, subscribers on {}",
+            a.publishers, a.subscribers
+        )
+    };
+    let start_allocs = counting::allocations();
+    let finished = match args.runtime.as_str() {
+        "sprint" => {
+            let level: sprint::Level = args
+                .level
+                .parse()
+                .unwrap_or_else(|e| fail(format!("--level: {e}")));
+            let (cpu, metrics, no_rt) = (args.cpu, args.metrics_addr.clone(), args.no_rt);
+            let rt = sprint::Builder::new()
+                .level(level)
+                .workers(1)
+                .cpus(vec![cpu])
+                .configure(move |c| {
+                    c.metrics_addr = metrics;
+                    if no_rt {
+                        c.rt_policy = sprint::config::RtPolicy::None;
+                    }
+                })
+                .build()
+                .unwrap_or_else(|e| fail(format!("cannot start Sprint: {e}")));
+            for line in rt.tuning_report() {
+                eprintln!("relay: tuning: {line}");
+            }
+            server::run_sprint(&rt, cfg, addrs, ready, stop)
+        }
+        "tokio" => {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: args.cpu }) {
+                fail(format!("cannot pin to CPU {}", args.cpu));
+            }
+            server::run_tokio(cfg, addrs, ready, stop)
+        }
+        other => fail(format!("--runtime must be sprint or tokio, not {other:?}")),
+    }
+    .unwrap_or_else(|e| fail(format!("{e}")));
+    let allocations = counting::allocations() - start_allocs;
+    let out = serde_json::json!({
+        "counters": finished.counters,
+        "latency": finished.latency,
+        "allocations": allocations,
+    });
+    println!("{out}");
+}

@@ -1,0 +1,644 @@
+//! The relay's load generator and benchmark report.
+//!
+//! `load`: one thread (pin it to the other core) drives 4 publishers and
+//! 16 subscribers over TCP with mio. Sends are paced open-loop: message
+//! `i` is due at `start + i / rate` whatever the relay does. Latency is
+//! measured from that intended time, so a stall cannot hide queued
+//! messages (no coordinated omission), into an HDR histogram. Frames are
+//! built before the run: each transaction carries its sequence number,
+//! and every subscriber checks every frame byte for byte against the one
+//! sent, once (duplicates, corruption and losses are counted).
+//!
+//! `report`: runs the relay server (`--relay-bin`) on CPU 0 at each level
+//! and on tokio, at rising offered rates, with the generator on CPU 1;
+//! prints the table (throughput, latency percentiles, server CPU, RSS,
+//! global allocations per message, page faults), and writes JSON and SVG
+//! plots.
+//!
+//! `cargo run --release -p sprint-bench --example relay_bench -- report`
+
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::transaction::Version;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use relay::wire;
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Load generator and report for the relay")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Drive a running relay once and print the result as JSON.
+    Load(LoadArgs),
+    /// Run the relay at each level and on tokio at rising rates.
+    Report(ReportArgs),
+}
+
+#[derive(Parser, Clone)]
+struct LoadArgs {
+    /// Where the relay takes publishers.
+    #[arg(long, default_value = "127.0.0.1:8333")]
+    publishers: SocketAddr,
+    /// Where it takes subscribers.
+    #[arg(long, default_value = "127.0.0.1:8334")]
+    subscribers: SocketAddr,
+    /// Transactions per second offered.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds measured (after a 0.5 s warm-up at the same rate).
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 4)]
+    pubs: usize,
+    /// Subscriber connections.
+    #[arg(long, default_value_t = 16)]
+    subs: usize,
+    /// The CPU to run on.
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+}
+
+#[derive(Parser, Clone)]
+struct ReportArgs {
+    /// The relay server binary.
+    #[arg(long, default_value = "target/release/relay")]
+    relay_bin: String,
+    /// Offered rates, transactions per second.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10000,50000,100000,200000,400000"
+    )]
+    rates: Vec<u64>,
+    /// Servers: tokio and Sprint's levels.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tokio,basic,standard,aggressive,enterprise,turbo"
+    )]
+    servers: Vec<String>,
+    /// Seconds measured per point.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Relay decoding on or off.
+    #[arg(long, default_value = "on")]
+    decode: String,
+    /// Where the JSON and the plots go.
+    #[arg(long, default_value = "target/relay-report")]
+    out: String,
+}
+
+/// What one load run measured.
+#[derive(Debug, Clone, Serialize)]
+struct LoadResult {
+    offered_rate: u64,
+    messages: u64,
+    subscribers: usize,
+    /// Deliveries received in the measured window, per second.
+    delivered_per_s: f64,
+    /// Share of the deliveries expected that arrived.
+    delivered_fraction: f64,
+    p50_us: f64,
+    p95_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    duplicates: u64,
+    corrupted: u64,
+    missing: u64,
+    /// The generator's own CPU over the run, in cores.
+    generator_cpu: f64,
+    /// How late the generator sent, p99 µs (its own slack).
+    send_lag_p99_us: f64,
+    /// Latency samples, for the CDF plot: (µs, fraction below).
+    cdf: Vec<(f64, f64)>,
+}
+
+/// A transaction whose first input spends `seq`'s made-up outpoint.
+fn frame(seq: u64) -> Vec<u8> {
+    let mut prev = [0u8; 32];
+    prev[..8].copy_from_slice(&seq.to_le_bytes());
+    let t = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array(prev),
+                vout: 0,
+            },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(10_000),
+            script_pubkey: ScriptBuf::from_bytes(vec![0x51; 22]),
+        }],
+    };
+    wire::tx_frame(&bitcoin::consensus::serialize(&t))
+}
+
+/// The sequence number in a frame: header, version (4), input count (1),
+/// then the outpoint's txid, whose first 8 bytes are it.
+fn seq_of(frame: &[u8]) -> Option<u64> {
+    let at = wire::HEADER + 5;
+    Some(u64::from_le_bytes(frame.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn cpu_seconds_self() -> f64 {
+    // SAFETY: a zeroed rusage is valid; getrusage fills it.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(r.ru_utime) + t(r.ru_stime)
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = std::net::TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    Ok(TcpStream::from_std(s))
+}
+
+fn load(a: &LoadArgs) -> std::io::Result<LoadResult> {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: a.cpu }) {
+        return Err(std::io::Error::other(format!(
+            "cannot pin to CPU {}",
+            a.cpu
+        )));
+    }
+    let warm = a.rate / 2;
+    let measured = (a.rate as f64 * a.seconds) as u64;
+    let total = warm + measured;
+    let frames: Vec<Vec<u8>> = (0..total).map(frame).collect();
+    let mut poll = Poll::new()?;
+    let mut subs = Vec::new();
+    for i in 0..a.subs {
+        let mut s = connect(a.subscribers)?;
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE)?;
+        subs.push(s);
+    }
+    // Subscribers are registered as the relay accepts them.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut pubs: Vec<(TcpStream, Vec<u8>)> = Vec::new();
+    for _ in 0..a.pubs {
+        pubs.push((connect(a.publishers)?, Vec::with_capacity(1 << 20)));
+    }
+    let mut seen = vec![0u16; total as usize];
+    let mut bufs: Vec<Vec<u8>> = (0..a.subs).map(|_| Vec::with_capacity(1 << 20)).collect();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let (mut dup, mut corrupt, mut delivered) = (0u64, 0u64, 0u64);
+    let mut events = Events::with_capacity(64);
+    let mut chunk = vec![0u8; 256 << 10];
+    let cpu0 = cpu_seconds_self();
+    let start = Instant::now() + Duration::from_millis(10);
+    let ns_per = 1e9 / a.rate as f64;
+    let due_at = |seq: u64| start + Duration::from_nanos((seq as f64 * ns_per) as u64);
+    let mut next = 0u64;
+    let mut measured_from: Option<Instant> = None;
+    let deadline = due_at(total) + Duration::from_secs(5);
+    let expected = total * a.subs as u64;
+    let mut received = 0u64;
+    loop {
+        let now = Instant::now();
+        // Everything due by now goes out, round-robin over publishers, in
+        // as few writes as possible.
+        while next < total && due_at(next) <= now {
+            let p = (next % a.pubs as u64) as usize;
+            pubs[p].1.extend_from_slice(&frames[next as usize]);
+            if next >= warm {
+                lag.record((now - due_at(next)).as_nanos().max(1) as u64)
+                    .ok();
+            }
+            if next == warm {
+                measured_from = Some(due_at(warm));
+            }
+            next += 1;
+        }
+        for (s, out) in pubs.iter_mut() {
+            while !out.is_empty() {
+                match s.write(out) {
+                    Ok(n) => {
+                        out.drain(..n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            loop {
+                match subs[i].read(&mut chunk) {
+                    Ok(0) => {
+                        return Err(std::io::Error::other(format!(
+                            "the relay closed subscriber {i}"
+                        )))
+                    }
+                    Ok(n) => bufs[i].extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            let t = Instant::now();
+            let buf = &mut bufs[i];
+            let mut used = 0;
+            while buf.len() - used >= wire::HEADER {
+                let len =
+                    u32::from_le_bytes(buf[used + 16..used + 20].try_into().unwrap()) as usize;
+                if buf.len() - used < wire::HEADER + len {
+                    break;
+                }
+                let f = &buf[used..used + wire::HEADER + len];
+                match seq_of(f) {
+                    Some(seq) if seq < total && frames[seq as usize] == f => {
+                        let s = &mut seen[seq as usize];
+                        if *s & (1 << (i % 16)) != 0 {
+                            dup += 1;
+                        } else {
+                            *s |= 1 << (i % 16);
+                            received += 1;
+                            if seq >= warm {
+                                delivered += 1;
+                                let l = t.saturating_duration_since(due_at(seq));
+                                hist.record(l.as_nanos().max(1) as u64).ok();
+                            }
+                        }
+                    }
+                    _ => corrupt += 1,
+                }
+                used += wire::HEADER + len;
+            }
+            buf.drain(..used);
+        }
+        if next == total
+            && pubs.iter().all(|p| p.1.is_empty())
+            && (received >= expected || Instant::now() > deadline)
+        {
+            break;
+        }
+        if Instant::now() > deadline + Duration::from_secs(5) {
+            break;
+        }
+    }
+    let cpu = cpu_seconds_self() - cpu0;
+    let wall = (Instant::now() - start).as_secs_f64();
+    let window = measured as f64 / a.rate as f64;
+    let missing = expected - received;
+    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e3;
+    let mut cdf = Vec::new();
+    for v in hist.iter_quantiles(1) {
+        cdf.push((v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to()));
+    }
+    let _ = measured_from;
+    Ok(LoadResult {
+        offered_rate: a.rate,
+        messages: measured,
+        subscribers: a.subs,
+        delivered_per_s: delivered as f64 / window,
+        delivered_fraction: delivered as f64 / (measured * a.subs as u64) as f64,
+        p50_us: q(&hist, 0.5),
+        p95_us: q(&hist, 0.95),
+        p99_us: q(&hist, 0.99),
+        p999_us: q(&hist, 0.999),
+        max_us: hist.max() as f64 / 1e3,
+        duplicates: dup,
+        corrupted: corrupt,
+        missing,
+        generator_cpu: cpu / wall,
+        send_lag_p99_us: q(&lag, 0.99),
+        cdf,
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Load(a) => match load(&a) {
+            Ok(r) => println!("{}", serde_json::to_string(&r).unwrap()),
+            Err(e) => {
+                eprintln!("relay_bench load: {e}");
+                std::process::exit(1);
+            }
+        },
+        Cmd::Report(r) => report::run(&r),
+    }
+}
+
+mod report {
+    use super::*;
+    use plotters::prelude::*;
+    use std::process::{Child, Command, Stdio};
+
+    /// One row of the table.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Row {
+        server: String,
+        load: LoadResult,
+        /// Server CPU over the run, in cores.
+        server_cpu: f64,
+        /// Server CPU per delivered frame, µs.
+        server_cpu_us_per_delivery: f64,
+        rss_mb: f64,
+        /// Global allocations per relayed message, over the whole run.
+        allocations_per_message: f64,
+        /// The server's minor page faults during the measured run.
+        page_faults: u64,
+    }
+
+    /// (utime + stime in seconds, minor faults) of a process.
+    fn proc_stat(pid: u32) -> Option<(f64, u64)> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let f: Vec<&str> = s[s.rfind(')')? + 2..].split_whitespace().collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((ticks / hz, f.get(7)?.parse().ok()?))
+    }
+
+    fn rss_mb(pid: u32) -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    struct Server(Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server> {
+        let mut c = Command::new(&r.relay_bin);
+        c.args(["--cpu", "0", "--decode", &r.decode])
+            .args(["--publishers", &format!("127.0.0.1:{port}")])
+            .args(["--subscribers", &format!("127.0.0.1:{}", port + 1)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // SQPOLL's kernel thread would take the generator's CPU (the
+            // spare one), and with it the relay stalls (see the note of
+            // the relay issue): off for every Sprint server.
+            .env("SPRINT_URING_SQPOLL", "false");
+        match server {
+            "tokio" => c.args(["--runtime", "tokio"]),
+            "turbo-nort" => c.args(["--runtime", "sprint", "--level", "turbo", "--no-rt"]),
+            level => c.args(["--runtime", "sprint", "--level", level]),
+        };
+        let child = Server(c.spawn().map_err(|e| {
+            std::io::Error::other(format!("cannot start {} (build it: cargo build --release -p sprint-examples --bin relay): {e}", r.relay_bin))
+        })?);
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err() {
+            if Instant::now() > until {
+                return Err(std::io::Error::other(format!(
+                    "{server} did not start listening"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(child)
+    }
+
+    fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<Row> {
+        let mut s = start(r, server, port)?;
+        let pid = s.0.id();
+        let (cpu0, faults0) = proc_stat(pid).unwrap_or_default();
+        let t0 = Instant::now();
+        let args = LoadArgs {
+            publishers: format!("127.0.0.1:{port}").parse().unwrap(),
+            subscribers: format!("127.0.0.1:{}", port + 1).parse().unwrap(),
+            rate,
+            seconds: r.seconds,
+            pubs: 4,
+            subs: 16,
+            cpu: 1,
+        };
+        // On a thread of its own: it pins itself to CPU 1, and the servers
+        // this thread starts must not inherit that.
+        let load = std::thread::spawn(move || load(&args))
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the generator panicked")));
+        let wall = t0.elapsed().as_secs_f64();
+        let (cpu1, faults1) = proc_stat(pid).unwrap_or_default();
+        let rss = rss_mb(pid);
+        // SAFETY: kill with the child's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let mut out = String::new();
+        if let Some(o) = s.0.stdout.as_mut() {
+            let _ = o.read_to_string(&mut out);
+        }
+        let load = load?;
+        let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        let relayed = summary["counters"]["relayed"].as_u64().unwrap_or(0).max(1);
+        let allocations = summary["allocations"].as_u64().unwrap_or(0);
+        let deliveries = (load.delivered_per_s * r.seconds).max(1.0);
+        Ok(Row {
+            server: server.to_string(),
+            server_cpu: (cpu1 - cpu0) / wall,
+            server_cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / deliveries,
+            rss_mb: rss,
+            allocations_per_message: allocations as f64 / relayed as f64,
+            page_faults: faults1 - faults0,
+            load,
+        })
+    }
+
+    fn plot(rows: &[Row], out: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let servers: Vec<&str> = {
+            let mut v: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
+            v.dedup();
+            v
+        };
+        let colors = [
+            &BLACK,
+            &RED,
+            &BLUE,
+            &GREEN,
+            &MAGENTA,
+            &CYAN,
+            &RGBColor(200, 120, 0),
+        ];
+        // p99 against offered load.
+        let path = format!("{out}/p99_vs_load.svg");
+        let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let max_rate = rows.iter().map(|r| r.load.offered_rate).max().unwrap_or(1) as f64;
+        let max_p99 = rows.iter().map(|r| r.load.p99_us).fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("relay p99 latency against offered load", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..max_rate * 1.05, (1f64..max_p99 * 2.0).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("offered transactions/s")
+            .y_desc("p99 µs (log)")
+            .draw()?;
+        for (k, s) in servers.iter().enumerate() {
+            let c = colors[k % colors.len()];
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.server == *s)
+                .map(|r| (r.load.offered_rate as f64, r.load.p99_us.max(1.0)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+                .label(*s)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        // Latency CDF per server at each one's highest rate delivered in full.
+        let path = format!("{out}/latency_cdf.svg");
+        let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let max_us = rows.iter().map(|r| r.load.p999_us).fold(10.0, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "relay latency CDF (each at its highest rate delivered ≥ 99.9 %)",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((1f64..max_us * 2.0).log_scale(), 0f64..1f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency µs (log)")
+            .y_desc("fraction")
+            .draw()?;
+        for (k, s) in servers.iter().enumerate() {
+            let c = colors[k % colors.len()];
+            let Some(best) = rows
+                .iter()
+                .filter(|r| r.server == *s && r.load.delivered_fraction >= 0.999)
+                .max_by_key(|r| r.load.offered_rate)
+            else {
+                continue;
+            };
+            chart
+                .draw_series(LineSeries::new(
+                    best.load.cdf.iter().map(|(x, y)| (x.max(1.0), *y)),
+                    c.stroke_width(2),
+                ))?
+                .label(format!("{s} @ {}/s", best.load.offered_rate))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+
+    pub fn run(r: &ReportArgs) {
+        if let Err(e) = std::fs::create_dir_all(&r.out) {
+            eprintln!("report: cannot create {}: {e}", r.out);
+            std::process::exit(1);
+        }
+        let mut rows = Vec::new();
+        let total = r.servers.len() * r.rates.len();
+        let mut port = 18_333u16;
+        for server in &r.servers {
+            for &rate in &r.rates {
+                eprintln!(
+                    "[{}/{total}] {server} at {rate}/s ({} s)",
+                    rows.len() + 1,
+                    r.seconds
+                );
+                port += 2;
+                match point(r, server, rate, port) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => eprintln!("  {server} at {rate}/s failed: {e}"),
+                }
+            }
+        }
+        println!(
+            "{:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7} {:>10} {:>7}",
+            "server",
+            "rate/s",
+            "delivered/s",
+            "deliv %",
+            "p50 µs",
+            "p95 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "CPU",
+            "µs/deliv",
+            "RSS MB",
+            "allocs/msg",
+            "faults"
+        );
+        for x in &rows {
+            let l = &x.load;
+            println!(
+                "{:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10.3} {:>7}",
+                x.server, l.offered_rate, l.delivered_per_s, l.delivered_fraction * 100.0,
+                l.p50_us, l.p95_us, l.p99_us, l.p999_us, x.server_cpu,
+                x.server_cpu_us_per_delivery, x.rss_mb, x.allocations_per_message, x.page_faults
+            );
+            if l.duplicates + l.corrupted > 0 || (l.missing > 0 && l.delivered_fraction > 0.999) {
+                println!(
+                    "{:>11} integrity: {} duplicates, {} corrupted, {} missing",
+                    "", l.duplicates, l.corrupted, l.missing
+                );
+            }
+        }
+        let gen: Vec<String> = rows
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}@{}: {:.2} cores, send lag p99 {:.1} µs",
+                    x.server, x.load.offered_rate, x.load.generator_cpu, x.load.send_lag_p99_us
+                )
+            })
+            .collect();
+        println!("generator: {}", gen.join("; "));
+        let json = format!("{}/report.json", r.out);
+        if let Err(e) = std::fs::write(
+            &json,
+            serde_json::to_string_pretty(&rows).unwrap_or_default(),
+        ) {
+            eprintln!("report: cannot write {json}: {e}");
+        }
+        if let Err(e) = plot(&rows, &r.out) {
+            eprintln!("report: plots failed: {e}");
+        }
+        eprintln!(
+            "wrote {json}, {0}/p99_vs_load.svg and {0}/latency_cdf.svg",
+            r.out
+        );
+    }
+}
