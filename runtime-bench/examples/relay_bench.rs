@@ -44,6 +44,22 @@ enum Cmd {
     Load(LoadArgs),
     /// Run the relay at each level and on tokio at rising rates.
     Report(ReportArgs),
+    /// A short demo: the relay on Sprint in this process (CPU 0), the
+    /// generator on CPU 1, at rising rates, with the final table.
+    Demo(DemoArgs),
+}
+
+#[derive(Parser, Clone)]
+struct DemoArgs {
+    /// Sprint's level (the default level unless given).
+    #[arg(long, default_value = "standard")]
+    level: String,
+    /// Offered rates, transactions per second.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000,100000")]
+    rates: Vec<u64>,
+    /// Seconds per rate.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
 }
 
 #[derive(Parser, Clone)]
@@ -69,6 +85,10 @@ struct LoadArgs {
     /// The CPU to run on.
     #[arg(long, default_value_t = 1)]
     cpu: usize,
+    /// The first sequence number: a relay remembers the transactions it
+    /// saw, so runs against the same relay must not repeat them.
+    #[arg(long, default_value_t = 0)]
+    seq_base: u64,
 }
 
 #[derive(Parser, Clone)]
@@ -184,7 +204,7 @@ fn load(a: &LoadArgs) -> std::io::Result<LoadResult> {
     let warm = a.rate / 2;
     let measured = (a.rate as f64 * a.seconds) as u64;
     let total = warm + measured;
-    let frames: Vec<Vec<u8>> = (0..total).map(frame).collect();
+    let frames: Vec<Vec<u8>> = (0..total).map(|i| frame(a.seq_base + i)).collect();
     let mut poll = Poll::new()?;
     let mut subs = Vec::new();
     for i in 0..a.subs {
@@ -267,7 +287,7 @@ fn load(a: &LoadArgs) -> std::io::Result<LoadResult> {
                     break;
                 }
                 let f = &buf[used..used + wire::HEADER + len];
-                match seq_of(f) {
+                match seq_of(f).and_then(|s| s.checked_sub(a.seq_base)) {
                     Some(seq) if seq < total && frames[seq as usize] == f => {
                         let s = &mut seen[seq as usize];
                         if *s & (1 << (i % 16)) != 0 {
@@ -339,7 +359,134 @@ fn main() {
             }
         },
         Cmd::Report(r) => report::run(&r),
+        Cmd::Demo(d) => {
+            if let Err(e) = demo(&d) {
+                eprintln!("relay_bench demo: {e}");
+                std::process::exit(1);
+            }
+        }
     }
+}
+
+fn demo(d: &DemoArgs) -> std::io::Result<()> {
+    use relay::server::{self, Addrs};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    let level: sprint::Level = d
+        .level
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("--level: {e}")))?;
+    let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gen_cpu = if allowed > 1 { 1 } else { 0 };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let s2 = stop.clone();
+    let server = std::thread::spawn(move || -> std::io::Result<server::Finished> {
+        let rt = sprint::Builder::new()
+            .level(level)
+            .workers(1)
+            .cpus(vec![0])
+            .configure(|c| c.uring_sqpoll = false)
+            .build()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        eprintln!("relay on Sprint at {level}:");
+        for line in rt.handle().driver_report() {
+            eprintln!("  I/O: {line}");
+        }
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let addrs = Addrs {
+            publishers: any,
+            subscribers: any,
+        };
+        server::run_sprint(
+            &rt,
+            relay::RelayConfig::default(),
+            addrs,
+            move |a| {
+                let _ = tx.send(a);
+            },
+            s2,
+        )
+    });
+    let addrs = rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| std::io::Error::other("the relay did not start"))?;
+    let mut results = Vec::new();
+    let mut seq_base = 0;
+    for (k, &rate) in d.rates.iter().enumerate() {
+        eprintln!(
+            "[{}/{}] 4 publishers -> relay -> 16 subscribers at {rate} transactions/s for {} s ...",
+            k + 1,
+            d.rates.len(),
+            d.seconds
+        );
+        // Fresh subscribers each step; the previous ones are closed.
+        let args = LoadArgs {
+            publishers: addrs.publishers,
+            subscribers: addrs.subscribers,
+            rate,
+            seconds: d.seconds,
+            pubs: 4,
+            subs: 16,
+            cpu: gen_cpu,
+            seq_base,
+        };
+        seq_base += rate / 2 + (rate as f64 * d.seconds) as u64;
+        let r = std::thread::spawn(move || load(&args))
+            .join()
+            .map_err(|_| std::io::Error::other("the generator panicked"))??;
+        results.push(r);
+    }
+    stop.store(true, Ordering::Release);
+    let finished = server
+        .join()
+        .map_err(|_| std::io::Error::other("the relay panicked"))??;
+    println!(
+        "{:>8} {:>12} {:>9} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9}",
+        "rate/s",
+        "delivered/s",
+        "deliv %",
+        "p50 µs",
+        "p95 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "dups",
+        "corrupt"
+    );
+    for r in &results {
+        println!(
+            "{:>8} {:>12.0} {:>9.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>6} {:>9}",
+            r.offered_rate,
+            r.delivered_per_s,
+            r.delivered_fraction * 100.0,
+            r.p50_us,
+            r.p95_us,
+            r.p99_us,
+            r.p999_us,
+            r.duplicates,
+            r.corrupted
+        );
+    }
+    let c = finished.counters;
+    println!(
+        "relay: {} frames, {} relayed, {} duplicates, {} deliveries, {} malformed, {} slow subscribers dropped",
+        c.frames,
+        c.relayed,
+        c.duplicates,
+        c.deliveries,
+        c.bad_magic + c.bad_checksum + c.oversize + c.bad_command + c.undecodable,
+        c.dropped_subscribers
+    );
+    if let Some(l) = finished.latency {
+        println!(
+            "relay latency (arrival to write): p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs over {} deliveries",
+            l.p50_ns as f64 / 1e3,
+            l.p99_ns as f64 / 1e3,
+            l.p999_ns as f64 / 1e3,
+            l.count
+        );
+    }
+    Ok(())
 }
 
 mod report {
@@ -437,6 +584,7 @@ mod report {
             pubs: 4,
             subs: 16,
             cpu: 1,
+            seq_base: 0,
         };
         // On a thread of its own: it pins itself to CPU 1, and the servers
         // this thread starts must not inherit that.
