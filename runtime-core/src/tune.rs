@@ -416,22 +416,24 @@ impl fmt::Display for Sched {
     }
 }
 
-/// Why a busy-polling worker must not take a real-time class, if it must
-/// not; `None` when the worker parks or real-time busy-polling is sound.
+/// Why a spinning worker must not take a real-time class, if it must not;
+/// `None` when the worker parks at once or real-time spinning is sound.
 ///
-/// - On the last allowed CPU it would leave none to the rest of the
-///   system.
+/// - A busy-poller on the last allowed CPU would leave none to the rest of
+///   the system.
 /// - With kernel RT throttling on (the default, and Sprint never turns it
-///   off) a real-time thread that never sleeps is stopped for the rest of
-///   every period: 50 ms of each second by default. Measured with the
-///   relay (`relay_bench report`), that made Turbo's p99 40–58 ms where
-///   busy-polling at SCHED_OTHER gave 0.7–2.7 ms, so the worker
-///   busy-polls at its nice value instead.
+///   off) a real-time thread that does not sleep is stopped for the rest
+///   of every period: 50 ms of each second by default. A worker that
+///   busy-polls, or spins before parking (a load that keeps it from
+///   parking keeps it spinning), runs into that. Measured with the relay
+///   (`relay_bench report`): p99 28–63 ms at Enterprise and Turbo that
+///   way, against 0.7–2.7 ms spinning at SCHED_OTHER. So such a worker
+///   spins at its nice value instead.
 pub fn rt_busy_poll_denied(config: &Config, last_cpu: bool) -> Option<RtDenied> {
-    if config.idle != crate::config::IdleStrategy::BusyPoll || config.rt_policy == RtPolicy::None {
+    if config.idle == crate::config::IdleStrategy::Park || config.rt_policy == RtPolicy::None {
         return None;
     }
-    if last_cpu {
+    if last_cpu && config.idle == crate::config::IdleStrategy::BusyPoll {
         return Some(RtDenied::LastCpu);
     }
     let read = |p: &str| -> Option<i64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
@@ -441,7 +443,7 @@ pub fn rt_busy_poll_denied(config: &Config, last_cpu: bool) -> Option<RtDenied> 
     ) {
         (Some(runtime), Some(period)) if runtime >= 0 && runtime < period => {
             Some(RtDenied::Throttled(format!(
-                "SCHED_OTHER, busy-polling at nice {} (the level's choice: kernel RT throttling, kernel.sched_rt_runtime_us = {runtime} of {period}, would stop a real-time busy-poller for {} ms of every {} ms)",
+                "SCHED_OTHER, spinning at nice {} (the level's choice: kernel RT throttling, kernel.sched_rt_runtime_us = {runtime} of {period}, would stop a real-time thread that spins for {} ms of every {} ms)",
                 config.nice,
                 (period - runtime) / 1000,
                 period / 1000

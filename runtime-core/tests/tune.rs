@@ -149,14 +149,19 @@ fn sched_of(tid: i32) -> (i32, i32) {
 }
 
 /// In the child: an Enterprise runtime's worker runs SCHED_FIFO 50 with a
-/// 1 µs timer slack and a second runtime shares the process settings.
+/// 1 µs timer slack and a second runtime shares the process settings. The
+/// worker parks at once (a spinning one stays SCHED_OTHER while RT
+/// throttling is on: see the RT safety case).
 fn runtime_child() {
     let before = Snapshot::take();
     let rt = Builder::new()
         .level(Level::Enterprise)
         .read_env(false)
         .workers(1)
-        .configure(|c| c.huge_pages = true)
+        .configure(|c| {
+            c.huge_pages = true;
+            c.idle = IdleStrategy::Park;
+        })
         .build()
         .unwrap();
     let tid = rt.handle().worker_thread_ids()[0];
@@ -309,7 +314,7 @@ fn a_real_time_busy_poller_leaves_its_cpu_usable_and_never_takes_all() {
             "{out}"
         );
         assert!(
-            out.contains("sprint-worker-0 scheduling class: unchanged (SCHED_OTHER, busy-polling at nice -15 (the level's choice: kernel RT throttling"),
+            out.contains("sprint-worker-0 scheduling class: unchanged (SCHED_OTHER, spinning at nice -15 (the level's choice: kernel RT throttling"),
             "{out}"
         );
         assert!(out.contains("sprint-worker-0 nice: applied"), "{out}");
