@@ -386,7 +386,6 @@ fn demo(d: &DemoArgs) -> std::io::Result<()> {
             .level(level)
             .workers(1)
             .cpus(vec![0])
-            .configure(|c| c.uring_sqpoll = false)
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         eprintln!("relay on Sprint at {level}:");
@@ -546,11 +545,7 @@ mod report {
             .args(["--publishers", &format!("127.0.0.1:{port}")])
             .args(["--subscribers", &format!("127.0.0.1:{}", port + 1)])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // SQPOLL's kernel thread would take the generator's CPU (the
-            // spare one), and with it the relay stalls (see the note of
-            // the relay issue): off for every Sprint server.
-            .env("SPRINT_URING_SQPOLL", "false");
+            .stderr(Stdio::null());
         match server {
             "tokio" => c.args(["--runtime", "tokio"]),
             "turbo-nort" => c.args(["--runtime", "sprint", "--level", "turbo", "--no-rt"]),

@@ -200,11 +200,19 @@ impl Runtime {
                 ),
             );
         }
-        let spare_cpus: Vec<usize> = allowed
-            .iter()
-            .copied()
-            .filter(|c| !plan.workers.iter().any(|w| w.cpu == *c))
-            .collect();
+        // Where an SQPOLL kernel thread may poll: the CPU named, else the
+        // kernel's isolated CPUs no worker uses. A CPU that runs other work
+        // is no spare: the relay benchmark measured the polling thread
+        // taking a load generator's CPU there (send lag 92 ms).
+        let spare_cpus: Vec<usize> = match config.uring_sqpoll_cpu {
+            Some(cpu) => vec![cpu],
+            None => allowed
+                .iter()
+                .copied()
+                .filter(|c| !plan.workers.iter().any(|w| w.cpu == *c))
+                .filter(|c| isolated.contains(c))
+                .collect(),
+        };
         let allowed_cpus = allowed.len();
         Runtime::start(config, plan, driver, spare_cpus, memory, allowed_cpus)
     }

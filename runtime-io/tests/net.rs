@@ -498,7 +498,8 @@ fn unix_streams_echo_and_half_close() {
 }
 
 /// SQPOLL is Turbo's, and only where a spare CPU can host the kernel's
-/// polling thread; without one the report says Turbo submits with
+/// polling thread: an isolated CPU no worker uses, or the one named by
+/// `uring_sqpoll_cpu`; without one the report says Turbo submits with
 /// io_uring_enter. (Turbo busy-polls: one worker, for a few milliseconds;
 /// the real-time class is the tuner's and is not applied here.)
 #[test]
@@ -508,22 +509,31 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
         return;
     }
     let allowed = sprint_core::topology::allowed_cpus().unwrap();
-    let turbo = |workers: usize| {
+    let isolated = sprint_core::topology::isolated_cpus();
+    let turbo = |workers: usize, sqpoll_cpu: Option<usize>| {
         Builder::new()
             .level(Level::Turbo)
             .read_env(false)
             .workers(workers)
             .cpus(allowed[..workers].to_vec())
-            .configure(|c| {
+            .configure(move |c| {
                 c.io_driver = IoDriver::Uring;
                 c.rt_policy = sprint_core::config::RtPolicy::None;
+                c.uring_sqpoll_cpu = sqpoll_cpu;
             })
             .driver(sprint_io::driver::factory())
             .build()
             .unwrap()
     };
+    if allowed.len() >= 2 && !isolated.contains(&allowed[1]) {
+        // A free CPU that is not isolated runs other work: no SQPOLL there
+        // unless it is named.
+        let rt = turbo(1, None);
+        let report = rt.handle().driver_report().join("\n");
+        assert!(report.contains("SQPOLL off: no spare CPU"), "{report}");
+    }
     if allowed.len() >= 2 {
-        let rt = turbo(1);
+        let rt = turbo(1, Some(allowed[1]));
         let report = rt.handle().driver_report().join("\n");
         assert!(
             report.contains(&format!("SQPOLL on CPU {}", allowed[1])),
@@ -551,7 +561,7 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
             .unwrap();
         });
     }
-    let rt = turbo(allowed.len());
+    let rt = turbo(allowed.len(), None);
     let report = rt.handle().driver_report().join("\n");
     assert!(
         report.contains("SQPOLL off: no spare CPU") && !report.contains("SQPOLL on"),

@@ -95,6 +95,7 @@ overlay! {
         max_threads: usize,
         timer_slack_ns: u64,
         metrics_addr: String,
+        uring_sqpoll_cpu: usize,
     }
 }
 

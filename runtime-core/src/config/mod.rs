@@ -198,6 +198,10 @@ pub struct Config {
     pub uring_registered_buffers: bool,
     /// Use an SQPOLL kernel thread where a spare CPU can host it.
     pub uring_sqpoll: bool,
+    /// The CPU for the SQPOLL kernel thread; `None`: an isolated CPU
+    /// (`isolcpus=`) that no worker uses, if there is one. A CPU running
+    /// other work would lose most of itself to the polling thread.
+    pub uring_sqpoll_cpu: Option<usize>,
     /// The recommended global allocator.
     pub allocator: Allocator,
     /// Per-worker arenas.

@@ -104,6 +104,7 @@ impl Config {
             io_driver: IO.at(level),
             uring_registered_buffers: URING_REGISTERED.at(level),
             uring_sqpoll: URING_SQPOLL.at(level),
+            uring_sqpoll_cpu: None,
             allocator: ALLOCATOR.at(level),
             arenas: ARENAS.at(level),
             arena_prealloc_bytes: PREALLOC.at(level),

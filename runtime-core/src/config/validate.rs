@@ -148,6 +148,15 @@ impl Config {
                 format!("needs io_driver = uring, not {}", self.io_driver),
             ));
         }
+        if let Some(cpu) = self.uring_sqpoll_cpu {
+            if !allowed.contains(&cpu) {
+                return Err(ConfigError::invalid(
+                    "uring_sqpoll_cpu",
+                    cpu,
+                    format!("not among the CPUs this process may use ({allowed:?})"),
+                ));
+            }
+        }
         let plan = Plan::new(self, allowed, isolated);
         let workers = plan.workers.len();
         if let Some(m) = self.max_threads {

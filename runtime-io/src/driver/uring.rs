@@ -846,7 +846,7 @@ impl UringDriver {
             {
                 Some(&cpu) => Some(cpu),
                 None => {
-                    notes.push("SQPOLL off: no spare CPU for the kernel's polling thread, submitting with io_uring_enter".into());
+                    notes.push("SQPOLL off: no spare CPU for the kernel's polling thread (an isolated CPU no worker uses, or uring_sqpoll_cpu), submitting with io_uring_enter".into());
                     None
                 }
             }
