@@ -89,6 +89,24 @@ fn main() {
             a.publishers, a.subscribers
         )
     };
+    // Stdout's buffer is allocated on first use: now, not in a window the
+    // harness measures.
+    let _ = std::io::stdout();
+    // SIGUSR1 prints the allocations so far (the harness marks the start
+    // and the end of its measured window with it).
+    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for _ in signals.forever() {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{{\"mark\":{}}}", counting::allocations());
+                    let _ = out.flush();
+                }
+            });
+        }
+        Err(e) => fail(format!("cannot handle SIGUSR1: {e}")),
+    }
     let start_allocs = counting::allocations();
     let finished = match args.runtime.as_str() {
         "sprint" => {

@@ -101,11 +101,19 @@ struct Seen {
 impl Seen {
     fn new(cap: usize) -> Seen {
         let cap = cap.max(1);
-        Seen {
-            set: HashSet::with_capacity(cap + 1),
-            order: VecDeque::with_capacity(cap + 1),
-            cap,
+        let mut set = HashSet::with_capacity(cap + 1);
+        let mut order = VecDeque::with_capacity(cap + 1);
+        // Filled once and emptied, so that every page of both is touched
+        // now and the steady state takes no page fault on them.
+        for i in 0..=cap as u64 {
+            let mut id = [0xffu8; 32];
+            id[..8].copy_from_slice(&i.to_le_bytes());
+            set.insert(id);
+            order.push_back(id);
         }
+        set.clear();
+        order.clear();
+        Seen { set, order, cap }
     }
 
     /// True if `id` is new.
@@ -131,10 +139,22 @@ struct Ring {
     len: usize,
 }
 
+/// Touches every page of `buf`, so that the steady state takes no page
+/// fault on it (zeroed allocations are mapped lazily).
+pub fn prefault(buf: &mut [u8]) {
+    for i in (0..buf.len()).step_by(4096) {
+        // SAFETY: `i` is inside `buf`; a volatile write the compiler
+        // cannot drop as redundant.
+        unsafe { std::ptr::write_volatile(buf.as_mut_ptr().add(i), 0) };
+    }
+}
+
 impl Ring {
     fn new(n: usize) -> Ring {
+        let mut buf = vec![0; n.max(1)].into_boxed_slice();
+        prefault(&mut buf);
         Ring {
-            buf: vec![0; n.max(1)].into_boxed_slice(),
+            buf,
             head: 0,
             len: 0,
         }
@@ -234,9 +254,16 @@ impl Relay {
 
     /// A new subscriber.
     pub fn subscribe(&mut self) -> SubId {
+        // One stamp per queued frame: a frame is at least a header, so this
+        // never grows. Filled
+        // once, so its pages are touched now, not in the steady state.
+        let cap = self.cfg.queue_bytes / wire::HEADER + 1;
+        let mut stamps = VecDeque::with_capacity(cap);
+        stamps.resize(cap, (0, 0));
+        stamps.clear();
         let s = Subscriber {
             ring: Ring::new(self.cfg.queue_bytes),
-            stamps: VecDeque::with_capacity(self.cfg.queue_bytes / wire::HEADER + 1),
+            stamps,
             queued: 0,
             written: 0,
             waker: None,

@@ -76,6 +76,7 @@ fn now() -> u64 {
 pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
     let max = relay.borrow().config().max_payload + crate::wire::HEADER;
     let mut buf = vec![0u8; (64 << 10).max(max)];
+    crate::core::prefault(&mut buf);
     let mut have = 0;
     loop {
         // At most 64 KiB a read (the buffer holds the largest frame): one
@@ -106,6 +107,7 @@ pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
 pub async fn subscriber<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
     let id = relay.borrow_mut().subscribe();
     let mut out = vec![0u8; 64 << 10];
+    crate::core::prefault(&mut out);
     loop {
         let next = poll_fn(
             |cx| match relay.borrow_mut().next(id, &mut out, cx.waker()) {

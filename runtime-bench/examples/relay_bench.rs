@@ -195,6 +195,13 @@ fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
 }
 
 fn load(a: &LoadArgs) -> std::io::Result<LoadResult> {
+    load_marked(a, || {})
+}
+
+/// `load`, calling `at_measure` once, when the first measured message is
+/// due (the warm-up is over).
+fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadResult> {
+    let mut at_measure = Some(at_measure);
     if !core_affinity::set_for_current(core_affinity::CoreId { id: a.cpu }) {
         return Err(std::io::Error::other(format!(
             "cannot pin to CPU {}",
@@ -248,6 +255,9 @@ fn load(a: &LoadArgs) -> std::io::Result<LoadResult> {
             }
             if next == warm {
                 measured_from = Some(due_at(warm));
+                if let Some(f) = at_measure.take() {
+                    f();
+                }
             }
             next += 1;
         }
@@ -503,9 +513,10 @@ mod report {
         /// Server CPU per delivered frame, µs.
         server_cpu_us_per_delivery: f64,
         rss_mb: f64,
-        /// Global allocations per relayed message, over the whole run.
+        /// Global allocations per message in the measured window (after
+        /// the warm-up).
         allocations_per_message: f64,
-        /// The server's minor page faults during the measured run.
+        /// The server's minor page faults in the measured window.
         page_faults: u64,
     }
 
@@ -569,8 +580,12 @@ mod report {
     fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<Row> {
         let mut s = start(r, server, port)?;
         let pid = s.0.id();
-        let (cpu0, faults0) = proc_stat(pid).unwrap_or_default();
+        let (cpu0, _) = proc_stat(pid).unwrap_or_default();
         let t0 = Instant::now();
+        // The server's faults from the end of the warm-up (connections and
+        // their buffers are set up by then), and a mark of its allocations.
+        let at_measure = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let at = at_measure.clone();
         let args = LoadArgs {
             publishers: format!("127.0.0.1:{port}").parse().unwrap(),
             subscribers: format!("127.0.0.1:{}", port + 1).parse().unwrap(),
@@ -583,29 +598,50 @@ mod report {
         };
         // On a thread of its own: it pins itself to CPU 1, and the servers
         // this thread starts must not inherit that.
-        let load = std::thread::spawn(move || load(&args))
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the generator panicked")));
+        let load = std::thread::spawn(move || {
+            load_marked(&args, move || {
+                *at.lock().unwrap_or_else(|e| e.into_inner()) = proc_stat(pid);
+                // SAFETY: a signal to the child's pid.
+                unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the generator panicked")));
         let wall = t0.elapsed().as_secs_f64();
         let (cpu1, faults1) = proc_stat(pid).unwrap_or_default();
+        let faults0 = at_measure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(faults1, |(_, f)| f);
         let rss = rss_mb(pid);
-        // SAFETY: kill with the child's pid.
+        // SAFETY: signals to the child's pid: a last allocation mark, then
+        // stop.
+        unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: as above.
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         let mut out = String::new();
         if let Some(o) = s.0.stdout.as_mut() {
             let _ = o.read_to_string(&mut out);
         }
         let load = load?;
-        let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-        let relayed = summary["counters"]["relayed"].as_u64().unwrap_or(0).max(1);
-        let allocations = summary["allocations"].as_u64().unwrap_or(0);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let marks: Vec<u64> = lines.iter().filter_map(|v| v["mark"].as_u64()).collect();
+        // Allocations in the measured window, per message relayed in it.
+        let allocations_per_message = match marks.as_slice() {
+            [a, b, ..] => (b - a) as f64 / load.messages.max(1) as f64,
+            _ => f64::NAN,
+        };
         let deliveries = (load.delivered_per_s * r.seconds).max(1.0);
         Ok(Row {
             server: server.to_string(),
             server_cpu: (cpu1 - cpu0) / wall,
             server_cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / deliveries,
             rss_mb: rss,
-            allocations_per_message: allocations as f64 / relayed as f64,
+            allocations_per_message,
             page_faults: faults1 - faults0,
             load,
         })
