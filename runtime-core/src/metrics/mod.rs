@@ -182,8 +182,10 @@ impl Counter {
 #[derive(Debug, Clone)]
 pub struct Histogram(Arc<[AtomicHistogram]>);
 
-/// Shards per named histogram (a power of two: the pick is a mask).
-const SHARDS: usize = 8;
+/// Shards per named histogram: the first `SHARDS - 1` threads that record
+/// get one each and write it alone (loads and stores); every later thread
+/// shares the last, with atomic adds.
+const SHARDS: usize = 32;
 
 thread_local! {
     /// This thread's shard plus one (0: not picked yet); a const
@@ -199,7 +201,7 @@ fn shard() -> usize {
             return v - 1;
         }
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let v = NEXT.fetch_add(1, Relaxed) as usize % SHARDS;
+        let v = (NEXT.fetch_add(1, Relaxed) as usize).min(SHARDS - 1);
         s.set(v + 1);
         v
     })
@@ -219,7 +221,12 @@ impl Histogram {
     /// Records a value in ns.
     #[inline]
     pub fn record_ns(&self, ns: u64) {
-        self.0[shard() & (SHARDS - 1)].record(ns);
+        let i = shard();
+        match self.0.get(i) {
+            // Only this thread writes its own shard.
+            Some(h) if i < SHARDS - 1 => h.record_single_writer(ns),
+            _ => self.0[SHARDS - 1].record(ns),
+        }
     }
 
     /// Every shard merged.

@@ -238,6 +238,9 @@ pub(crate) struct Core {
     last_tick: Cell<u64>,
     /// The stall threshold in clock ticks.
     stall_ticks: u64,
+    /// `metrics_sample_every - 1`: a poll (and the queueings during it) is
+    /// timed when `polls & sample_mask == 0`.
+    sample_mask: u64,
 
     wakers: UnsafeCell<Vec<Waker>>,
     arrivals: UnsafeCell<Vec<TaskRef>>,
@@ -270,6 +273,7 @@ impl Core {
         *shared.keepalive.lock() = Some(shared.clone());
         let slab = shared.slab.get().cloned();
         let shared_metrics_on = shared.metrics_on;
+        let sample_every = shared.metrics.sample_every;
         let stall_ticks = if shared.metrics_on {
             crate::metrics::nanos_to_ticks(shared.stall_ns)
         } else {
@@ -292,6 +296,7 @@ impl Core {
             clock: shared_metrics_on.then(crate::metrics::Ticks::get),
             last_tick: Cell::new(0),
             stall_ticks,
+            sample_mask: u64::from(sample_every.saturating_sub(1)),
             wakers: UnsafeCell::new(Vec::with_capacity(64)),
             arrivals: UnsafeCell::new(Vec::with_capacity(64)),
             alive: Cell::new(0),
@@ -416,9 +421,7 @@ impl Core {
         }
         // Queueings during a timed poll (and the maintenance after it)
         // are timed: `polls` is that poll's number until it ends.
-        if self.clock.is_some()
-            && self.polls.get() & u64::from(self.shared.metrics.sample_every - 1) == 0
-        {
+        if self.clock.is_some() && self.polls.get() & self.sample_mask == 0 {
             stamp(task);
         }
         match &self.deque {
@@ -494,7 +497,7 @@ impl Core {
         }
         // `polls` counts every poll already: sample on it.
         // (`sample_every` is a power of two: this is a mask, no division.)
-        let sampled = self.polls.get() & u64::from(m.sample_every - 1) == 0;
+        let sampled = self.polls.get() & self.sample_mask == 0;
         m.polling_since.store(start, Relaxed);
         harness::run(task, |header| {
             let end = clock.now();
