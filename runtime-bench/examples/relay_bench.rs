@@ -238,7 +238,6 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
     let ns_per = 1e9 / a.rate as f64;
     let due_at = |seq: u64| start + Duration::from_nanos((seq as f64 * ns_per) as u64);
     let mut next = 0u64;
-    let mut measured_from: Option<Instant> = None;
     let deadline = due_at(total) + Duration::from_secs(5);
     let expected = total * a.subs as u64;
     let mut received = 0u64;
@@ -254,7 +253,6 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
                     .ok();
             }
             if next == warm {
-                measured_from = Some(due_at(warm));
                 if let Some(f) = at_measure.take() {
                     f();
                 }
@@ -337,7 +335,6 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
     for v in hist.iter_quantiles(1) {
         cdf.push((v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to()));
     }
-    let _ = measured_from;
     Ok(LoadResult {
         offered_rate: a.rate,
         messages: measured,
