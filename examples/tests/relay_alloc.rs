@@ -81,7 +81,7 @@ fn the_relay_allocates_nothing_per_message_with_decoding_off() {
     let mut publisher = TcpStream::connect(addrs.publishers).unwrap();
     let warm: Vec<u8> = (0..1_000).flat_map(frame).collect();
     let measured: Vec<u8> = (1_000..6_000).flat_map(frame).collect();
-    let mut bufs = vec![vec![0u8; 1 << 20], vec![0u8; 1 << 20]];
+    let mut bufs = [vec![0u8; 1 << 20], vec![0u8; 1 << 20]];
     // Warm-up: every buffer and queue of the path is in use once.
     publisher.write_all(&warm).unwrap();
     for (s, b) in subs.iter_mut().zip(bufs.iter_mut()) {
