@@ -141,6 +141,8 @@ struct LoadResult {
     missing: u64,
     /// The generator's own CPU over the run, in cores.
     generator_cpu: f64,
+    /// Share of its (busy) loop's turns that found nothing to do: its slack.
+    generator_idle: f64,
     /// How late the generator sent, p99 µs (its own slack).
     send_lag_p99_us: f64,
     /// Latency samples, for the CDF plot: (µs, fraction below).
@@ -241,8 +243,13 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
     let deadline = due_at(total) + Duration::from_secs(5);
     let expected = total * a.subs as u64;
     let mut received = 0u64;
+    // Loop turns that found nothing to send or read: the generator's
+    // slack (a busy loop's idle share).
+    let (mut turns, mut idle_turns) = (0u64, 0u64);
     loop {
         let now = Instant::now();
+        turns += 1;
+        let sent_before = next;
         // Everything due by now goes out, round-robin over publishers, in
         // as few writes as possible.
         while next < total && due_at(next) <= now {
@@ -271,6 +278,9 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
             }
         }
         poll.poll(&mut events, Some(Duration::ZERO))?;
+        if next == sent_before && events.is_empty() {
+            idle_turns += 1;
+        }
         for ev in events.iter() {
             let i = ev.token().0;
             loop {
@@ -350,6 +360,7 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
         corrupted: corrupt,
         missing,
         generator_cpu: cpu / wall,
+        generator_idle: idle_turns as f64 / turns.max(1) as f64,
         send_lag_p99_us: q(&lag, 0.99),
         cdf,
     })
@@ -796,8 +807,12 @@ mod report {
             .iter()
             .map(|x| {
                 format!(
-                    "{}@{}: {:.2} cores, send lag p99 {:.1} µs",
-                    x.server, x.load.offered_rate, x.load.generator_cpu, x.load.send_lag_p99_us
+                    "{}@{}: {:.2} cores, {:.0} % of turns idle, send lag p99 {:.1} µs",
+                    x.server,
+                    x.load.offered_rate,
+                    x.load.generator_cpu,
+                    x.load.generator_idle * 100.0,
+                    x.load.send_lag_p99_us
                 )
             })
             .collect();
