@@ -71,6 +71,16 @@ pub enum BuildError {
     },
 }
 
+/// [`Handle::set_idle`] refused a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("worker {worker} runs real-time and must not spin: {why}")]
+pub struct IdleError {
+    /// The worker.
+    pub worker: usize,
+    /// Why.
+    pub why: String,
+}
+
 /// Shutdown did not finish within its deadline; the threads named are
 /// left running, detached.
 #[derive(Debug, thiserror::Error)]
@@ -240,13 +250,13 @@ impl Runtime {
         let shared_config = Arc::new(config.clone());
         let id = NEXT_RUNTIME.fetch_add(1, Relaxed);
         let n = plan.workers.len();
-        let policy = Policy {
-            scheduling: config.scheduling,
-            idle: config.idle,
-            idle_spin: config.idle_spin(),
-            coop_budget: config.coop_budget,
-            event_interval: config.event_interval,
-        };
+        let policy = Policy::new(
+            config.scheduling,
+            config.idle,
+            config.idle_spin(),
+            config.coop_budget,
+            config.event_interval,
+        );
         let steals = policy.scheduling != crate::config::Scheduling::ThreadPerCore;
         let deques: Vec<Option<Deque<TaskRef>>> =
             (0..n).map(|_| steals.then(Deque::new_lifo)).collect();
@@ -717,6 +727,50 @@ impl Handle {
         R: Send + 'static,
     {
         self.shared.blocking.spawn(f)
+    }
+
+    /// Changes what idle workers do, while the runtime runs: park at once,
+    /// spin for `spin` then park, or busy-poll. Refused, with nothing
+    /// changed, where it would make a real-time worker spin while kernel
+    /// RT throttling is on (see `tune::rt_busy_poll_denied`).
+    pub fn set_idle(
+        &self,
+        idle: crate::config::IdleStrategy,
+        spin: Duration,
+    ) -> Result<(), IdleError> {
+        if idle != crate::config::IdleStrategy::Park {
+            let mut probe = self.shared.info.config.clone();
+            probe.idle = idle;
+            probe.rt_policy = crate::config::RtPolicy::Fifo;
+            for w in &self.shared.workers {
+                #[cfg(target_os = "linux")]
+                let rt = matches!(*w.expected_sched.lock(), Some((p, _)) if p & !libc::SCHED_RESET_ON_FORK == libc::SCHED_FIFO || p & !libc::SCHED_RESET_ON_FORK == libc::SCHED_RR);
+                #[cfg(not(target_os = "linux"))]
+                let rt = false;
+                if rt {
+                    if let Some(crate::tune::RtDenied::Throttled(why)) =
+                        crate::tune::rt_busy_poll_denied(&probe, false)
+                    {
+                        return Err(IdleError {
+                            worker: w.index,
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+        self.shared.policy.set_idle(idle, spin);
+        // A parked worker re-reads the strategy when it wakes.
+        for w in &self.shared.workers {
+            w.parker.notify();
+        }
+        tracing::info!(?idle, ?spin, "idle strategy changed");
+        Ok(())
+    }
+
+    /// What idle workers do now, and the spin of `spin-then-park`.
+    pub fn idle(&self) -> (crate::config::IdleStrategy, Duration) {
+        (self.shared.policy.idle(), self.shared.policy.idle_spin())
     }
 
     /// Each worker's counters.

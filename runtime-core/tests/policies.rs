@@ -77,3 +77,40 @@ fn busy_poll_never_parks_and_park_parks() {
         "park strategy parks when idle"
     );
 }
+
+/// The idle strategy changes while the runtime runs: a parking worker
+/// starts busy-polling (and stops parking), then parks again.
+#[test]
+fn the_idle_strategy_changes_live() {
+    use sprint_core::config::IdleStrategy;
+    let rt = common::rt(Level::Basic, 1);
+    let parks = || {
+        // Workers publish their counters before they sleep: a wake makes
+        // sure the figure is fresh.
+        rt.block_on(async { spawn(async {}).await.unwrap() });
+        std::thread::sleep(Duration::from_millis(20));
+        rt.worker_stats()[0].parks
+    };
+    let before = parks();
+    assert!(parks() > before, "Basic parks when idle");
+    rt.handle()
+        .set_idle(IdleStrategy::BusyPoll, Duration::ZERO)
+        .unwrap();
+    assert_eq!(rt.handle().idle().0, IdleStrategy::BusyPoll);
+    // The worker may finish one park it was in; after that it never parks.
+    let settled = parks();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        parks() <= settled + 1,
+        "a busy-polling worker does not park"
+    );
+    rt.handle()
+        .set_idle(IdleStrategy::SpinThenPark, Duration::from_micros(50))
+        .unwrap();
+    assert_eq!(
+        rt.handle().idle(),
+        (IdleStrategy::SpinThenPark, Duration::from_micros(50))
+    );
+    let again = parks();
+    assert!(parks() > again, "spin-then-park parks again");
+}

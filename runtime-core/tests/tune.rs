@@ -169,8 +169,14 @@ fn runtime_child() {
     for l in rt.tuning_report() {
         println!("LINE {l}");
     }
-    for l in rt.tuning_report() {
-        println!("LINE {l}");
+    // A real-time worker must not be switched to spinning while RT
+    // throttling is on.
+    match rt.handle().set_idle(
+        IdleStrategy::SpinThenPark,
+        std::time::Duration::from_millis(1),
+    ) {
+        Ok(()) => println!("SETIDLE ok"),
+        Err(e) => println!("SETIDLE refused: {e}"),
     }
     let second = Builder::new()
         .level(Level::Enterprise)
@@ -219,6 +225,16 @@ fn a_runtime_tunes_its_workers_and_shares_process_settings() {
         "{out}"
     );
     assert_eq!(tagged(&out, "RESTORED ").trim(), "true", "{out}");
+    let throttled = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us")
+        .map(|s| s.trim() != "-1")
+        .unwrap_or(true);
+    if throttled {
+        assert!(
+            tagged(&out, "SETIDLE ")
+                .starts_with("refused: worker 0 runs real-time and must not spin"),
+            "{out}"
+        );
+    }
 }
 
 /// RT safety: with kernel RT throttling on (it always stays on), a Turbo

@@ -155,7 +155,7 @@ impl Handle {
                         if let (Some(r), Some(p)) = (runtime, period) {
                             if r >= 0
                                 && r < p
-                                && config.idle == crate::config::IdleStrategy::BusyPoll
+                                && self.shared.policy.idle() != crate::config::IdleStrategy::Park
                             {
                                 out.push(Problem::RtThrottled {
                                     worker: w.index,

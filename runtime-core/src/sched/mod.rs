@@ -31,14 +31,63 @@ use worker::{Core, WorkerShared};
 /// Task ids: workers take blocks of 4096, other threads take one.
 pub(crate) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The scheduling facts the workers read on their hot path.
-#[derive(Debug, Clone)]
+/// The scheduling facts the workers read on their hot path. The idle
+/// strategy and spin can change while the runtime runs
+/// ([`crate::Handle::set_idle`]); the rest is fixed at start.
+#[derive(Debug)]
 pub(crate) struct Policy {
     pub(crate) scheduling: Scheduling,
-    pub(crate) idle: IdleStrategy,
-    pub(crate) idle_spin: Duration,
+    idle: std::sync::atomic::AtomicU8,
+    idle_spin_ns: AtomicU64,
     pub(crate) coop_budget: u32,
     pub(crate) event_interval: u32,
+}
+
+fn idle_code(i: IdleStrategy) -> u8 {
+    match i {
+        IdleStrategy::Park => 0,
+        IdleStrategy::SpinThenPark => 1,
+        IdleStrategy::BusyPoll => 2,
+    }
+}
+
+impl Policy {
+    pub(crate) fn new(
+        scheduling: Scheduling,
+        idle: IdleStrategy,
+        idle_spin: Duration,
+        coop_budget: u32,
+        event_interval: u32,
+    ) -> Policy {
+        Policy {
+            scheduling,
+            idle: std::sync::atomic::AtomicU8::new(idle_code(idle)),
+            idle_spin_ns: AtomicU64::new(idle_spin.as_nanos().min(u64::MAX as u128) as u64),
+            coop_budget,
+            event_interval,
+        }
+    }
+
+    /// What an idle worker does now.
+    #[inline]
+    pub(crate) fn idle(&self) -> IdleStrategy {
+        match self.idle.load(Relaxed) {
+            0 => IdleStrategy::Park,
+            1 => IdleStrategy::SpinThenPark,
+            _ => IdleStrategy::BusyPoll,
+        }
+    }
+
+    /// How long `spin-then-park` spins now.
+    pub(crate) fn idle_spin(&self) -> Duration {
+        Duration::from_nanos(self.idle_spin_ns.load(Relaxed))
+    }
+
+    pub(crate) fn set_idle(&self, idle: IdleStrategy, spin: Duration) {
+        self.idle_spin_ns
+            .store(spin.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
+        self.idle.store(idle_code(idle), Relaxed);
+    }
 }
 
 /// What every thread of one runtime shares.

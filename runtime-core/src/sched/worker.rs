@@ -696,7 +696,7 @@ impl Core {
             // A worker about to park skips the non-blocking look at I/O:
             // the park waits in the driver, which finds the same events
             // (and on io_uring submits and waits in one system call).
-            if self.maintenance(self.rt.policy.idle != IdleStrategy::Park) {
+            if self.maintenance(self.rt.policy.idle() != IdleStrategy::Park) {
                 self.resume_clock();
                 continue;
             }
@@ -717,9 +717,10 @@ impl Core {
 
     fn idle(&self) {
         let policy = &self.rt.policy;
-        let spin = match policy.idle {
+        let idle = policy.idle();
+        let spin = match idle {
             IdleStrategy::Park => None,
-            IdleStrategy::SpinThenPark => Some(policy.idle_spin),
+            IdleStrategy::SpinThenPark => Some(policy.idle_spin()),
             IdleStrategy::BusyPoll => Some(Duration::from_millis(1)),
         };
         if let Some(spin) = spin {
@@ -745,7 +746,7 @@ impl Core {
         if policy.scheduling != Scheduling::ThreadPerCore && self.steal() {
             return;
         }
-        if policy.idle == IdleStrategy::BusyPoll {
+        if idle == IdleStrategy::BusyPoll {
             return;
         }
         self.park();
