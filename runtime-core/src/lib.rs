@@ -5,6 +5,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod adaptive;
 mod blocking;
 mod builder;
 pub mod config;

@@ -149,6 +149,8 @@ pub struct Runtime {
     _process_tuning: Option<crate::tune::ProcessGuard>,
     /// The `/metrics` server, if one was asked for.
     metrics_server: Option<crate::metrics::export::Server>,
+    /// The adaptive controller, if on.
+    adaptive: Option<crate::adaptive::Controller>,
     /// Undoes mlockall after the workers are gone (declared last: dropped
     /// after `Drop::drop` has joined them).
     _lock_all: Option<crate::memory::LockAll>,
@@ -167,6 +169,11 @@ impl Runtime {
         config: Config,
         driver: Option<DriverFactory>,
     ) -> Result<Runtime, BuildError> {
+        let config = if config.adaptive {
+            crate::adaptive::starting_config(&config)?
+        } else {
+            config
+        };
         let allowed = crate::config::validate::allowed_cpus()?;
         let isolated = topology::isolated_cpus();
         config.validate_with(&allowed, &isolated)?;
@@ -415,6 +422,7 @@ impl Runtime {
             tune_report,
             _process_tuning: Some(process_tuning),
             metrics_server: None,
+            adaptive: None,
             _lock_all: lock_all,
         };
         if first_error.is_some() {
@@ -439,6 +447,16 @@ impl Runtime {
                 crate::metrics::export::Server::start(addr, rt.handle.clone()).map_err(
                     |source| BuildError::Metrics {
                         addr: addr.clone(),
+                        source,
+                    },
+                )?,
+            );
+        }
+        if rt.config.adaptive {
+            rt.adaptive = Some(
+                crate::adaptive::Controller::start(rt.handle.clone(), &rt.config).map_err(
+                    |source| BuildError::Thread {
+                        name: "sprint-adaptive".into(),
                         source,
                     },
                 )?,
@@ -547,6 +565,8 @@ impl Runtime {
             return Ok(());
         }
         self.shut = true;
+        // The controller stops first: no level moves during shutdown.
+        drop(self.adaptive.take());
         let deadline = Instant::now() + timeout;
         let shared = &self.handle.shared;
         shared.begin_shutdown();

@@ -243,6 +243,27 @@ pub struct Config {
     pub metrics_addr: Option<String>,
     /// `health()` reports live tasks above this as a possible leak.
     pub health_max_tasks: u64,
+    /// Move the level while running, between `adaptive_min_level` and
+    /// `adaptive_max_level`, to meet `adaptive_objective`.
+    pub adaptive: bool,
+    /// The latency objective: `<histogram> <p50|p95|p99|p99.9> < <bound>`,
+    /// e.g. `schedule_delay p99 < 500us` or `relay_latency p99 < 2ms`.
+    pub adaptive_objective: String,
+    /// The lowest level the controller may use.
+    pub adaptive_min_level: Level,
+    /// The highest (the runtime starts with its restart-only settings).
+    pub adaptive_max_level: Level,
+    /// The controller's window, in ms.
+    pub adaptive_window_ms: u64,
+    /// Windows in a row missing the objective before stepping up.
+    pub adaptive_up_after: u32,
+    /// Windows in a row meeting it with margin (at most half the bound)
+    /// and a low busy ratio before stepping down.
+    pub adaptive_down_after: u32,
+    /// The busy ratio below which stepping down is allowed, in percent.
+    pub adaptive_busy_below_percent: u8,
+    /// The least time between two transitions, in ms.
+    pub adaptive_dwell_ms: u64,
     /// How long a graceful shutdown may take, in ms.
     pub shutdown_timeout_ms: u64,
     /// Fail instead of degrading when a setting cannot be applied.

@@ -109,6 +109,12 @@ impl Collector for RuntimeCollector {
         )?;
         counter(
             &mut e,
+            "sprint_level_transitions",
+            "Moves of the level by the adaptive controller.",
+            stats.level_transitions,
+        )?;
+        counter(
+            &mut e,
             "sprint_stalls",
             "Task polls past the stall threshold.",
             stats.stalls,

@@ -165,6 +165,30 @@ impl Snapshot {
         self.max = self.max.max(other.max);
     }
 
+    /// The samples recorded since `earlier` (a snapshot of the same
+    /// histogram taken before this one).
+    pub fn minus(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            buckets: self
+                .buckets
+                .iter()
+                .zip(&earlier.buckets)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+            sum: self.sum.saturating_sub(earlier.sum),
+            // The maximum of the difference is not known: the largest
+            // bucket's end stands for it.
+            max: self
+                .buckets
+                .iter()
+                .zip(&earlier.buckets)
+                .enumerate()
+                .rev()
+                .find(|(_, (a, b))| a > b)
+                .map_or(0, |(i, _)| bounds(i).1.min(self.max)),
+        }
+    }
+
     /// Samples.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()

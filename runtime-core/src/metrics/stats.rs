@@ -81,8 +81,14 @@ pub struct MemoryFigures {
 /// Everything a runtime measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
-    /// The level it runs at.
+    /// The level in force (the adaptive controller moves it).
     pub level: crate::Level,
+    /// Moves of the level so far.
+    pub level_transitions: u64,
+    /// The adaptive controller's moves, with their reasons.
+    pub transitions: Vec<crate::adaptive::Transition>,
+    /// Levels the controller found it cannot apply, and why.
+    pub unavailable_levels: Vec<(crate::Level, String)>,
     /// Whether every setting the level asks for was applied (none skipped
     /// or unsupported).
     pub applied: bool,
@@ -231,7 +237,10 @@ impl Handle {
             report.extend(w.tune_report.lock().iter().cloned());
         }
         Stats {
-            level: info.config.level,
+            level: self.shared.adaptive.level(),
+            level_transitions: self.shared.adaptive.transitions.load(Relaxed),
+            transitions: self.shared.adaptive.history.lock().clone(),
+            unavailable_levels: self.shared.adaptive.unavailable.lock().clone(),
             applied: report.iter().all(|l| {
                 matches!(
                     l.outcome,

@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     next_worker: AtomicUsize,
     /// What stats and health report about the runtime as a whole.
     pub(crate) info: RuntimeInfo,
+    /// The level in force and its moves (the adaptive controller's).
+    pub(crate) adaptive: crate::adaptive::AdaptiveState,
 }
 
 /// What a runtime reports about itself once started.
@@ -142,6 +144,7 @@ impl Shared {
             shutdown_barrier: Barrier::new(n),
             sleepers: AtomicUsize::new(0),
             next_worker: AtomicUsize::new(0),
+            adaptive: crate::adaptive::AdaptiveState::new(info.config.level),
             info,
         }
     }
