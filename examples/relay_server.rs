@@ -108,6 +108,7 @@ fn main() {
         Err(e) => fail(format!("cannot handle SIGUSR1: {e}")),
     }
     let start_allocs = counting::allocations();
+    let mut transitions = None;
     let finished = match args.runtime.as_str() {
         "sprint" => {
             let level: sprint::Level = args
@@ -130,7 +131,20 @@ fn main() {
             for line in rt.tuning_report() {
                 eprintln!("relay: tuning: {line}");
             }
-            server::run_sprint(&rt, cfg, addrs, ready, stop)
+            let f = server::run_sprint(&rt, cfg, addrs, ready, stop);
+            let stats = rt.stats();
+            for t in &stats.transitions {
+                eprintln!(
+                    "relay: level {} -> {}: {}",
+                    t.from, t.to, t.reason
+                );
+            }
+            transitions = Some(serde_json::json!({
+                "count": stats.level_transitions,
+                "path": stats.transitions.iter().map(|t| format!("{}->{}", t.from, t.to)).collect::<Vec<_>>(),
+                "unavailable": stats.unavailable_levels,
+            }));
+            f
         }
         "tokio" => {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: args.cpu }) {
@@ -146,6 +160,7 @@ fn main() {
         "counters": finished.counters,
         "latency": finished.latency,
         "allocations": allocations,
+        "adaptive": transitions,
     });
     println!("{out}");
 }

@@ -47,6 +47,26 @@ enum Cmd {
     /// A short demo: the relay on Sprint in this process (CPU 0), the
     /// generator on CPU 1, at rising rates, with the final table.
     Demo(DemoArgs),
+    /// A load step (idle, a burst, idle) against fixed Basic, fixed Turbo
+    /// and the adaptive controller between them: p99 during the burst,
+    /// server CPU while idle.
+    Step(StepArgs),
+}
+
+#[derive(Parser, Clone)]
+struct StepArgs {
+    /// The relay server binary.
+    #[arg(long, default_value = "target/release/relay")]
+    relay_bin: String,
+    /// The burst's rate, transactions per second.
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
+    /// Seconds of burst.
+    #[arg(long, default_value_t = 10.0)]
+    burst: f64,
+    /// Seconds of idle before and after.
+    #[arg(long, default_value_t = 16.0)]
+    idle: f64,
 }
 
 #[derive(Parser, Clone)]
@@ -377,6 +397,12 @@ fn main() {
             }
         },
         Cmd::Report(r) => report::run(&r),
+        Cmd::Step(st) => {
+            if let Err(e) = step(&st) {
+                eprintln!("relay_bench step: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::Demo(d) => {
             if let Err(e) = demo(&d) {
                 eprintln!("relay_bench demo: {e}");
@@ -384,6 +410,77 @@ fn main() {
             }
         }
     }
+}
+
+fn step(st: &StepArgs) -> std::io::Result<()> {
+    let r = ReportArgs {
+        relay_bin: st.relay_bin.clone(),
+        rates: vec![st.rate],
+        servers: vec![],
+        seconds: st.burst,
+        decode: "on".into(),
+        out: String::new(),
+    };
+    println!(
+        "{:>9} {:>14} {:>14} {:>12} {:>16}  level moves",
+        "server", "burst p99 µs", "burst p95 µs", "deliv %", "idle CPU (cores)"
+    );
+    let mut port = 19_333u16;
+    for server in ["basic", "turbo", "adaptive"] {
+        port += 2;
+        eprintln!(
+            "{server}: idle {} s, burst at {}/s for {} s, idle {} s",
+            st.idle, st.rate, st.burst, st.idle
+        );
+        let s = report::start(&r, server, port)?;
+        let pid = s.0.id();
+        std::thread::sleep(Duration::from_secs_f64(st.idle));
+        let args = LoadArgs {
+            publishers: format!("127.0.0.1:{port}").parse().unwrap(),
+            subscribers: format!("127.0.0.1:{}", port + 1).parse().unwrap(),
+            rate: st.rate,
+            seconds: st.burst,
+            pubs: 4,
+            subs: 16,
+            cpu: 1,
+            seq_base: 0,
+        };
+        let burst = std::thread::spawn(move || load(&args))
+            .join()
+            .map_err(|_| std::io::Error::other("the generator panicked"))??;
+        // Idle CPU once the load is gone: the second half of the idle time
+        // (the adaptive controller needs its down-streak to step down).
+        std::thread::sleep(Duration::from_secs_f64(st.idle / 2.0));
+        let (c0, _) = report::proc_stat(pid).unwrap_or_default();
+        std::thread::sleep(Duration::from_secs_f64(st.idle / 2.0));
+        let (c1, _) = report::proc_stat(pid).unwrap_or_default();
+        let idle_cpu = (c1 - c0) / (st.idle / 2.0);
+        let mut s = s;
+        // SAFETY: a signal to the child's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let mut out = String::new();
+        if let Some(o) = s.0.stdout.as_mut() {
+            let _ = o.read_to_string(&mut out);
+        }
+        let moves = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v.get("adaptive").cloned())
+            .and_then(|a| a.get("path").cloned())
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:>9} {:>14.1} {:>14.1} {:>12.3} {:>16.3}  {}",
+            server,
+            burst.p99_us,
+            burst.p95_us,
+            burst.delivered_fraction * 100.0,
+            idle_cpu,
+            moves
+        );
+        drop(s);
+    }
+    Ok(())
 }
 
 fn demo(d: &DemoArgs) -> std::io::Result<()> {
@@ -529,7 +626,7 @@ mod report {
     }
 
     /// (utime + stime in seconds, minor faults) of a process.
-    fn proc_stat(pid: u32) -> Option<(f64, u64)> {
+    pub fn proc_stat(pid: u32) -> Option<(f64, u64)> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let f: Vec<&str> = s[s.rfind(')')? + 2..].split_whitespace().collect();
         // SAFETY: sysconf has no preconditions.
@@ -549,7 +646,7 @@ mod report {
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
-    struct Server(Child);
+    pub struct Server(pub Child);
 
     impl Drop for Server {
         fn drop(&mut self) {
@@ -558,7 +655,7 @@ mod report {
         }
     }
 
-    fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server> {
+    pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server> {
         let mut c = Command::new(&r.relay_bin);
         c.args(["--cpu", "0", "--decode", &r.decode])
             .args(["--publishers", &format!("127.0.0.1:{port}")])
@@ -568,6 +665,13 @@ mod report {
         match server {
             "tokio" => c.args(["--runtime", "tokio"]),
             "turbo-nort" => c.args(["--runtime", "sprint", "--level", "turbo", "--no-rt"]),
+            // Between Basic and Turbo, on the relay's own latency.
+            "adaptive" => c
+                .args(["--runtime", "sprint", "--level", "basic"])
+                .env("SPRINT_ADAPTIVE", "true")
+                .env("SPRINT_ADAPTIVE_OBJECTIVE", "relay_latency p99 < 50us")
+                .env("SPRINT_ADAPTIVE_MIN_LEVEL", "basic")
+                .env("SPRINT_ADAPTIVE_MAX_LEVEL", "turbo"),
             level => c.args(["--runtime", "sprint", "--level", level]),
         };
         let child = Server(c.spawn().map_err(|e| {
