@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod sample;
 pub mod seam;
 pub mod server;
 pub mod wire;

@@ -4,10 +4,8 @@
 //! connection; a slow subscriber is dropped or skipped by the policy while
 //! the others get everything.
 
-use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use bitcoin::Transaction;
 use relay::server::{self, Addrs, Finished};
 use relay::wire::{self, Parsed};
 use relay::{RelayConfig, SlowPolicy};
@@ -21,29 +19,7 @@ use std::time::Duration;
 /// A valid transaction, distinct per `i`, with an output script of
 /// `script` bytes.
 fn tx(i: u64, script: usize) -> (Vec<u8>, [u8; 32]) {
-    let mut prev = [0u8; 32];
-    prev[..8].copy_from_slice(&i.to_le_bytes());
-    let t = Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array(prev),
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(1_000 + i),
-            script_pubkey: ScriptBuf::from_bytes(vec![0x6a; script]),
-        }],
-    };
-    (
-        bitcoin::consensus::serialize(&t),
-        t.compute_txid().to_byte_array(),
-    )
+    relay::sample::transaction(i, script)
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -17,10 +17,6 @@
 //!
 //! `cargo run --release -p sprint-bench --example relay_bench -- report`
 
-use bitcoin::absolute::LockTime;
-use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
@@ -169,35 +165,9 @@ struct LoadResult {
     cdf: Vec<(f64, f64)>,
 }
 
-/// A transaction whose first input spends `seq`'s made-up outpoint.
+/// A framed transaction carrying `seq`.
 fn frame(seq: u64) -> Vec<u8> {
-    let mut prev = [0u8; 32];
-    prev[..8].copy_from_slice(&seq.to_le_bytes());
-    let t = Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array(prev),
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(10_000),
-            script_pubkey: ScriptBuf::from_bytes(vec![0x51; 22]),
-        }],
-    };
-    wire::tx_frame(&bitcoin::consensus::serialize(&t))
-}
-
-/// The sequence number in a frame: header, version (4), input count (1),
-/// then the outpoint's txid, whose first 8 bytes are it.
-fn seq_of(frame: &[u8]) -> Option<u64> {
-    let at = wire::HEADER + 5;
-    Some(u64::from_le_bytes(frame.get(at..at + 8)?.try_into().ok()?))
+    wire::tx_frame(&relay::sample::transaction(seq, 22).0)
 }
 
 fn cpu_seconds_self() -> f64 {
@@ -325,7 +295,7 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
                     break;
                 }
                 let f = &buf[used..used + wire::HEADER + len];
-                match seq_of(f).and_then(|s| s.checked_sub(a.seq_base)) {
+                match relay::sample::seq_of_frame(f).and_then(|s| s.checked_sub(a.seq_base)) {
                     Some(seq) if seq < total && frames[seq as usize] == f => {
                         let s = &mut seen[seq as usize];
                         if *s & (1 << (i % 16)) != 0 {
@@ -432,7 +402,7 @@ fn step(st: &StepArgs) -> std::io::Result<()> {
             "{server}: idle {} s, burst at {}/s for {} s, idle {} s",
             st.idle, st.rate, st.burst, st.idle
         );
-        let s = report::start(&r, server, port)?;
+        let mut s = report::start(&r, server, port)?;
         let pid = s.0.id();
         std::thread::sleep(Duration::from_secs_f64(st.idle));
         let args = LoadArgs {
@@ -455,13 +425,7 @@ fn step(st: &StepArgs) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_secs_f64(st.idle / 2.0));
         let (c1, _) = report::proc_stat(pid).unwrap_or_default();
         let idle_cpu = (c1 - c0) / (st.idle / 2.0);
-        let mut s = s;
-        // SAFETY: a signal to the child's pid.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        let mut out = String::new();
-        if let Some(o) = s.0.stdout.as_mut() {
-            let _ = o.read_to_string(&mut out);
-        }
+        let out = s.stop();
         let moves = out
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -648,6 +612,20 @@ mod report {
 
     pub struct Server(pub Child);
 
+    impl Server {
+        /// SIGTERM, then everything it printed (its last line is its
+        /// summary).
+        pub fn stop(&mut self) -> String {
+            // SAFETY: a signal to our own child's pid.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let mut out = String::new();
+            if let Some(o) = self.0.stdout.as_mut() {
+                let _ = o.read_to_string(&mut out);
+            }
+            out
+        }
+    }
+
     impl Drop for Server {
         fn drop(&mut self) {
             let _ = self.0.kill();
@@ -730,12 +708,7 @@ mod report {
         // stop.
         unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
         std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: as above.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        let mut out = String::new();
-        if let Some(o) = s.0.stdout.as_mut() {
-            let _ = o.read_to_string(&mut out);
-        }
+        let out = s.stop();
         let load = load?;
         let lines: Vec<serde_json::Value> = out
             .lines()

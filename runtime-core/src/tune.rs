@@ -322,24 +322,32 @@ impl Step<'_> {
                 });
                 Ok(())
             }
-            Err(e) => {
-                let reason = why(&e);
-                if self.strict {
-                    self.undo.run();
-                    return Err(TuneError::Strict {
-                        scope: self.scope.into(),
-                        setting: name,
-                        reason,
-                    });
-                }
-                self.report.push(ReportLine {
-                    scope: self.scope.into(),
-                    setting: name.into(),
-                    outcome: Outcome::Skipped { reason },
-                });
-                Ok(())
-            }
+            Err(e) => self.skip(name, why(&e)),
         }
+    }
+
+    /// A setting not applied: in strict mode an error (after undoing what
+    /// was applied), else a report line made by `outcome`.
+    fn refuse(
+        &mut self,
+        name: &'static str,
+        reason: String,
+        outcome: fn(String) -> Outcome,
+    ) -> Result<(), TuneError> {
+        if self.strict {
+            self.undo.run();
+            return Err(TuneError::Strict {
+                scope: self.scope.into(),
+                setting: name,
+                reason,
+            });
+        }
+        self.report.push(ReportLine {
+            scope: self.scope.into(),
+            setting: name.into(),
+            outcome: outcome(reason),
+        });
+        Ok(())
     }
 
     /// A setting this platform does not have: reported unsupported, or in
@@ -347,38 +355,12 @@ impl Step<'_> {
     #[cfg(not(target_os = "linux"))]
     fn unsupported(&mut self, name: &'static str) -> Result<(), TuneError> {
         let reason = format!("{name} is a Linux setting; not available on this platform");
-        if self.strict {
-            self.undo.run();
-            return Err(TuneError::Strict {
-                scope: self.scope.into(),
-                setting: name,
-                reason,
-            });
-        }
-        self.report.push(ReportLine {
-            scope: self.scope.into(),
-            setting: name.into(),
-            outcome: Outcome::Unsupported { reason },
-        });
-        Ok(())
+        self.refuse(name, reason, |reason| Outcome::Unsupported { reason })
     }
 
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn skip(&mut self, name: &'static str, reason: String) -> Result<(), TuneError> {
-        if self.strict {
-            self.undo.run();
-            return Err(TuneError::Strict {
-                scope: self.scope.into(),
-                setting: name,
-                reason,
-            });
-        }
-        self.report.push(ReportLine {
-            scope: self.scope.into(),
-            setting: name.into(),
-            outcome: Outcome::Skipped { reason },
-        });
-        Ok(())
+        self.refuse(name, reason, |reason| Outcome::Skipped { reason })
     }
 }
 

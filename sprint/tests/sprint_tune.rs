@@ -62,25 +62,13 @@ fn tune(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-#[test]
-fn a_sigkilled_tuner_is_undone_by_restore() {
-    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(orig) = Originals::save() else {
-        eprintln!("skipped: cannot write sysctls (not root?)");
-        return;
-    };
-    let j = journal("crash");
-    let _ = std::fs::remove_file(&j);
-    // A child applies through the library and is killed before it can
-    // restore anything.
+/// Starts this binary's ignored test `test` (a child that applies system
+/// settings, journalling into `journal`, named to it by `var`), and returns
+/// once it says APPLIED.
+fn applied_child(test: &str, var: &str, journal: &Path) -> std::process::Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_applies_and_waits",
-            "--exact",
-            "--nocapture",
-            "--ignored",
-        ])
-        .env("SPRINT_TUNE_TEST_JOURNAL", &j)
+        .args([test, "--exact", "--nocapture", "--ignored"])
+        .env(var, journal)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -93,6 +81,21 @@ fn a_sigkilled_tuner_is_undone_by_restore() {
             "the child ended early"
         );
     }
+    child
+}
+
+#[test]
+fn a_sigkilled_tuner_is_undone_by_restore() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(orig) = Originals::save() else {
+        eprintln!("skipped: cannot write sysctls (not root?)");
+        return;
+    };
+    let j = journal("crash");
+    let _ = std::fs::remove_file(&j);
+    // A child applies through the library and is killed before it can
+    // restore anything.
+    let mut child = applied_child("child_applies_and_waits", "SPRINT_TUNE_TEST_JOURNAL", &j);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_ne!(orig.live(), orig.originals(), "the child changed them");
@@ -132,26 +135,7 @@ fn sigterm_to_a_sprint_main_program_restores_its_settings() {
     // know.
     let j = journal("sigterm");
     let _ = std::fs::remove_file(&j);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_main_applies_and_waits",
-            "--exact",
-            "--nocapture",
-            "--ignored",
-        ])
-        .env("MAIN_CHILD_JOURNAL", &j)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    while !line.contains("APPLIED") {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the child ended early"
-        );
-    }
+    let mut child = applied_child("child_main_applies_and_waits", "MAIN_CHILD_JOURNAL", &j);
     assert_ne!(orig.live(), orig.originals(), "the child changed them");
     // SAFETY: kill with the child's pid and a valid signal.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);

@@ -262,29 +262,34 @@ pub(crate) fn release(task: TaskRef) {
     let Some(owner) = header.owner() else {
         return;
     };
-    with_core(|core| match core {
-        Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), owner) => core.count_completed(),
-        _ => {
-            owner
-                .counters
-                .completed_elsewhere
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // One look at this thread's core serves the count and the unlink.
+    with_core(|core| {
+        let here = core.filter(|c| std::ptr::eq(Arc::as_ptr(&c.shared), owner));
+        match here {
+            Some(c) => c.count_completed(),
+            None => {
+                owner
+                    .counters
+                    .completed_elsewhere
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-    });
-    if header.stealable {
-        // SAFETY: stealable tasks live in their owner's mutex-guarded list.
-        unsafe { owner.shared_tasks.lock().remove(task) };
-        return;
-    }
-    // SAFETY: a non-stealable task only runs, and so only completes, on its
-    // owner's thread; a task that never reached its owner is not linked, and
-    // then nothing else touches its links.
-    if !unsafe { (*header.links.get()).linked } {
-        return;
-    }
-    with_core(|core| match core {
-        Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), owner) => core.unlink(task),
-        _ => unreachable!("a linked task completed away from its owner"),
+        if header.stealable {
+            // SAFETY: stealable tasks live in their owner's mutex-guarded
+            // list.
+            unsafe { owner.shared_tasks.lock().remove(task) };
+            return;
+        }
+        // SAFETY: a non-stealable task only runs, and so only completes, on
+        // its owner's thread; a task that never reached its owner is not
+        // linked, and then nothing else touches its links.
+        if !unsafe { (*header.links.get()).linked } {
+            return;
+        }
+        match here {
+            Some(c) => c.unlink(task),
+            None => unreachable!("a linked task completed away from its owner"),
+        }
     });
 }
 
