@@ -6,8 +6,9 @@
 //! that meet it with margin (at most half the bound) at a low busy ratio,
 //! never within `adaptive_dwell_ms` of the last step. The runtime starts
 //! with the restart-only settings of the highest level allowed, so a step
-//! changes only what can change live: the idle strategy and spin, and
-//! each worker's scheduling class or nice value and timer slack. What the
+//! changes only what can change live: the idle strategy and spin, whether
+//! workers steal, and each worker's scheduling class or nice value and
+//! timer slack. What the
 //! target level would change only with a restart is named in the log. A
 //! level that cannot be applied (a missing privilege) is marked
 //! unavailable with the reason and not tried again.
@@ -121,9 +122,16 @@ impl AdaptiveState {
 }
 
 /// Fields only a restart changes, and whether two configurations differ
-/// in them.
-fn restart_only(a: &Config, b: &Config) -> Vec<String> {
+/// in them. Stealing changes live where the workers have deques
+/// (`can_steal`); without them, switching it on needs a restart.
+fn restart_only(a: &Config, b: &Config, can_steal: bool) -> Vec<String> {
     let mut out = Vec::new();
+    if !can_steal && b.scheduling != crate::config::Scheduling::ThreadPerCore {
+        out.push(format!(
+            "scheduling ({:?} -> {:?}: the workers started without stealable deques)",
+            a.scheduling, b.scheduling
+        ));
+    }
     macro_rules! cmp {
         ($($f:ident),*) => {$(
             if a.$f != b.$f {
@@ -133,7 +141,6 @@ fn restart_only(a: &Config, b: &Config) -> Vec<String> {
     }
     cmp!(
         pinning,
-        scheduling,
         arenas,
         arena_prealloc_bytes,
         lock_memory,
@@ -187,10 +194,35 @@ pub(crate) fn starting_config(config: &Config) -> Result<Config, ConfigError> {
             }
         )*};
     }
-    take!(hi: pinning, scheduling, arenas, arena_prealloc_bytes, prefault, lock_memory, huge_pages, numa_bind, io_driver, uring_registered_buffers, uring_sqpoll, stack_size);
-    take!(lo: idle, idle_spin_us, rt_policy, rt_priority, nice, timer_slack_ns, coop_budget, event_interval);
+    take!(hi: pinning, arenas, arena_prealloc_bytes, prefault, lock_memory, huge_pages, numa_bind, io_driver, uring_registered_buffers, uring_sqpoll, stack_size);
+    take!(lo: scheduling, idle, idle_spin_us, rt_policy, rt_priority, nice, timer_slack_ns, coop_budget, event_interval);
     c.level = config.adaptive_min_level;
     Ok(c)
+}
+
+/// Whether a runtime built from `config` gives its workers stealable
+/// deques: where its scheduling steals, or where the adaptive controller
+/// may move to a level that steals (and the operator left `scheduling`
+/// to the level).
+pub(crate) fn needs_deques(config: &Config) -> bool {
+    use crate::config::Scheduling::ThreadPerCore;
+    if config.scheduling != ThreadPerCore {
+        return true;
+    }
+    config.adaptive
+        && scheduling_is_live(config)
+        && Level::ALL
+            .iter()
+            .filter(|l| **l >= config.adaptive_min_level && **l <= config.adaptive_max_level)
+            .any(|l| Config::for_level(*l).scheduling != ThreadPerCore)
+}
+
+/// Whether the controller moves `scheduling` (the operator did not fix it).
+fn scheduling_is_live(config: &Config) -> bool {
+    matches!(
+        config.sources().get("scheduling"),
+        Some(crate::config::Source::Preset(_)) | None
+    )
 }
 
 /// Each worker's timer slack when the controller started (`None` where it
@@ -216,6 +248,11 @@ fn apply(handle: &Handle, level: Level, original_slack: &[Option<u64>]) -> Resul
     handle
         .set_idle(c.idle, c.idle_spin())
         .map_err(|e| e.to_string())?;
+    if handle.shared.policy.can_steal && scheduling_is_live(&handle.shared.info.config) {
+        handle
+            .set_scheduling(c.scheduling)
+            .map_err(|e| e.to_string())?;
+    }
     #[cfg(target_os = "linux")]
     for w in &handle.shared.workers {
         let tid = w.tid.load(Relaxed);
@@ -414,7 +451,11 @@ fn run(handle: Handle, cfg: Config, objective: Objective, stop: Arc<AtomicBool>)
                     from: cur,
                     to,
                     reason,
-                    needs_restart: restart_only(&handle.shared.info.config, &Config::for_level(to)),
+                    needs_restart: restart_only(
+                        &handle.shared.info.config,
+                        &Config::for_level(to),
+                        handle.shared.policy.can_steal,
+                    ),
                 };
                 tracing::info!(
                     from = %t.from, to = %t.to, reason = %t.reason,

@@ -27,7 +27,9 @@ pub mod tune;
 pub use builder::Builder;
 pub use config::{Config, ConfigError, Level};
 pub use memory::MemoryStats;
-pub use runtime::{BuildError, Handle, IdleError, Runtime, ShutdownTimeout, WorkerStats};
+pub use runtime::{
+    BuildError, Handle, IdleError, Runtime, SchedulingError, ShutdownTimeout, WorkerStats,
+};
 pub use sched::SpawnError;
 pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, try_spawn_local};
 pub use sprint_alloc;

@@ -81,6 +81,14 @@ pub struct IdleError {
     pub why: String,
 }
 
+/// [`Handle::set_scheduling`] refused a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scheduling = {scheduling} needs a restart: the runtime started thread-per-core, so its workers have no stealable deques")]
+pub struct SchedulingError {
+    /// The scheduling asked for.
+    pub scheduling: crate::config::Scheduling,
+}
+
 /// Shutdown did not finish within its deadline; the threads named are
 /// left running, detached.
 #[derive(Debug, thiserror::Error)]
@@ -259,12 +267,13 @@ impl Runtime {
         let n = plan.workers.len();
         let policy = Policy::new(
             config.scheduling,
+            crate::adaptive::needs_deques(&config),
             config.idle,
             config.idle_spin(),
             config.coop_budget,
             config.event_interval,
         );
-        let steals = policy.scheduling != crate::config::Scheduling::ThreadPerCore;
+        let steals = policy.can_steal;
         let deques: Vec<Option<Deque<TaskRef>>> =
             (0..n).map(|_| steals.then(Deque::new_lifo)).collect();
         let stealers = deques.iter().flatten().map(|d| d.stealer()).collect();
@@ -786,6 +795,35 @@ impl Handle {
         }
         tracing::info!(?idle, ?spin, "idle strategy changed");
         Ok(())
+    }
+
+    /// Switches stealing on or off while the runtime runs: `spawn`ed tasks
+    /// after the change are stealable or stay where they were placed, and
+    /// idle workers steal or not. Tasks already spawned keep their kind.
+    /// Refused, with nothing changed, where the runtime started
+    /// thread-per-core: its workers have no stealable deques.
+    pub fn set_scheduling(
+        &self,
+        scheduling: crate::config::Scheduling,
+    ) -> Result<(), SchedulingError> {
+        let policy = &self.shared.policy;
+        if scheduling != crate::config::Scheduling::ThreadPerCore && !policy.can_steal {
+            return Err(SchedulingError { scheduling });
+        }
+        if policy.scheduling() != scheduling {
+            policy.set_scheduling(scheduling);
+            // A parked worker may now steal what is queued elsewhere.
+            for w in &self.shared.workers {
+                w.parker.notify();
+            }
+            tracing::info!(?scheduling, "scheduling changed");
+        }
+        Ok(())
+    }
+
+    /// Where `spawn`ed tasks may run now.
+    pub fn scheduling(&self) -> crate::config::Scheduling {
+        self.shared.policy.scheduling()
     }
 
     /// What idle workers do now, and the spin of `spin-then-park`.

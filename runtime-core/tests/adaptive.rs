@@ -8,7 +8,7 @@
 mod common;
 
 use common::{run_child, tagged};
-use sprint_core::config::IdleStrategy;
+use sprint_core::config::{IdleStrategy, Scheduling};
 use sprint_core::{Builder, Level, Runtime};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,11 @@ fn a_load_step_moves_the_level_up_and_back_down() {
         (IdleStrategy::SpinThenPark, Duration::from_micros(200))
     );
     assert_eq!(slack().trim(), "50000", "Aggressive's 50 µs timer slack");
+    assert_eq!(
+        rt.handle().scheduling(),
+        Scheduling::StealWhenIdle,
+        "Aggressive steals only when idle"
+    );
     // It stays at the top of the range however long the burst lasts.
     let until = Instant::now() + Duration::from_millis(500);
     while Instant::now() < until {
@@ -112,6 +117,7 @@ fn a_load_step_moves_the_level_up_and_back_down() {
     // Standard would need a restart for nothing here (the runtime started
     // with Aggressive's restart-only settings); Basic is Basic.
     assert_eq!(rt.handle().idle().0, IdleStrategy::Park);
+    assert_eq!(rt.handle().scheduling(), Scheduling::WorkStealing);
     assert_eq!(
         slack(),
         slack_before,

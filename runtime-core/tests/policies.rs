@@ -35,7 +35,12 @@ fn levels_map_to_the_design_table() {
 /// One worker spawns a burst of Send tasks that each block its thread
 /// briefly; with stealing, the other worker takes some.
 fn steals_for(level: Level) -> u64 {
-    let rt = common::rt(level, 2);
+    steals_on(&common::rt(level, 2))
+}
+
+/// The steals of one burst on `rt` (its workers' total grows by that much).
+fn steals_on(rt: &sprint_core::Runtime) -> u64 {
+    let before: u64 = rt.worker_stats().iter().map(|s| s.steals).sum();
     rt.block_on(async {
         sprint_core::spawn_on(0, async {
             let hs: Vec<_> = (0..200)
@@ -49,7 +54,7 @@ fn steals_for(level: Level) -> u64 {
         .await
         .unwrap()
     });
-    rt.worker_stats().iter().map(|s| s.steals).sum()
+    rt.worker_stats().iter().map(|s| s.steals).sum::<u64>() - before
 }
 
 #[test]
@@ -57,6 +62,35 @@ fn stealing_levels_steal_and_thread_per_core_never_does() {
     assert!(steals_for(Level::Basic) > 0, "work stealing");
     assert!(steals_for(Level::Aggressive) > 0, "steal when idle");
     assert_eq!(steals_for(Level::Enterprise), 0, "thread-per-core");
+}
+
+/// Stealing switches off and on while the runtime runs; a runtime that
+/// started thread-per-core refuses to switch it on, naming the restart.
+#[test]
+fn stealing_changes_live() {
+    use sprint_core::config::Scheduling;
+    let rt = common::rt(Level::Basic, 2);
+    assert_eq!(rt.handle().scheduling(), Scheduling::WorkStealing);
+    assert!(steals_on(&rt) > 0, "work stealing steals");
+    rt.handle()
+        .set_scheduling(Scheduling::ThreadPerCore)
+        .unwrap();
+    assert_eq!(rt.handle().scheduling(), Scheduling::ThreadPerCore);
+    assert_eq!(steals_on(&rt), 0, "no steals once switched off");
+    rt.handle()
+        .set_scheduling(Scheduling::StealWhenIdle)
+        .unwrap();
+    assert!(steals_on(&rt) > 0, "steals again once switched on");
+    drop(rt);
+    let rt = common::rt(Level::Enterprise, 2);
+    let e = rt
+        .handle()
+        .set_scheduling(Scheduling::WorkStealing)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("work-stealing") && e.contains("restart"), "{e}");
+    assert_eq!(rt.handle().scheduling(), Scheduling::ThreadPerCore);
+    assert_eq!(steals_on(&rt), 0);
 }
 
 #[test]

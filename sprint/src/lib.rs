@@ -24,8 +24,8 @@ pub use sprint_core::metrics;
 pub use sprint_core::topology::{self, Plan};
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,
-    try_spawn_local, yield_now, AbortHandle, BuildError, Handle, JoinError, JoinHandle,
-    MemoryStats, Runtime, ShutdownTimeout, SpawnError, TaskId, WorkerStats,
+    try_spawn_local, yield_now, AbortHandle, BuildError, Handle, IdleError, JoinError, JoinHandle,
+    MemoryStats, Runtime, SchedulingError, ShutdownTimeout, SpawnError, TaskId, WorkerStats,
 };
 pub use sprint_io::buf;
 /// Sockets (Unix only: they are built on file descriptors).

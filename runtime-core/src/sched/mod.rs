@@ -32,11 +32,15 @@ use worker::{Core, WorkerShared};
 pub(crate) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The scheduling facts the workers read on their hot path. The idle
-/// strategy and spin can change while the runtime runs
-/// ([`crate::Handle::set_idle`]); the rest is fixed at start.
+/// strategy and spin ([`crate::Handle::set_idle`]) and whether workers
+/// steal ([`crate::Handle::set_scheduling`]) can change while the runtime
+/// runs; the rest is fixed at start.
 #[derive(Debug)]
 pub(crate) struct Policy {
-    pub(crate) scheduling: Scheduling,
+    scheduling: std::sync::atomic::AtomicU8,
+    /// Whether the workers have stealable deques (fixed at start): without
+    /// them stealing cannot be switched on.
+    pub(crate) can_steal: bool,
     idle: std::sync::atomic::AtomicU8,
     idle_spin_ns: AtomicU64,
     pub(crate) coop_budget: u32,
@@ -51,16 +55,26 @@ fn idle_code(i: IdleStrategy) -> u8 {
     }
 }
 
+fn scheduling_code(s: Scheduling) -> u8 {
+    match s {
+        Scheduling::WorkStealing => 0,
+        Scheduling::StealWhenIdle => 1,
+        Scheduling::ThreadPerCore => 2,
+    }
+}
+
 impl Policy {
     pub(crate) fn new(
         scheduling: Scheduling,
+        can_steal: bool,
         idle: IdleStrategy,
         idle_spin: Duration,
         coop_budget: u32,
         event_interval: u32,
     ) -> Policy {
         Policy {
-            scheduling,
+            scheduling: std::sync::atomic::AtomicU8::new(scheduling_code(scheduling)),
+            can_steal,
             idle: std::sync::atomic::AtomicU8::new(idle_code(idle)),
             idle_spin_ns: AtomicU64::new(idle_spin.as_nanos().min(u64::MAX as u128) as u64),
             coop_budget,
@@ -81,6 +95,20 @@ impl Policy {
     /// How long `spin-then-park` spins now.
     pub(crate) fn idle_spin(&self) -> Duration {
         Duration::from_nanos(self.idle_spin_ns.load(Relaxed))
+    }
+
+    /// Where `spawn`ed tasks may run now.
+    #[inline]
+    pub(crate) fn scheduling(&self) -> Scheduling {
+        match self.scheduling.load(Relaxed) {
+            0 => Scheduling::WorkStealing,
+            1 => Scheduling::StealWhenIdle,
+            _ => Scheduling::ThreadPerCore,
+        }
+    }
+
+    pub(crate) fn set_scheduling(&self, s: Scheduling) {
+        self.scheduling.store(scheduling_code(s), Relaxed);
     }
 
     pub(crate) fn set_idle(&self, idle: IdleStrategy, spin: Duration) {
@@ -172,7 +200,7 @@ impl Shared {
     }
 
     fn steals(&self) -> bool {
-        self.policy.scheduling != Scheduling::ThreadPerCore
+        self.policy.can_steal && self.policy.scheduling() != Scheduling::ThreadPerCore
     }
 }
 

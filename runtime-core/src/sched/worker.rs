@@ -703,7 +703,7 @@ impl Core {
             if self.shutting_down() {
                 break;
             }
-            if self.rt.policy.scheduling == Scheduling::WorkStealing && self.steal() {
+            if self.rt.policy.scheduling() == Scheduling::WorkStealing && self.steal() {
                 self.resume_clock();
                 continue;
             }
@@ -743,7 +743,7 @@ impl Core {
                 }
             }
         }
-        if policy.scheduling != Scheduling::ThreadPerCore && self.steal() {
+        if policy.scheduling() != Scheduling::ThreadPerCore && self.steal() {
             return;
         }
         if idle == IdleStrategy::BusyPoll {
