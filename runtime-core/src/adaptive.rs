@@ -3,8 +3,12 @@
 //! histogram (the change over the window) and the workers' busy time; it
 //! steps up one level after `adaptive_up_after` windows in a row that
 //! miss the objective, and down one after `adaptive_down_after` windows
-//! that meet it with margin (at most half the bound) at a low busy ratio,
-//! never within `adaptive_dwell_ms` of the last step. The runtime starts
+//! that meet it with margin (at most half the bound) at a low busy ratio.
+//! It climbs fast and comes down slowly: once a streak of misses has
+//! stepped it up, every further window that still misses steps it up
+//! again, while each step down needs a fresh streak at the new level.
+//! A step that reverses the last one is never taken within
+//! `adaptive_dwell_ms` of it. The runtime starts
 //! with the restart-only settings of the highest level allowed, so a step
 //! changes only what can change live: the idle strategy and spin, whether
 //! workers steal, and each worker's scheduling class or nice value and
@@ -385,7 +389,8 @@ fn run(handle: Handle, cfg: Config, objective: Objective, stop: Arc<AtomicBool>)
     let original_slack = original_slacks(&handle);
     let mut prev = snapshot(&handle, &objective.histogram);
     let mut prev_busy = busy_ns(&handle);
-    let mut last_step: Option<Instant> = None;
+    // When the last step was taken, and whether it went up.
+    let mut last_step: Option<(Instant, bool)> = None;
     let (mut missed, mut held) = (0u32, 0u32);
     loop {
         let until = Instant::now() + window;
@@ -416,16 +421,19 @@ fn run(handle: Handle, cfg: Config, objective: Objective, stop: Arc<AtomicBool>)
             missed = 0;
             held = 0;
         }
-        let dwelt = last_step.is_none_or(|t| t.elapsed() >= dwell);
+        // The dwell holds back only a step against the last one's
+        // direction: that is what would oscillate.
+        let may =
+            |up: bool| last_step.is_none_or(|(t, was_up)| was_up == up || t.elapsed() >= dwell);
         let cur = state.level();
         let unavailable = |l: Level| state.unavailable.lock().iter().any(|(u, _)| *u == l);
-        let target = if missed >= cfg.adaptive_up_after && dwelt {
+        let target = if missed >= cfg.adaptive_up_after && may(true) {
             Level::ALL
                 .iter()
                 .copied()
                 .filter(|l| *l > cur && *l <= cfg.adaptive_max_level && !unavailable(*l))
                 .min()
-        } else if held >= cfg.adaptive_down_after && dwelt {
+        } else if held >= cfg.adaptive_down_after && may(false) {
             Level::ALL
                 .iter()
                 .copied()
@@ -465,9 +473,13 @@ fn run(handle: Handle, cfg: Config, objective: Objective, stop: Arc<AtomicBool>)
                 state.level.store(to.index() as u8, Relaxed);
                 state.transitions.fetch_add(1, Relaxed);
                 state.history.lock().push(t);
-                last_step = Some(Instant::now());
-                missed = 0;
+                last_step = Some((Instant::now(), to > cur));
+                // A miss streak carries on up (the next missed window
+                // steps again); a step down starts a fresh streak.
                 held = 0;
+                if to < cur {
+                    missed = 0;
+                }
             }
             Err(why) => {
                 tracing::warn!(level = %to, %why, "adaptive: level unavailable");

@@ -262,7 +262,8 @@ pub struct Config {
     pub adaptive_down_after: u32,
     /// The busy ratio below which stepping down is allowed, in percent.
     pub adaptive_busy_below_percent: u8,
-    /// The least time between two transitions, in ms.
+    /// The least time between a transition and one in the opposite
+    /// direction, in ms.
     pub adaptive_dwell_ms: u64,
     /// How long a graceful shutdown may take, in ms.
     pub shutdown_timeout_ms: u64,
