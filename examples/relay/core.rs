@@ -3,7 +3,7 @@
 //! on one thread (a thread-per-core server), so it is plain `&mut` state.
 
 use crate::wire::{self, Malformed, Parsed};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use std::collections::{HashSet, VecDeque};
 use std::task::Waker;
 
@@ -292,10 +292,10 @@ impl Relay {
         loop {
             match wire::parse(&buf[used..], self.cfg.magic, self.cfg.max_payload) {
                 Ok(Parsed::Need(_)) => return Ok(used),
-                Ok(Parsed::Tx { payload, len }) => {
+                Ok(Parsed::Tx { payload, len, hash }) => {
                     self.counters.frames += 1;
                     let frame = &buf[used..used + len];
-                    if let Err(e) = self.relay(frame, payload, now) {
+                    if let Err(e) = self.relay(frame, payload, hash, now) {
                         self.count(&e);
                         return Err(e);
                     }
@@ -320,13 +320,23 @@ impl Relay {
         }
     }
 
-    fn relay(&mut self, frame: &[u8], payload: &[u8], now: u64) -> Result<(), Malformed> {
+    /// `hash` is the payload's double SHA-256 (the checksum's): the txid
+    /// itself when the transaction carries no witness data, which spares
+    /// hashing the payload a second time (hashing was a sixth of the
+    /// relay's CPU at 50 000 transactions/s).
+    fn relay(
+        &mut self,
+        frame: &[u8],
+        payload: &[u8],
+        hash: [u8; 32],
+        now: u64,
+    ) -> Result<(), Malformed> {
         let id = if self.cfg.decode {
             let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(payload)
                 .map_err(|e| Malformed::Undecodable(e.to_string()))?;
-            tx.compute_txid().to_byte_array()
+            txid(&tx, hash)
         } else {
-            sha256d::Hash::hash(payload).to_byte_array()
+            hash
         };
         if !self.seen.insert(id) {
             self.counters.duplicates += 1;
@@ -395,5 +405,16 @@ impl Relay {
                 h.record_ns(sprint::metrics::nanos_between(at, now));
             }
         }
+    }
+}
+
+/// The txid of `tx`, decoded from a payload whose double SHA-256 is
+/// `payload_hash`: without witness data the payload is exactly the
+/// serialisation the txid hashes.
+pub fn txid(tx: &bitcoin::Transaction, payload_hash: [u8; 32]) -> [u8; 32] {
+    if tx.input.iter().all(|i| i.witness.is_empty()) {
+        payload_hash
+    } else {
+        tx.compute_txid().to_byte_array()
     }
 }

@@ -84,6 +84,9 @@ pub enum Parsed<'a> {
         payload: &'a [u8],
         /// The frame's bytes, header included.
         len: usize,
+        /// The payload's double SHA-256, whose first four bytes were the
+        /// checksum: the txid of a transaction without witness data.
+        hash: [u8; 32],
     },
 }
 
@@ -113,11 +116,13 @@ pub fn parse(buf: &[u8], magic: [u8; 4], max: usize) -> Result<Parsed<'_>, Malfo
         return Ok(Parsed::Need(HEADER + len));
     }
     let payload = &buf[HEADER..HEADER + len];
-    if checksum(payload) != buf[20..24] {
+    let hash = sha256d::Hash::hash(payload).to_byte_array();
+    if hash[..4] != buf[20..24] {
         return Err(Malformed::BadChecksum);
     }
     Ok(Parsed::Tx {
         payload,
         len: HEADER + len,
+        hash,
     })
 }

@@ -97,7 +97,7 @@ fn read_frames(s: &mut TcpStream, n: usize) -> Vec<[u8; 32]> {
         loop {
             match wire::parse(&buf, wire::MAINNET, 4_000_000).expect("a well-formed frame") {
                 Parsed::Need(_) => break,
-                Parsed::Tx { payload, len } => {
+                Parsed::Tx { payload, len, .. } => {
                     let t: Transaction = bitcoin::consensus::deserialize(payload).unwrap();
                     out.push(t.compute_txid().to_byte_array());
                     buf.drain(..len);
@@ -303,6 +303,41 @@ fn a_slow_subscriber_is_skipped_by_the_skip_policy_on_tokio() {
 #[test]
 fn a_slow_subscriber_is_dropped_on_tokio_too() {
     slow(Rt::Tokio, SlowPolicy::Drop);
+}
+
+/// The txid the relay keys duplicates by is the bitcoin crate's: the
+/// checksum's hash for a transaction without witness data, computed
+/// afresh for one with it (where the two differ).
+#[test]
+fn the_txid_is_the_bitcoin_crates_with_and_without_witness() {
+    let frame_of = |payload: &[u8]| {
+        let f = wire::tx_frame(payload);
+        match wire::parse(&f, wire::MAINNET, 4_000_000).unwrap() {
+            Parsed::Tx { hash, .. } => hash,
+            other => panic!("a whole frame, not {other:?}"),
+        }
+    };
+    let (legacy, id) = tx(7, 40);
+    let t: Transaction = bitcoin::consensus::deserialize(&legacy).unwrap();
+    assert_eq!(relay::core::txid(&t, frame_of(&legacy)), id);
+    let mut w = t.clone();
+    w.input[0].witness = bitcoin::Witness::from_slice(&[vec![1u8; 72], vec![2u8; 33]]);
+    let segwit = bitcoin::consensus::serialize(&w);
+    let hash = frame_of(&segwit);
+    assert_ne!(
+        hash,
+        w.compute_txid().to_byte_array(),
+        "the witness is in the payload hash"
+    );
+    assert_eq!(
+        relay::core::txid(&w, hash),
+        w.compute_txid().to_byte_array()
+    );
+    assert_eq!(
+        relay::core::txid(&w, hash),
+        id,
+        "the same transaction with a witness has the same txid"
+    );
 }
 
 #[test]
