@@ -60,9 +60,18 @@ struct StepArgs {
     /// Seconds of burst.
     #[arg(long, default_value_t = 10.0)]
     burst: f64,
-    /// Seconds of idle before and after.
-    #[arg(long, default_value_t = 16.0)]
+    /// Seconds of idle before the burst.
+    #[arg(long, default_value_t = 5.0)]
     idle: f64,
+    /// Seconds of idle after it; CPU is measured over the second half
+    /// (the adaptive controller steps down one level per
+    /// `adaptive_down_after` windows, 10 s by default).
+    #[arg(long, default_value_t = 60.0)]
+    after: f64,
+    /// Runs of each server, interleaved; the table gives the median and
+    /// the spread.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(Parser, Clone)]
@@ -132,6 +141,11 @@ struct ReportArgs {
     /// Relay decoding on or off.
     #[arg(long, default_value = "on")]
     decode: String,
+    /// After the listed rates, keep raising each server's rate by a
+    /// quarter until it delivers under 99.9 % (its saturation point), up
+    /// to this rate; 0 stops at the listed rates.
+    #[arg(long, default_value_t = 0)]
+    until_fail: u64,
     /// Where the JSON and the plots go.
     #[arg(long, default_value = "target/relay-report")]
     out: String,
@@ -155,6 +169,9 @@ struct LoadResult {
     duplicates: u64,
     corrupted: u64,
     missing: u64,
+    /// Subscribers the relay closed (its slow-subscriber policy): what
+    /// they did not receive counts as not delivered.
+    closed_subscribers: usize,
     /// The generator's own CPU over the run, in cores.
     generator_cpu: f64,
     /// Share of its (busy) loop's turns that found nothing to do: its slack.
@@ -163,6 +180,9 @@ struct LoadResult {
     send_lag_p99_us: f64,
     /// Latency samples, for the CDF plot: (µs, fraction below).
     cdf: Vec<(f64, f64)>,
+    /// p99 latency of the transactions due in each second of the
+    /// measured window, µs: where in a run the tail came from.
+    p99_by_second_us: Vec<f64>,
 }
 
 /// A framed transaction carrying `seq`.
@@ -222,6 +242,10 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
     let mut bufs: Vec<Vec<u8>> = (0..a.subs).map(|_| Vec::with_capacity(1 << 20)).collect();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let seconds_measured = a.seconds.ceil().max(1.0) as usize;
+    let mut by_second: Vec<Histogram<u64>> = (0..seconds_measured)
+        .map(|_| Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2).unwrap())
+        .collect();
     let (mut dup, mut corrupt, mut delivered) = (0u64, 0u64, 0u64);
     let mut events = Events::with_capacity(64);
     let mut chunk = vec![0u8; 256 << 10];
@@ -233,6 +257,9 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
     let deadline = due_at(total) + Duration::from_secs(5);
     let expected = total * a.subs as u64;
     let mut received = 0u64;
+    // Per subscriber: frames received, and whether the relay closed it.
+    let mut got = vec![0u64; a.subs];
+    let mut closed = vec![false; a.subs];
     // Loop turns that found nothing to send or read: the generator's
     // slack (a busy loop's idle share).
     let (mut turns, mut idle_turns) = (0u64, 0u64);
@@ -273,12 +300,17 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
         }
         for ev in events.iter() {
             let i = ev.token().0;
+            if closed[i] {
+                continue;
+            }
             loop {
                 match subs[i].read(&mut chunk) {
                     Ok(0) => {
-                        return Err(std::io::Error::other(format!(
-                            "the relay closed subscriber {i}"
-                        )))
+                        // Dropped by the relay's slow-subscriber policy:
+                        // the rest of its frames are not delivered.
+                        closed[i] = true;
+                        poll.registry().deregister(&mut subs[i])?;
+                        break;
                     }
                     Ok(n) => bufs[i].extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -303,10 +335,15 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
                         } else {
                             *s |= 1 << (i % 16);
                             received += 1;
+                            got[i] += 1;
                             if seq >= warm {
                                 delivered += 1;
                                 let l = t.saturating_duration_since(due_at(seq));
                                 hist.record(l.as_nanos().max(1) as u64).ok();
+                                let sec = ((seq - warm) / a.rate.max(1)) as usize;
+                                if let Some(h) = by_second.get_mut(sec) {
+                                    h.record(l.as_nanos().max(1) as u64).ok();
+                                }
                             }
                         }
                     }
@@ -318,7 +355,7 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
         }
         if next == total
             && pubs.iter().all(|p| p.1.is_empty())
-            && (received >= expected || Instant::now() > deadline)
+            && ((0..a.subs).all(|i| closed[i] || got[i] >= total) || Instant::now() > deadline)
         {
             break;
         }
@@ -349,10 +386,12 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
         duplicates: dup,
         corrupted: corrupt,
         missing,
+        closed_subscribers: closed.iter().filter(|c| **c).count(),
         generator_cpu: cpu / wall,
         generator_idle: idle_turns as f64 / turns.max(1) as f64,
         send_lag_p99_us: q(&lag, 0.99),
         cdf,
+        p99_by_second_us: by_second.iter().map(|h| q(h, 0.99)).collect(),
     })
 }
 
@@ -390,59 +429,115 @@ fn step(st: &StepArgs) -> std::io::Result<()> {
         seconds: st.burst,
         decode: "on".into(),
         out: String::new(),
+        until_fail: 0,
+    };
+    let servers = ["basic", "turbo", "adaptive"];
+    // Per server: (burst p99, burst p95, delivered %, idle CPU) of each run.
+    let mut runs: Vec<Vec<[f64; 4]>> = vec![Vec::new(); servers.len()];
+    let mut moves: Vec<Vec<String>> = vec![Vec::new(); servers.len()];
+    let mut port = 19_333u16;
+    for run in 0..st.runs.max(1) {
+        for (k, server) in servers.iter().enumerate() {
+            port += 2;
+            eprintln!(
+                "[run {}/{}] {server}: idle {} s, burst at {}/s for {} s, idle {} s",
+                run + 1,
+                st.runs.max(1),
+                st.idle,
+                st.rate,
+                st.burst,
+                st.after
+            );
+            let mut s = report::start(&r, server, port)?;
+            let pid = s.0.id();
+            std::thread::sleep(Duration::from_secs_f64(st.idle));
+            let args = LoadArgs {
+                publishers: format!("127.0.0.1:{port}").parse().unwrap(),
+                subscribers: format!("127.0.0.1:{}", port + 1).parse().unwrap(),
+                rate: st.rate,
+                seconds: st.burst,
+                pubs: 4,
+                subs: 16,
+                cpu: 1,
+                seq_base: 0,
+            };
+            let burst = std::thread::spawn(move || load(&args))
+                .join()
+                .map_err(|_| std::io::Error::other("the generator panicked"))??;
+            // Idle CPU once the load is gone: the second half of the idle
+            // time (the adaptive controller needs its down-streaks).
+            std::thread::sleep(Duration::from_secs_f64(st.after / 2.0));
+            let (c0, _) = report::proc_stat(pid).unwrap_or_default();
+            std::thread::sleep(Duration::from_secs_f64(st.after / 2.0));
+            let (c1, _) = report::proc_stat(pid).unwrap_or_default();
+            let idle_cpu = (c1 - c0) / (st.after / 2.0);
+            let out = s.stop();
+            let path = out
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find_map(|v| v.get("adaptive").cloned())
+                .and_then(|a| a.get("path").cloned())
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into());
+            eprintln!(
+                "  p99 by second (µs): {:?}",
+                burst
+                    .p99_by_second_us
+                    .iter()
+                    .map(|v| v.round() as u64)
+                    .collect::<Vec<_>>()
+            );
+            runs[k].push([
+                burst.p99_us,
+                burst.p95_us,
+                burst.delivered_fraction * 100.0,
+                idle_cpu,
+            ]);
+            moves[k].push(path);
+            drop(s);
+        }
+    }
+    // The median and the spread of one column.
+    let stat = |v: &[[f64; 4]], i: usize| {
+        let mut x: Vec<f64> = v.iter().map(|r| r[i]).collect();
+        x.sort_by(f64::total_cmp);
+        (x[x.len() / 2], x[0], x[x.len() - 1])
     };
     println!(
-        "{:>9} {:>14} {:>14} {:>12} {:>16}  level moves",
-        "server", "burst p99 µs", "burst p95 µs", "deliv %", "idle CPU (cores)"
+        "{} run(s) each, interleaved; median (lowest-highest). Burst {}/s for {} s after {} s idle; idle CPU over the last {} s of {} s idle after.",
+        st.runs.max(1),
+        st.rate,
+        st.burst,
+        st.idle,
+        st.after / 2.0,
+        st.after
     );
-    let mut port = 19_333u16;
-    for server in ["basic", "turbo", "adaptive"] {
-        port += 2;
-        eprintln!(
-            "{server}: idle {} s, burst at {}/s for {} s, idle {} s",
-            st.idle, st.rate, st.burst, st.idle
-        );
-        let mut s = report::start(&r, server, port)?;
-        let pid = s.0.id();
-        std::thread::sleep(Duration::from_secs_f64(st.idle));
-        let args = LoadArgs {
-            publishers: format!("127.0.0.1:{port}").parse().unwrap(),
-            subscribers: format!("127.0.0.1:{}", port + 1).parse().unwrap(),
-            rate: st.rate,
-            seconds: st.burst,
-            pubs: 4,
-            subs: 16,
-            cpu: 1,
-            seq_base: 0,
+    println!(
+        "{:>9} {:>26} {:>26} {:>12} {:>26}",
+        "server", "burst p99 µs", "burst p95 µs", "min deliv %", "idle CPU (cores)"
+    );
+    for (k, server) in servers.iter().enumerate() {
+        let cell = |i: usize, prec: usize| {
+            let (m, lo, hi) = stat(&runs[k], i);
+            format!("{m:.prec$} ({lo:.prec$}-{hi:.prec$})")
         };
-        let burst = std::thread::spawn(move || load(&args))
-            .join()
-            .map_err(|_| std::io::Error::other("the generator panicked"))??;
-        // Idle CPU once the load is gone: the second half of the idle time
-        // (the adaptive controller needs its down-streak to step down).
-        std::thread::sleep(Duration::from_secs_f64(st.idle / 2.0));
-        let (c0, _) = report::proc_stat(pid).unwrap_or_default();
-        std::thread::sleep(Duration::from_secs_f64(st.idle / 2.0));
-        let (c1, _) = report::proc_stat(pid).unwrap_or_default();
-        let idle_cpu = (c1 - c0) / (st.idle / 2.0);
-        let out = s.stop();
-        let moves = out
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find_map(|v| v.get("adaptive").cloned())
-            .and_then(|a| a.get("path").cloned())
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-".into());
         println!(
-            "{:>9} {:>14.1} {:>14.1} {:>12.3} {:>16.3}  {}",
+            "{:>9} {:>26} {:>26} {:>12.3} {:>26}",
             server,
-            burst.p99_us,
-            burst.p95_us,
-            burst.delivered_fraction * 100.0,
-            idle_cpu,
-            moves
+            cell(0, 1),
+            cell(1, 1),
+            stat(&runs[k], 2).1,
+            cell(3, 3)
         );
-        drop(s);
+    }
+    let (b, t, a) = (stat(&runs[0], 3).0, stat(&runs[1], 0).0, &runs[2]);
+    println!(
+        "adaptive against turbo, burst p99: {:.2}x (median); idle CPU above basic: {:+.3} cores",
+        stat(a, 0).0 / t,
+        stat(a, 3).0 - b
+    );
+    for (i, m) in moves[2].iter().enumerate() {
+        println!("adaptive run {}: {m}", i + 1);
     }
     Ok(())
 }
@@ -827,6 +922,10 @@ mod report {
         Ok(())
     }
 
+    /// A server, the highest rate it sustained, and the first rate it did
+    /// not with what happened there.
+    type Saturation = (String, u64, Option<(u64, String)>);
+
     pub fn run(r: &ReportArgs) {
         if let Err(e) = std::fs::create_dir_all(&r.out) {
             eprintln!("report: cannot create {}: {e}", r.out);
@@ -835,19 +934,63 @@ mod report {
         let mut rows = Vec::new();
         let total = r.servers.len() * r.rates.len();
         let mut port = 18_333u16;
+        // Per server: the highest rate sustained (≥ 99.9 % delivered) and
+        // the first one that was not, with what happened there.
+        let mut saturation: Vec<Saturation> = Vec::new();
+        let mut done = 0;
         for server in &r.servers {
-            for &rate in &r.rates {
+            let mut rates = r.rates.clone();
+            let (mut sustained, mut failed) = (0u64, None);
+            let mut k = 0;
+            while k < rates.len() {
+                let rate = rates[k];
+                k += 1;
+                done += 1;
                 eprintln!(
-                    "[{}/{total}] {server} at {rate}/s ({} s)",
-                    rows.len() + 1,
+                    "[{done}/{}] {server} at {rate}/s ({} s)",
+                    total.max(done),
                     r.seconds
                 );
                 port += 2;
-                match point(r, server, rate, port) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => eprintln!("  {server} at {rate}/s failed: {e}"),
+                let ok = match point(r, server, rate, port) {
+                    Ok(row) => {
+                        let l = &row.load;
+                        let ok = l.delivered_fraction >= 0.999;
+                        if !ok && failed.is_none() {
+                            failed = Some((
+                                rate,
+                                format!(
+                                    "{:.1} % delivered, {} subscriber(s) dropped as slow, p99 {:.0} µs",
+                                    l.delivered_fraction * 100.0,
+                                    l.closed_subscribers,
+                                    l.p99_us
+                                ),
+                            ));
+                        }
+                        rows.push(row);
+                        ok
+                    }
+                    Err(e) => {
+                        eprintln!("  {server} at {rate}/s failed: {e}");
+                        if failed.is_none() {
+                            failed = Some((rate, e.to_string()));
+                        }
+                        false
+                    }
+                };
+                if ok && failed.is_none() {
+                    sustained = sustained.max(rate);
+                }
+                // The ladder: past the listed rates, a quarter more each
+                // step (rounded to 10 000/s) while the server keeps up.
+                if k == rates.len() && ok && failed.is_none() && r.until_fail > 0 {
+                    let next = (rate * 5 / 4).div_ceil(10_000) * 10_000;
+                    if next <= r.until_fail {
+                        rates.push(next);
+                    }
                 }
             }
+            saturation.push((server.clone(), sustained, failed));
         }
         println!(
             "{:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7} {:>10} {:>7}",
@@ -873,6 +1016,12 @@ mod report {
                 l.p50_us, l.p95_us, l.p99_us, l.p999_us, x.server_cpu,
                 x.server_cpu_us_per_delivery, x.rss_mb, x.allocations_per_message, x.page_faults
             );
+            if l.closed_subscribers > 0 {
+                println!(
+                    "{:>11} the relay dropped {} subscriber(s) as slow",
+                    "", l.closed_subscribers
+                );
+            }
             if l.duplicates + l.corrupted > 0 || (l.missing > 0 && l.delivered_fraction > 0.999) {
                 println!(
                     "{:>11} integrity: {} duplicates, {} corrupted, {} missing",
@@ -894,6 +1043,15 @@ mod report {
             })
             .collect();
         println!("generator: {}", gen.join("; "));
+        println!("saturation (the highest rate delivered at >= 99.9 %, and the first one not):");
+        for (server, sustained, failed) in &saturation {
+            match failed {
+                Some((rate, why)) => {
+                    println!("{server:>11}: sustained {sustained}/s; at {rate}/s: {why}")
+                }
+                None => println!("{server:>11}: sustained {sustained}/s, every rate tried"),
+            }
+        }
         let json = format!("{}/report.json", r.out);
         if let Err(e) = std::fs::write(
             &json,
