@@ -43,6 +43,10 @@ struct Args {
     /// Bytes each subscriber's queue holds.
     #[arg(long, default_value_t = 4 << 20)]
     queue_bytes: usize,
+    /// Milliseconds a subscriber's queue may stay over half full (the
+    /// publishers waiting meanwhile) before it counts as slow.
+    #[arg(long, default_value_t = 500)]
+    slow_after_ms: u64,
     /// Transactions remembered for duplicate detection.
     #[arg(long, default_value_t = 1_000_000)]
     seen: usize,
@@ -71,6 +75,7 @@ fn main() {
         seen: args.seen,
         queue_bytes: args.queue_bytes,
         slow: args.slow,
+        slow_after: std::time::Duration::from_millis(args.slow_after_ms),
         ..RelayConfig::default()
     };
     let addrs = Addrs {

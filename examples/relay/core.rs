@@ -45,8 +45,13 @@ pub struct RelayConfig {
     pub seen: usize,
     /// Bytes each subscriber's queue holds.
     pub queue_bytes: usize,
-    /// What a full queue means.
+    /// What a slow subscriber gets.
     pub slow: SlowPolicy,
+    /// How long a subscriber's queue may stay over half full before the
+    /// subscriber counts as slow. Meanwhile publishers wait (the relay
+    /// may itself be behind: then every queue drains in turn, and nothing
+    /// is dropped). A full queue counts as slow at once.
+    pub slow_after: std::time::Duration,
 }
 
 impl Default for RelayConfig {
@@ -58,6 +63,7 @@ impl Default for RelayConfig {
             seen: 100_000,
             queue_bytes: 1 << 20,
             slow: SlowPolicy::Drop,
+            slow_after: std::time::Duration::from_millis(500),
         }
     }
 }
@@ -77,6 +83,9 @@ pub struct Counters {
     pub skipped: u64,
     /// Subscribers disconnected for being slow (drop policy).
     pub dropped_subscribers: u64,
+    /// Times a publisher found no room because a subscriber's queue was
+    /// over half full (backpressure: its data stays in TCP meanwhile).
+    pub paused: u64,
     /// Malformed input, by kind; each closed its connection.
     pub bad_magic: u64,
     /// Payload length above the limit.
@@ -201,6 +210,32 @@ struct Subscriber {
     written: u64,
     waker: Option<Waker>,
     closed: bool,
+    /// Since when the queue is over half full (the relay's clock).
+    over_since: Option<u64>,
+    /// Over half full for longer than `slow_after`, under the skip
+    /// policy: frames are skipped for it until it drains.
+    lagging: bool,
+}
+
+impl Subscriber {
+    /// Whether publishers wait for it.
+    fn holds_back(&self) -> bool {
+        !self.closed && !self.lagging && self.over_since.is_some()
+    }
+
+    /// Marks it slow by the policy (counted); true if it was dropped.
+    fn slow(&mut self, policy: SlowPolicy, c: &mut Counters) {
+        match policy {
+            SlowPolicy::Skip => self.lagging = true,
+            SlowPolicy::Drop => {
+                self.closed = true;
+                c.dropped_subscribers += 1;
+                if let Some(w) = self.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
 }
 
 /// Identifies a subscriber.
@@ -227,6 +262,8 @@ pub struct Relay {
     /// What was counted.
     pub counters: Counters,
     latency: Option<sprint::metrics::Histogram>,
+    /// Publishers waiting for room (see [`Relay::poll_room`]).
+    paused: Vec<Waker>,
 }
 
 impl Relay {
@@ -239,6 +276,56 @@ impl Relay {
             subs: Vec::new(),
             counters: Counters::default(),
             latency,
+            // Room for a publisher each without growing in the steady state.
+            paused: Vec::with_capacity(64),
+        }
+    }
+
+    /// Whether a subscriber's queue holds publishers back.
+    fn backlogged(&self) -> bool {
+        self.subs.iter().flatten().any(Subscriber::holds_back)
+    }
+
+    /// Whether a publisher may read more at `now` (see
+    /// [`Relay::poll_room`]), without waiting.
+    pub fn room(&mut self, now: u64) -> bool {
+        let grace = self.cfg.slow_after.as_nanos() as u64;
+        let (policy, c) = (self.cfg.slow, &mut self.counters);
+        for s in self.subs.iter_mut().flatten().filter(|s| s.holds_back()) {
+            if s.over_since
+                .is_some_and(|t| sprint::metrics::nanos_between(t, now) >= grace)
+            {
+                s.slow(policy, c);
+            }
+        }
+        let room = !self.backlogged();
+        self.counters.paused += u64::from(!room);
+        room
+    }
+
+    /// Whether a publisher may read more at `now`. Not while a
+    /// subscriber's queue is over half full: `waker` is woken once it has
+    /// drained, and meanwhile the publishers' data waits in their sockets,
+    /// so TCP slows them down. When the relay itself is behind, every
+    /// queue fills and drains in turn and nothing is dropped; a queue that
+    /// stays over half full for `slow_after` is a slow subscriber, and the
+    /// policy applies to it here (so call this again by then).
+    pub fn poll_room(&mut self, waker: &Waker, now: u64) -> bool {
+        if self.room(now) {
+            return true;
+        }
+        if !self.paused.iter().any(|w| w.will_wake(waker)) {
+            self.paused.push(waker.clone());
+        }
+        false
+    }
+
+    /// Wakes the waiting publishers once the relay has caught up.
+    fn resume(&mut self) {
+        if !self.paused.is_empty() && !self.backlogged() {
+            for w in self.paused.drain(..) {
+                w.wake();
+            }
         }
     }
 
@@ -268,6 +355,8 @@ impl Relay {
             written: 0,
             waker: None,
             closed: false,
+            over_since: None,
+            lagging: false,
         };
         if let Some(i) = self.subs.iter().position(Option::is_none) {
             self.subs[i] = Some(s);
@@ -282,6 +371,7 @@ impl Relay {
         if let Some(slot) = self.subs.get_mut(id.0) {
             *slot = None;
         }
+        self.resume();
     }
 
     /// Takes what the buffer `buf` holds of a publisher's stream: every
@@ -343,24 +433,22 @@ impl Relay {
             return Ok(());
         }
         self.counters.relayed += 1;
+        let mark = self.cfg.queue_bytes / 2;
         for s in self.subs.iter_mut().flatten() {
             if s.closed {
                 continue;
             }
-            if s.ring.free() < frame.len() {
-                match self.cfg.slow {
-                    SlowPolicy::Skip => self.counters.skipped += 1,
-                    SlowPolicy::Drop => {
-                        s.closed = true;
-                        self.counters.dropped_subscribers += 1;
-                        if let Some(w) = s.waker.take() {
-                            w.wake();
-                        }
-                    }
+            if s.lagging || s.ring.free() < frame.len() {
+                s.slow(self.cfg.slow, &mut self.counters);
+                if s.lagging {
+                    self.counters.skipped += 1;
                 }
                 continue;
             }
             s.ring.push(frame);
+            if s.ring.len > mark && s.over_since.is_none() {
+                s.over_since = Some(now);
+            }
             s.queued += frame.len() as u64;
             s.stamps.push_back((s.queued, now));
             self.counters.deliveries += 1;
@@ -396,6 +484,10 @@ impl Relay {
         };
         s.ring.consume(n);
         s.written += n as u64;
+        if s.ring.len <= self.cfg.queue_bytes / 2 {
+            s.over_since = None;
+            s.lagging = false;
+        }
         while let Some(&(end, at)) = s.stamps.front() {
             if end > s.written {
                 break;
@@ -405,6 +497,7 @@ impl Relay {
                 h.record_ns(sprint::metrics::nanos_between(at, now));
             }
         }
+        self.resume();
     }
 }
 

@@ -8,6 +8,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
 
 /// A connected stream.
 pub trait Stream: 'static {
@@ -15,6 +16,9 @@ pub trait Stream: 'static {
     fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>>;
     /// Writes all of `buf`.
     fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// The runtime's timer (a publisher waiting for room re-checks the
+    /// slow-subscriber grace with it).
+    fn sleep(d: Duration) -> impl Future<Output = ()>;
 }
 
 impl Stream for sprint::net::TcpStream {
@@ -23,6 +27,9 @@ impl Stream for sprint::net::TcpStream {
     }
     fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>> {
         sprint::net::TcpStream::write_all(self, buf)
+    }
+    fn sleep(d: Duration) -> impl Future<Output = ()> {
+        sprint::time::sleep(d)
     }
 }
 
@@ -47,6 +54,9 @@ impl Stream for tokio::net::TcpStream {
             }
         }
         Ok(())
+    }
+    fn sleep(d: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(d)
     }
 }
 
@@ -82,6 +92,23 @@ pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
         // At most 64 KiB a read (the buffer holds the largest frame): one
         // read's frames must fit the subscribers' queues.
         let end = (have + (64 << 10)).min(buf.len());
+        // Backpressure: while the relay is behind its subscribers, leave
+        // the data in the socket.
+        // A quarter of the grace between looks when nothing drains.
+        if !relay.borrow_mut().room(now()) {
+            let nap = relay.borrow().config().slow_after / 4;
+            let mut timer = Box::pin(S::sleep(nap));
+            poll_fn(|cx| loop {
+                if relay.borrow_mut().poll_room(cx.waker(), now()) {
+                    return Poll::Ready(());
+                }
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                timer.set(S::sleep(nap));
+            })
+            .await;
+        }
         let n = match s.read(&mut buf[have..end]).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,

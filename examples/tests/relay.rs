@@ -290,6 +290,79 @@ fn slow(rt: Rt, policy: SlowPolicy) {
     drop(lazy);
 }
 
+/// When every subscriber is behind, the relay is what is slow: publishers
+/// wait (their data stays in TCP) and no subscriber is dropped, under the
+/// drop policy, however much more is published than the queues hold.
+fn relay_behind(rt: Rt) {
+    let relay = Running::start(
+        rt,
+        RelayConfig {
+            queue_bytes: 256 << 10,
+            // Longer than the readers' pause below: they are not slow.
+            slow_after: Duration::from_secs(5),
+            ..RelayConfig::default()
+        },
+    );
+    // Small receive buffers, so that the queues, not the kernel, hold
+    // what the subscribers have not read.
+    let mut subs: Vec<(TcpStream, Vec<u8>)> = (0..2)
+        .map(|_| {
+            let s: TcpStream = sluggish(relay.addrs.subscribers).into();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            (s, Vec::new())
+        })
+        .collect();
+    settle();
+    let mut p = relay.publish();
+    // 2,000 transactions of about 30 KB: 60 MB, more than the queues and
+    // the kernel's socket buffers on the way hold (the relay's receive
+    // buffer alone may grow to 32 MB).
+    let n = 2_000;
+    let frames: Vec<u8> = (0..n)
+        .flat_map(|i| wire::tx_frame(&tx(i, 30_000).0))
+        .collect();
+    let sent = frames.clone();
+    let writer = std::thread::spawn(move || {
+        p.write_all(&sent).unwrap();
+        p
+    });
+    // Nobody reads for a second: the socket buffers and both queues
+    // fill, together.
+    std::thread::sleep(Duration::from_secs(1));
+    // Then both read at the same pace, a chunk each in turn.
+    let mut chunk = vec![0u8; 16 << 10];
+    while subs.iter().any(|(_, got)| got.len() < frames.len()) {
+        for (s, got) in subs.iter_mut().filter(|(_, got)| got.len() < frames.len()) {
+            let k = s.read(&mut chunk).expect("subscriber read");
+            assert!(
+                k > 0,
+                "the relay closed a subscriber after {} bytes",
+                got.len()
+            );
+            got.extend_from_slice(&chunk[..k]);
+        }
+    }
+    let _p = writer.join().unwrap();
+    for (_, got) in &subs {
+        assert!(*got == frames, "every transaction, once, in order");
+    }
+    let c = relay.finish().counters;
+    assert_eq!(c.relayed, n);
+    assert_eq!(c.dropped_subscribers, 0, "{c:?}");
+    assert_eq!(c.skipped, 0, "{c:?}");
+    assert!(c.paused > 0, "the publisher waited: {c:?}");
+}
+
+#[test]
+fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_sprint() {
+    relay_behind(Rt::Sprint);
+}
+
+#[test]
+fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_tokio() {
+    relay_behind(Rt::Tokio);
+}
+
 #[test]
 fn a_slow_subscriber_is_dropped_and_the_others_get_everything_on_sprint() {
     slow(Rt::Sprint, SlowPolicy::Drop);
