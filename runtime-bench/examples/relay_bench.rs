@@ -963,8 +963,8 @@ mod report {
                 let ok = match point(r, server, rate, port) {
                     Ok(row) => {
                         let l = &row.load;
-                        let ok = l.delivered_fraction >= 0.999
-                            && l.p99_us <= r.keep_up_p99_ms * 1e3;
+                        let ok =
+                            l.delivered_fraction >= 0.999 && l.p99_us <= r.keep_up_p99_ms * 1e3;
                         if !ok && failed.is_none() {
                             failed = Some((
                                 rate,
