@@ -308,7 +308,10 @@ fn relay_behind(rt: Rt) {
     let mut subs: Vec<(TcpStream, Vec<u8>)> = (0..2)
         .map(|_| {
             let s: TcpStream = sluggish(relay.addrs.subscribers).into();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            // A read that finds nothing gives way to the other reader: a
+            // blocking read on a caught-up subscriber would stall the
+            // other, whose queue the relay is waiting on.
+            s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
             (s, Vec::new())
         })
         .collect();
@@ -331,9 +334,21 @@ fn relay_behind(rt: Rt) {
     std::thread::sleep(Duration::from_secs(1));
     // Then both read at the same pace, a chunk each in turn.
     let mut chunk = vec![0u8; 16 << 10];
+    let until = std::time::Instant::now() + Duration::from_secs(120);
     while subs.iter().any(|(_, got)| got.len() < frames.len()) {
+        assert!(std::time::Instant::now() < until, "the readers stalled");
         for (s, got) in subs.iter_mut().filter(|(_, got)| got.len() < frames.len()) {
-            let k = s.read(&mut chunk).expect("subscriber read");
+            let k = match s.read(&mut chunk) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                r => r.expect("subscriber read"),
+            };
             assert!(
                 k > 0,
                 "the relay closed a subscriber after {} bytes",
