@@ -223,7 +223,8 @@ impl Subscriber {
         !self.closed && !self.lagging && self.over_since.is_some()
     }
 
-    /// Marks it slow by the policy (counted); true if it was dropped.
+    /// Applies the slow-subscriber policy to it: dropped (counted) or
+    /// skipped until it drains.
     fn slow(&mut self, policy: SlowPolicy, c: &mut Counters) {
         match policy {
             SlowPolicy::Skip => self.lagging = true,

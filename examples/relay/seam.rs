@@ -140,11 +140,11 @@ pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
         // read's frames must fit the subscribers' queues.
         let end = (have + (64 << 10)).min(buf.len());
         // Backpressure: while the relay is behind its subscribers, leave
-        // the data in the socket.
-        // A quarter of the grace between looks when nothing drains.
+        // the data in the socket. Looks again when a queue drains, and a
+        // quarter of the slow-subscriber grace apart when none does.
         if !relay.borrow_mut().room(now()) {
             let nap = relay.borrow().config().slow_after / 4;
-            let mut timer = Box::pin(S::sleep(nap));
+            let mut timer = std::pin::pin!(S::sleep(nap));
             poll_fn(|cx| loop {
                 if relay.borrow_mut().poll_room(cx.waker(), now()) {
                     return Poll::Ready(());

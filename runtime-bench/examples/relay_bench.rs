@@ -142,8 +142,8 @@ struct ReportArgs {
     #[arg(long, default_value = "on")]
     decode: String,
     /// After the listed rates, keep raising each server's rate by a
-    /// quarter until it delivers under 99.9 % (its saturation point), up
-    /// to this rate; 0 stops at the listed rates.
+    /// quarter while it keeps up (see `--keep-up-p99-ms`), to find its
+    /// saturation point, up to this rate; 0 stops at the listed rates.
     #[arg(long, default_value_t = 0)]
     until_fail: u64,
     /// A server keeps up at a rate when it delivers at least 99.9 % with
@@ -942,8 +942,8 @@ mod report {
         let mut rows = Vec::new();
         let total = r.servers.len() * r.rates.len();
         let mut port = 18_333u16;
-        // Per server: the highest rate sustained (≥ 99.9 % delivered) and
-        // the first one that was not, with what happened there.
+        // Per server: the highest rate kept up with and the first one
+        // that was not, with what happened there.
         let mut saturation: Vec<Saturation> = Vec::new();
         let mut done = 0;
         for server in &r.servers {

@@ -185,15 +185,9 @@ pub(crate) fn starting_config(config: &Config) -> Result<Config, ConfigError> {
     let hi = Config::for_level(config.adaptive_max_level);
     let lo = Config::for_level(config.adaptive_min_level);
     let mut c = config.clone();
-    let preset = |k: &str| {
-        matches!(
-            config.sources().get(k),
-            Some(crate::config::Source::Preset(_)) | None
-        )
-    };
     macro_rules! take {
         ($from:ident: $($f:ident),*) => {$(
-            if preset(stringify!($f)) {
+            if left_to_level(config, stringify!($f)) {
                 c.$f = $from.$f.clone();
             }
         )*};
@@ -214,17 +208,18 @@ pub(crate) fn needs_deques(config: &Config) -> bool {
         return true;
     }
     config.adaptive
-        && scheduling_is_live(config)
+        && left_to_level(config, "scheduling")
         && Level::ALL
             .iter()
             .filter(|l| **l >= config.adaptive_min_level && **l <= config.adaptive_max_level)
             .any(|l| Config::for_level(*l).scheduling != ThreadPerCore)
 }
 
-/// Whether the controller moves `scheduling` (the operator did not fix it).
-fn scheduling_is_live(config: &Config) -> bool {
+/// Whether `field` comes from the level (the operator did not set it):
+/// only those the controller takes from a level.
+fn left_to_level(config: &Config, field: &str) -> bool {
     matches!(
-        config.sources().get("scheduling"),
+        config.sources().get(field),
         Some(crate::config::Source::Preset(_)) | None
     )
 }
@@ -252,7 +247,7 @@ fn apply(handle: &Handle, level: Level, original_slack: &[Option<u64>]) -> Resul
     handle
         .set_idle(c.idle, c.idle_spin())
         .map_err(|e| e.to_string())?;
-    if handle.shared.policy.can_steal && scheduling_is_live(&handle.shared.info.config) {
+    if handle.shared.policy.can_steal && left_to_level(&handle.shared.info.config, "scheduling") {
         handle
             .set_scheduling(c.scheduling)
             .map_err(|e| e.to_string())?;
