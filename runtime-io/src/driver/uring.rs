@@ -1013,7 +1013,18 @@ impl UringDriver {
 
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let h = &self.handle;
-        let pending = std::mem::take(&mut h.state.lock().unsubmitted) > 0;
+        let (pending, taskrun) = {
+            let mut st = h.state.lock();
+            // SAFETY: the state lock is held, so no other thread pushes
+            // while this view exists. The lock is needed even to read the
+            // flags: a submission-queue view stores the tail it loaded
+            // back when dropped, and a view made outside the lock once
+            // rolled the tail back under another thread's push, so the
+            // kernel consumed stale entries again (a send submitted twice,
+            // its second result read by the next operation in its slot).
+            let taskrun = unsafe { h.ring.submission_shared() }.taskrun();
+            (std::mem::take(&mut st.unsubmitted) > 0, taskrun)
+        };
         // SAFETY: only this (the owner) thread reads the completion queue.
         let ready = !unsafe { h.ring.completion_shared() }.is_empty();
         let wait = match timeout {
@@ -1022,8 +1033,6 @@ impl UringDriver {
             _ => true,
         };
         let r = if !wait {
-            // SAFETY: owner thread; reading the SQ flags only.
-            let taskrun = unsafe { h.ring.submission_shared() }.taskrun();
             if pending || taskrun || h.sqpoll {
                 h.ring.submitter().submit().map(drop)
             } else {
