@@ -49,6 +49,16 @@ impl Fnv {
     }
 }
 
+/// A connected TCP pair on loopback: the connecting side and the accepted
+/// one, with their listener (kept open, as a server would).
+async fn connected_pair() -> (TcpStream, TcpStream, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let c = TcpStream::connect(addr).await.unwrap();
+    let (s, _) = listener.accept().await.unwrap();
+    (c, s, listener)
+}
+
 #[test]
 fn echo() {
     for d in drivers() {
@@ -277,10 +287,7 @@ fn a_read_times_out_and_the_stream_still_works() {
     for d in drivers() {
         let rt = rt(d, Level::Standard, 1);
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let c = TcpStream::connect(addr).await.unwrap();
-            let (s, _) = listener.accept().await.unwrap();
+            let (c, s, _listener) = connected_pair().await;
             let mut buf = [0u8; 4];
             let r = time::timeout(Duration::from_millis(20), c.read(&mut buf)).await;
             assert!(r.is_err(), "{d}: nothing was sent");
@@ -300,10 +307,7 @@ fn a_cancelled_read_never_writes_into_its_buffer_later() {
     for d in drivers() {
         let rt = rt(d, Level::Enterprise, 1);
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let c = TcpStream::connect(addr).await.unwrap();
-            let (s, _) = listener.accept().await.unwrap();
+            let (c, s, _listener) = connected_pair().await;
             let mut buf = vec![0u8; 4096];
             let r = time::timeout(Duration::from_millis(10), c.read(&mut buf)).await;
             assert!(r.is_err());
@@ -329,10 +333,7 @@ fn a_cancelled_owned_read_keeps_its_buffer_from_reuse() {
     for d in drivers() {
         let rt = rt(d, Level::Standard, 1);
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let c = TcpStream::connect(addr).await.unwrap();
-            let (s, _) = listener.accept().await.unwrap();
+            let (c, s, _listener) = connected_pair().await;
             let r = time::timeout(
                 Duration::from_millis(10),
                 c.read_owned(Vec::<u8>::with_capacity(4096)),
@@ -360,10 +361,7 @@ fn owned_buffers_round_trip_including_registered_pool_buffers() {
         // Enterprise registers the pool's buffers with io_uring.
         let rt = rt(d, Level::Enterprise, 1);
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let c = TcpStream::connect(addr).await.unwrap();
-            let (s, _) = listener.accept().await.unwrap();
+            let (c, s, _listener) = connected_pair().await;
             let pool = sprint_io::buf::BufferPool::current().unwrap();
             let free = pool.available();
             let mut p = pool.take().unwrap();
@@ -542,10 +540,7 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
         // The SQPOLL ring does real work.
         rt.block_on(async {
             sprint_core::spawn_on(0, async {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let c = TcpStream::connect(addr).await.unwrap();
-                let (s, _) = listener.accept().await.unwrap();
+                let (c, s, _listener) = connected_pair().await;
                 c.write_all(b"polled").await.unwrap();
                 let mut buf = [0u8; 6];
                 let mut got = 0;
@@ -668,10 +663,7 @@ fn foreign_round_trips(d: IoDriver, messages: u64) {
     // without pause while the thread submits.
     let rt = rt(d, Level::Enterprise, 1);
     rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let c = TcpStream::connect(addr).await.unwrap();
-        let (s, _) = listener.accept().await.unwrap();
+        let (c, s, _listener) = connected_pair().await;
         for i in 0..messages {
             // A lost submission would hang: bound each round trip.
             time::timeout(Duration::from_secs(20), async {
