@@ -33,6 +33,8 @@ struct State {
 struct Inner {
     state: Mutex<State>,
     work: Condvar,
+    /// A thread became idle (the pool's first one, awaited at start).
+    idle: Condvar,
     exited: Condvar,
     max: usize,
     keep_alive: Duration,
@@ -75,6 +77,7 @@ impl BlockingPool {
                     spawned_total: 0,
                 }),
                 work: Condvar::new(),
+                idle: Condvar::new(),
                 exited: Condvar::new(),
                 max: max.max(1),
                 keep_alive,
@@ -83,6 +86,15 @@ impl BlockingPool {
         };
         let mut st = pool.inner.state.lock();
         pool.start_thread(&mut st, true)?;
+        // Returns once the thread waits for work, so that its one-time
+        // allocations (the thread's own start, and parking_lot's table of
+        // parked threads, created or grown by a thread's first wait) are
+        // made during the build, not later inside a task's hot path: the
+        // no-allocation tests saw them there. The thread's wait releases
+        // this lock only after its parking data exists.
+        while st.idle == 0 {
+            pool.inner.idle.wait(&mut st);
+        }
         drop(st);
         Ok(pool)
     }
@@ -180,6 +192,7 @@ fn run(inner: Arc<Inner>, first: bool) {
             break;
         }
         st.idle += 1;
+        inner.idle.notify_all();
         let timed_out = if first {
             // The first thread stays for the runtime's life.
             inner.work.wait(&mut st);

@@ -14,9 +14,8 @@ use sprint_core::memory::counting::{self, Counting};
 static GLOBAL: Counting = Counting;
 
 // No libtest harness in this binary (`harness = false`): the counter is
-// process-wide, and libtest's main thread allocates (its map and queue of
-// running tests) just after it starts a test's thread. On a loaded machine
-// those two allocations once landed inside the measured window.
+// process-wide, and libtest's main thread allocates beside a running test
+// (its records of running tests, its warning about one past 60 s).
 fn main() {
     echo_round_trips_allocate_nothing_in_steady_state();
     println!("test echo_round_trips_allocate_nothing_in_steady_state ... ok");
