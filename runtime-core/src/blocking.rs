@@ -1,9 +1,10 @@
 //! The blocking pool: threads for work that would stall a worker.
 //!
 //! `max_threads` counts the workers plus these threads, and the pool always
-//! has at least one, started with the runtime, so `spawn_blocking` never
-//! fails for want of a pool. More threads start on demand up to the bound
-//! and leave after `keep_alive` idle. A job is a task whose future runs the
+//! has at least one, started with the runtime (and waiting for work before
+//! the build returns), so `spawn_blocking` never fails for want of a pool.
+//! More threads start on demand up to the bound and leave after
+//! `keep_alive` idle. A job is a task whose future runs the
 //! closure in its first poll, so its JoinHandle, panics and aborts behave as
 //! for any task. At shutdown queued jobs are cancelled and running ones are
 //! waited for, up to the shutdown deadline.
