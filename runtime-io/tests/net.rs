@@ -682,3 +682,41 @@ fn foreign_round_trips(d: IoDriver, messages: u64) {
         }
     });
 }
+
+/// Connections reset by their peer while they wait in the backlog (SO_LINGER
+/// 0, then close) are skipped: `accept` hands over the next live one
+/// instead of failing (the relay's accept loops used to end on the first).
+#[test]
+fn connections_reset_before_accept_are_skipped() {
+    for d in drivers() {
+        for level in [Level::Basic, Level::Standard] {
+            let rt = rt(d, level, 1);
+            rt.block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                for _ in 0..20 {
+                    let c = std::net::TcpStream::connect(addr).unwrap();
+                    socket2::SockRef::from(&c)
+                        .set_linger(Some(Duration::ZERO))
+                        .unwrap();
+                    drop(c);
+                }
+                let mut honest = std::net::TcpStream::connect(addr).unwrap();
+                std::io::Write::write_all(&mut honest, b"hello").unwrap();
+                let (s, peer) = time::timeout(Duration::from_secs(10), listener.accept())
+                    .await
+                    .expect("accept returned in time")
+                    .unwrap_or_else(|e| panic!("{d:?} {level:?}: accept failed: {e}"));
+                assert_eq!(peer, honest.local_addr().unwrap());
+                let mut buf = [0u8; 5];
+                let mut got = 0;
+                while got < 5 {
+                    let n = s.read(&mut buf[got..]).await.unwrap();
+                    assert!(n > 0, "the honest connection closed early");
+                    got += n;
+                }
+                assert_eq!(&buf, b"hello");
+            });
+        }
+    }
+}

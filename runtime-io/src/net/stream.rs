@@ -202,8 +202,20 @@ impl<L: Source + AsFd> ListenerIo<L> {
         }
     }
 
-    /// The next accepted connection's fd.
+    /// The next accepted connection's fd. An error that belongs to one
+    /// connection (see [`connection_error`]) is skipped, so what comes back
+    /// is about the process or the listener (EMFILE, ENFILE, ENOBUFS,
+    /// ENOMEM): a server backs off and calls again.
     pub(crate) async fn accept(&self) -> io::Result<OwnedFd> {
+        loop {
+            match self.accept_one().await {
+                Err(e) if connection_error(&e) => continue,
+                r => return r,
+            }
+        }
+    }
+
+    async fn accept_one(&self) -> io::Result<OwnedFd> {
         match self {
             ListenerIo::Epoll(e) => {
                 poll_fn(|cx| {
@@ -218,4 +230,28 @@ impl<L: Source + AsFd> ListenerIo<L> {
             ListenerIo::Uring(u) => poll_fn(|cx| u.poll_accept(cx)).await,
         }
     }
+}
+
+/// Whether an `accept` error belongs to the one connection being accepted
+/// (the peer reset or aborted it before it was taken, or a network error
+/// was pending on it) rather than to the process or the listener. accept(2)
+/// passes a new connection's pending network errors on as its own, and
+/// asks the caller to treat those like EAGAIN.
+pub(crate) fn connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::ECONNRESET
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
 }

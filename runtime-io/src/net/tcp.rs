@@ -71,13 +71,53 @@ impl TcpListener {
         })
     }
 
-    /// The next connection. Errors such as EMFILE (too many open files)
-    /// come back with the OS error; the listener stays usable.
+    /// The next connection.
+    ///
+    /// One connection never makes `accept` fail: a connection the peer
+    /// reset or aborted before it was taken (ECONNABORTED, or gone before
+    /// its address could be read) and the network errors accept(2) passes
+    /// on from a new connection are skipped, and `accept` waits for the
+    /// next one. What comes back as an error is about the process or the
+    /// listener: EMFILE or ENFILE (descriptors exhausted), ENOBUFS or
+    /// ENOMEM (kernel memory). The listener stays usable after any of
+    /// them, and the pending connections wait in its backlog, so an accept
+    /// loop must not end on an error: it backs off (a few milliseconds,
+    /// growing to a second, as hyper and tokio's servers do) and calls
+    /// `accept` again.
+    ///
+    /// ```no_run
+    /// # async fn serve(listener: sprint_io::net::TcpListener) {
+    /// use std::time::Duration;
+    /// let mut backoff = Duration::from_millis(5);
+    /// loop {
+    ///     match listener.accept().await {
+    ///         Ok((stream, _peer)) => {
+    ///             backoff = Duration::from_millis(5);
+    ///             drop(stream); // spawn a task to serve it
+    ///         }
+    ///         Err(e) => {
+    ///             eprintln!("accept: {e}; retrying in {backoff:?}");
+    ///             sprint_core::time::sleep(backoff).await;
+    ///             backoff = (backoff * 2).min(Duration::from_secs(1));
+    ///         }
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let fd = self.io.accept().await?;
-        let stream = TcpStream::from_fd(fd)?;
-        let addr = stream.peer_addr()?;
-        Ok((stream, addr))
+        loop {
+            let fd = self.io.accept().await?;
+            // The address is read now: a peer that reset the connection
+            // while it waited in the backlog has none (ENOTCONN), and such
+            // a connection has nothing left to serve.
+            let addr = match socket2::SockRef::from(&fd).peer_addr() {
+                Ok(a) => sock_addr(a)?,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
+                Err(e) if super::stream::connection_error(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            return Ok((TcpStream::from_fd(fd)?, addr));
+        }
     }
 
     /// The bound address.
