@@ -148,3 +148,61 @@ fn the_idle_strategy_changes_live() {
     let again = parks();
     assert!(parks() > again, "spin-then-park parks again");
 }
+
+/// At the levels that steal, a task spawned from outside the runtime onto a
+/// worker that is blocked in a task (here until released, up to 20 s) does
+/// not wait for it: an idle worker takes it from the blocked worker's inbox.
+#[test]
+fn remote_spawns_do_not_wait_behind_a_blocked_worker() {
+    use std::sync::atomic::{AtomicBool, Ordering::*};
+    use std::sync::{mpsc, Arc};
+    for level in [Level::Basic, Level::Standard] {
+        let rt = common::rt(level, 2);
+        let started = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(AtomicBool::new(false));
+        let (s, r) = (started.clone(), release.clone());
+        let blocker = rt
+            .handle()
+            .spawn_on(0, async move {
+                s.store(true, Release);
+                let until = std::time::Instant::now() + Duration::from_secs(20);
+                // Blocks its worker's thread, as a mistaken synchronous call
+                // in a task would.
+                while !r.load(Acquire) && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !started.load(Acquire) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the blocker never ran"
+            );
+            std::thread::yield_now();
+        }
+        let (tx, rx) = mpsc::channel();
+        // Spawned from this thread, outside the runtime: round robin puts
+        // half of them in worker 0's inbox.
+        for i in 0..8 {
+            let tx = tx.clone();
+            drop(rt.spawn(async move { tx.send(i).unwrap() }));
+        }
+        let mut got = Vec::new();
+        for _ in 0..8 {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(i) => got.push(i),
+                Err(_) => break,
+            }
+        }
+        let still_blocked = !release.swap(true, AcqRel);
+        rt.block_on(blocker).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            (0..8).collect::<Vec<_>>(),
+            "{level}: tasks waited behind the blocked worker"
+        );
+        assert!(still_blocked);
+    }
+}

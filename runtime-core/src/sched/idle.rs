@@ -176,6 +176,43 @@ mod loom_tests {
         });
     }
 
+    /// An idle worker steals the stealable (odd) items from a busy
+    /// worker's inbox while a producer pushes and the owner drains: every
+    /// item is taken exactly once, and a pinned (even) one only by its
+    /// owner.
+    #[test]
+    fn loom_steal_from_inbox_races_drain_and_push() {
+        loom::model(|| {
+            let inbox = Arc::new(Inbox::<u32>::new());
+            inbox.push(1).unwrap();
+            let producer = {
+                let inbox = inbox.clone();
+                loom::thread::spawn(move || {
+                    inbox.push(2).unwrap();
+                    inbox.push(3).unwrap();
+                })
+            };
+            let stealer = {
+                let inbox = inbox.clone();
+                loom::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    inbox.steal_into(&mut got, 8, |i| i % 2 == 1);
+                    got
+                })
+            };
+            let mut owned = Vec::new();
+            inbox.drain_into(&mut owned);
+            producer.join().unwrap();
+            let stolen = stealer.join().unwrap();
+            inbox.drain_into(&mut owned);
+            assert!(stolen.iter().all(|i| i % 2 == 1), "stole a pinned item");
+            let mut all: Vec<u32> = owned.into_iter().chain(stolen).collect();
+            all.sort();
+            assert_eq!(all, vec![1, 2, 3]);
+            assert!(!inbox.is_nonempty());
+        });
+    }
+
     /// A push after close is refused and handed back, so a shutting-down
     /// worker never leaves an item behind unseen.
     #[test]

@@ -63,6 +63,40 @@ impl<T> Inbox<T> {
         n
     }
 
+    /// Takes up to `max` of the items `movable` allows, oldest first,
+    /// leaving the others in their order: an idle worker takes the
+    /// stealable tasks that wait in a busy (or blocked) worker's inbox.
+    pub(crate) fn steal_into(
+        &self,
+        out: &mut impl Extend<T>,
+        max: usize,
+        movable: impl Fn(&T) -> bool,
+    ) -> usize
+    where
+        T: Copy,
+    {
+        if max == 0 || !self.nonempty.load(Acquire) {
+            return 0;
+        }
+        let mut q = self.queue.lock();
+        let mut n = 0;
+        q.items.retain(|item| {
+            if n < max && movable(item) {
+                out.extend(std::iter::once(*item));
+                n += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if q.items.is_empty() {
+            // Under the lock, as every write of the flag: a push that comes
+            // later sets it again.
+            self.nonempty.store(false, Relaxed);
+        }
+        n
+    }
+
     /// Refuses every later push and returns what was queued.
     pub(crate) fn close(&self, out: &mut impl Extend<T>) {
         let mut q = self.queue.lock();

@@ -445,7 +445,13 @@ where
         unsafe { owner.shared_tasks.lock().push(task) };
     }
     let handle = JoinHandle::new(task);
-    if owner.push_remote(task).is_err() {
+    let pushed = owner.push_remote(task);
+    if stealable && pushed.is_ok() {
+        // The target may be busy or blocked in a task: a sleeping worker
+        // takes the task from its inbox (`Core::steal`).
+        rt.wake_a_sleeper(target);
+    }
+    if pushed.is_err() {
         // The runtime has shut down: the task will never run.
         harness::shutdown(task);
         if !stealable {

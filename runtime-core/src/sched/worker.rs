@@ -648,6 +648,10 @@ impl Core {
         }
     }
 
+    /// Takes work from another worker: from its deque, else the stealable
+    /// tasks waiting in its inbox (spawned or woken from another thread),
+    /// which a worker that is busy, or blocked in a task for seconds, would
+    /// not take before it is free again.
     fn steal(&self) -> bool {
         let Some(deque) = &self.deque else {
             return false;
@@ -665,6 +669,26 @@ impl Core {
                     Steal::Retry => continue,
                     Steal::Empty => break,
                 }
+            }
+        }
+        for k in 1..n {
+            let victim = &self.rt.workers[(self.shared.index + k) % n];
+            // SAFETY: the scratch vector is this thread's; it is empty
+            // between uses (`maintenance` drains it before it returns).
+            let arrivals = unsafe { &mut *self.arrivals.get() };
+            // Within the vector's capacity, so this never allocates.
+            let room = (arrivals.capacity() - arrivals.len()).min(32);
+            let got = victim
+                .inbox
+                .steal_into(arrivals, room, |t| t.header().stealable);
+            if got > 0 {
+                bump(&self.shared.counters.steals, got as u64);
+                for task in arrivals.drain(..) {
+                    // A stealable task needs nothing from the worker it was
+                    // sent to (`arrive` only queues it).
+                    self.push_local(task);
+                }
+                return true;
             }
         }
         false
