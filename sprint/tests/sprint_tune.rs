@@ -264,3 +264,18 @@ fn doctor_and_bad_input() {
     assert_eq!(code, 2);
     assert!(err.contains("--system"), "{err}");
 }
+
+#[test]
+fn a_huge_cpu_range_is_refused_with_its_limit() {
+    let limit = format!("the limit is {}", sprint::topology::possible_cpus());
+    for range in ["0-4000000000", "0-18446744073709551615"] {
+        let (code, _, err) = tune(&["verify", "--level", "aggressive", "--cpus", range]);
+        assert_eq!(code, 2, "{err}");
+        let top = range.trim_start_matches("0-");
+        assert!(
+            err.contains(&format!("'{range}' for '--cpus <CPUS>': CPU {top} in")),
+            "{err}"
+        );
+        assert!(err.contains(&limit), "{err}");
+    }
+}
