@@ -497,7 +497,11 @@ fn restore_waits_a_bounded_time_for_a_dying_tuners_lock() {
     let j = journal("dying");
     let _ = std::fs::remove_file(&j);
     let js = j.to_str().unwrap().to_string();
-    let mut child = applied_child("child_applies_and_dies_on_request", "DYING_JOURNAL", &j);
+    // Dropped before `orig` puts the values back, even on a failure.
+    let mut dying = Dying(
+        applied_child("child_applies_and_dies_on_request", "DYING_JOURNAL", &j),
+        j.clone(),
+    );
     let applied = orig.live();
     assert_ne!(applied, orig.originals(), "the child changed them");
     // Held throughout a short wait: refused, nothing written.
@@ -524,13 +528,24 @@ fn restore_waits_a_bounded_time_for_a_dying_tuners_lock() {
             "restore did not wait"
         );
     }
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
+    drop(dying.0.stdin.take());
+    assert!(dying.0.wait().unwrap().success());
     let out = restore.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert_eq!(orig.live(), orig.originals(), "{stdout}");
     assert!(!j.exists(), "the journal is removed");
+}
+
+/// The tuner child and its journal, ended and removed on drop.
+struct Dying(std::process::Child, PathBuf);
+
+impl Drop for Dying {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
+    }
 }
 
 #[test]
