@@ -157,31 +157,7 @@ fn restart_only(a: &Config, b: &Config, can_steal: bool) -> Vec<String> {
 /// Starts from the highest level's restart-only settings and the lowest
 /// level's live ones (fields the operator set keep their values).
 pub(crate) fn starting_config(config: &Config) -> Result<Config, ConfigError> {
-    let objective: Result<Objective, _> = config.adaptive_objective.parse();
-    if let Err(why) = objective {
-        return Err(ConfigError::invalid(
-            "adaptive_objective",
-            &config.adaptive_objective,
-            why,
-        ));
-    }
-    if config.adaptive_min_level > config.adaptive_max_level {
-        return Err(ConfigError::invalid(
-            "adaptive_min_level",
-            config.adaptive_min_level,
-            format!("above adaptive_max_level ({})", config.adaptive_max_level),
-        ));
-    }
-    if config.adaptive_window_ms == 0
-        || config.adaptive_up_after == 0
-        || config.adaptive_down_after == 0
-    {
-        return Err(ConfigError::invalid(
-            "adaptive_window_ms",
-            config.adaptive_window_ms,
-            "the window and both streak lengths must be at least 1",
-        ));
-    }
+    crate::config::validate::validate_adaptive(config)?;
     let hi = Config::for_level(config.adaptive_max_level);
     let lo = Config::for_level(config.adaptive_min_level);
     let mut c = config.clone();

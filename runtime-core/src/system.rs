@@ -4,14 +4,24 @@
 //! Before each change, the previous value is appended to the journal and
 //! fsync'd, so that after a crash or SIGKILL `sprint-tune restore` puts
 //! every value back. The journal is locked while a tuner owns it; one from
-//! another boot, or a corrupt one, is refused with a clear message.
+//! another boot, or a corrupt one, is refused with a clear message. Only
+//! the files of the tuner's own list are written ([`is_tunable_path`]);
+//! how restore copes with refusals and torn lines is in `journal.rs`.
 
-use crate::config::{Config, Level};
+use crate::config::Level;
 use crate::tune::{Outcome, ReportLine};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+mod journal;
+mod profile;
+
+pub use journal::{
+    restore_journal, restore_journal_with, RestoreFailure, RestoreOptions, Restored,
+};
+pub use profile::{is_tunable_path, profile};
 
 /// Where the journal lives unless told otherwise.
 pub const DEFAULT_JOURNAL: &str = "/run/sprint/journal";
@@ -50,6 +60,23 @@ pub enum SystemError {
         /// The OS error.
         source: io::Error,
     },
+    /// The journal is still locked after waiting for the tuner holding it.
+    #[error("the journal {path} is still locked by another tuner after waiting {waited_ms} ms (is a sprint-tune or runtime still applying system settings?)")]
+    StillLocked {
+        /// The file.
+        path: PathBuf,
+        /// How long restore waited.
+        waited_ms: u128,
+    },
+    /// A path that is not one of the tuner's files (see
+    /// [`is_tunable_path`]): nothing was written.
+    #[error("{origin} names {}, which is not a file the tuner changes: nothing was written", path.display())]
+    NotTunable {
+        /// The journal, or `apply`.
+        origin: String,
+        /// The path.
+        path: PathBuf,
+    },
     /// Strict mode and a setting could not be applied (everything before
     /// it was put back).
     #[error("strict: {setting} could not be applied: {reason} (nothing was left changed)")]
@@ -73,6 +100,7 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// The journal's first line: who wrote it, in which boot.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     boot_id: String,
@@ -80,6 +108,8 @@ struct Header {
     level: String,
 }
 
+/// One journal line after the header: a file and the value it held
+/// before the tuner changed it.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     path: PathBuf,
@@ -96,79 +126,15 @@ pub struct SystemSetting {
     pub value: String,
 }
 
-fn sysctl(name: &str, value: impl ToString) -> SystemSetting {
-    SystemSetting {
-        path: PathBuf::from("/proc/sys").join(name.replace('.', "/")),
-        value: value.to_string(),
-    }
-}
-
-/// The system profile of `config`'s level (tuned's profile): what
-/// `apply --system` changes. `worker_cpus` are kept free of interrupts at
-/// Turbo when other CPUs can take them.
-pub fn profile(config: &Config, worker_cpus: &[usize], allowed: &[usize]) -> Vec<SystemSetting> {
-    let mut s = Vec::new();
-    if config.level >= Level::Aggressive {
-        s.push(sysctl("vm.stat_interval", 10));
-        s.push(sysctl("kernel.timer_migration", 0));
-    }
-    if config.level >= Level::Enterprise {
-        s.push(sysctl("net.core.busy_poll", 50));
-        s.push(sysctl("net.core.busy_read", 50));
-        s.push(sysctl("kernel.numa_balancing", 0));
-        s.push(SystemSetting {
-            path: "/sys/kernel/mm/transparent_hugepage/enabled".into(),
-            value: "madvise".into(),
-        });
-        if config.huge_pages {
-            let pages = (config.arena_prealloc_bytes * worker_cpus.len().max(1)).div_ceil(2 << 20);
-            let now: usize = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-            if pages > now {
-                s.push(sysctl("vm.nr_hugepages", pages));
-            }
-        }
-    }
-    if config.level >= Level::Turbo {
-        let others: Vec<usize> = allowed
-            .iter()
-            .copied()
-            .filter(|c| !worker_cpus.contains(c))
-            .collect();
-        if !others.is_empty() {
-            let list = others
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            if let Ok(irqs) = std::fs::read_dir("/proc/irq") {
-                let mut irqs: Vec<PathBuf> = irqs
-                    .flatten()
-                    .map(|e| e.path().join("smp_affinity_list"))
-                    .filter(|p| p.exists())
-                    .collect();
-                irqs.sort();
-                for p in irqs {
-                    s.push(SystemSetting {
-                        path: p,
-                        value: list.clone(),
-                    });
-                }
-            }
-        }
-    }
-    s
-}
-
 /// The value a file holds, as the kernel shows it (THP's `[madvise]`
 /// selection reduced to the word).
 pub fn current(path: &Path) -> io::Result<String> {
     let text = std::fs::read_to_string(path)?;
     let text = text.trim();
-    if let (Some(a), Some(b)) = (text.find('['), text.find(']')) {
-        return Ok(text[a + 1..b].to_string());
+    if let Some((_, rest)) = text.split_once('[') {
+        if let Some((word, _)) = rest.split_once(']') {
+            return Ok(word.to_string());
+        }
     }
     Ok(text.to_string())
 }
@@ -211,6 +177,12 @@ pub fn apply(
     journal: &Path,
     strict: bool,
 ) -> Result<SystemGuard, SystemError> {
+    if let Some(s) = settings.iter().find(|s| !is_tunable_path(&s.path)) {
+        return Err(SystemError::NotTunable {
+            origin: "apply".into(),
+            path: s.path.clone(),
+        });
+    }
     if !cfg!(target_os = "linux") {
         // sysctls, /sys files and IRQ affinity are Linux's: report each
         // setting unsupported and journal nothing.
@@ -360,56 +332,6 @@ impl Drop for SystemGuard {
     fn drop(&mut self) {
         self.put_back();
     }
-}
-
-/// Restores what the journal at `path` recorded (after a crash, or a
-/// `sprint-tune apply`), newest first, and removes it. Returns the
-/// settings put back.
-pub fn restore_journal(path: &Path) -> Result<Vec<(PathBuf, String)>, SystemError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(format!("opening the journal {}", path.display()))(e)),
-    };
-    lock(&file, path)?;
-    let corrupt = |line: usize, why: String| SystemError::Corrupt {
-        path: path.to_path_buf(),
-        line,
-        why,
-    };
-    let mut lines = io::BufReader::new(&file).lines();
-    let first = lines
-        .next()
-        .ok_or_else(|| corrupt(1, "empty".into()))?
-        .map_err(|e| corrupt(1, e.to_string()))?;
-    let header: Header = serde_json::from_str(&first).map_err(|e| corrupt(1, e.to_string()))?;
-    let ours = boot_id();
-    if header.boot_id != ours {
-        return Err(SystemError::OtherBoot {
-            path: path.to_path_buf(),
-            theirs: header.boot_id,
-            ours,
-        });
-    }
-    let mut records = Vec::new();
-    for (i, l) in lines.enumerate() {
-        let l = l.map_err(|e| corrupt(i + 2, e.to_string()))?;
-        if l.trim().is_empty() {
-            continue;
-        }
-        let r: Record = serde_json::from_str(&l).map_err(|e| corrupt(i + 2, e.to_string()))?;
-        records.push((r.path, r.old));
-    }
-    // Only the first value recorded for a file is the original.
-    let mut done: Vec<(PathBuf, String)> = Vec::new();
-    for (p, old) in records.into_iter().rev() {
-        std::fs::write(&p, &old).map_err(io_err(format!("restoring {}", p.display())))?;
-        done.retain(|(q, _)| q != &p);
-        done.push((p, old));
-    }
-    std::fs::remove_file(path)
-        .map_err(io_err(format!("removing the journal {}", path.display())))?;
-    Ok(done)
 }
 
 /// The machine as the tuner sees it.

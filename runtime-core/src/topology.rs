@@ -8,6 +8,30 @@
 use crate::config::{Config, IdleStrategy, Pinning, Scheduling};
 use std::fmt;
 
+/// How many CPU ids to accept when none can be read from the kernel: the
+/// largest `NR_CPUS` a mainline kernel can be built with.
+pub const FALLBACK_POSSIBLE_CPUS: usize = 8192;
+
+/// How many CPU ids this machine can have: one more than the highest in
+/// /sys/devices/system/cpu/possible (CPUs that may ever come online), or
+/// [`FALLBACK_POSSIBLE_CPUS`] where that cannot be read. CPU lists are
+/// bounded by it before they are expanded.
+pub fn possible_cpus() -> usize {
+    static POSSIBLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *POSSIBLE.get_or_init(|| {
+        std::fs::read_to_string("/sys/devices/system/cpu/possible")
+            .ok()
+            .and_then(|s| possible_from(&s))
+            .unwrap_or(FALLBACK_POSSIBLE_CPUS)
+    })
+}
+
+/// The bound a `possible` file gives: its highest id plus one (`0-1` is 2).
+fn possible_from(text: &str) -> Option<usize> {
+    let last = text.trim().rsplit([',', '-']).next()?;
+    last.parse::<usize>().ok()?.checked_add(1)
+}
+
 /// The CPUs in this process's affinity mask (that of its main thread).
 /// Where affinity masks cannot be read (not Linux), every CPU the OS
 /// reports.
@@ -152,5 +176,20 @@ impl fmt::Display for Plan {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_possible_bound_is_the_highest_id_plus_one() {
+        assert_eq!(possible_from("0-1\n"), Some(2));
+        assert_eq!(possible_from("0"), Some(1));
+        assert_eq!(possible_from("0-3,8-11"), Some(12));
+        assert_eq!(possible_from(""), None);
+        assert_eq!(possible_from("0-18446744073709551615"), None);
+        assert!(possible_cpus() > *allowed_cpus().unwrap().iter().max().unwrap());
     }
 }

@@ -285,3 +285,174 @@ fn config_round_trips_through_toml() {
     b.sources.clear();
     assert_eq!(a, b);
 }
+
+/// The possible-CPU bound as the error states it.
+fn possible() -> usize {
+    sprint_core::topology::possible_cpus()
+}
+
+#[test]
+fn a_huge_cpu_range_is_refused_by_its_limit_before_it_is_expanded() {
+    let limit = format!("the limit is {}", possible());
+    for range in ["0-4000000000", "0-18446744073709551615"] {
+        let top = range.trim_start_matches("0-");
+        // The file: a parse error naming the key and the value.
+        let msg = Config::from_toml(&format!("cpus = \"{range}\""))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("cpus"), "{msg}");
+        assert!(
+            msg.contains(&format!("CPU {top} in \\\"{range}\\\""))
+                || msg.contains(&format!("CPU {top} in \"{range}\"")),
+            "{msg}"
+        );
+        assert!(msg.contains(&limit), "{msg}");
+        // The environment: the variable, the value and the limit.
+        let err = Config::resolve(None, None, vars(&[("SPRINT_CPUS", range)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "invalid value for `SPRINT_CPUS`: {range}: CPU {top}"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(&limit), "{err}");
+    }
+    // A TOML array is bounded the same way.
+    let msg = Config::from_toml(&format!("cpus = [0, {}]", possible()))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains(&limit), "{msg}");
+}
+
+/// The error of `cfg` on `allowed` CPUs and `memory` bytes.
+fn refused_on(cfg: &Config, allowed: &[usize], memory: u64) -> ConfigError {
+    cfg.validate_on(allowed, &[], Some(memory)).unwrap_err()
+}
+
+#[test]
+fn workers_are_bounded_by_the_allowed_cpus() {
+    let per_cpu = sprint_core::config::MAX_WORKERS_PER_CPU;
+    let mut c = Config::for_level(Level::Standard);
+    c.workers = Some(2 * per_cpu);
+    c.validate_on(&[0, 1], &[], Some(64 << 30)).unwrap();
+    c.workers = Some(2 * per_cpu + 1);
+    let err = refused_on(&c, &[0, 1], 64 << 30);
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, ConfigError::Limit { field, value, limit, .. }
+            if field == "workers" && *value == (2 * per_cpu + 1).to_string() && *limit == (2 * per_cpu).to_string()),
+        "{msg}"
+    );
+    assert!(msg.contains("per allowed CPU"), "{msg}");
+}
+
+#[test]
+fn workers_are_bounded_by_the_memory_budget() {
+    // 4096 workers at Aggressive (1 MiB stacks) on a machine with CPUs
+    // enough for them and 4 GiB: refused, naming the largest count that
+    // fits, which itself passes.
+    let allowed: Vec<usize> = (0..4096).collect();
+    let mut c = Config::for_level(Level::Aggressive);
+    c.workers = Some(4096);
+    let err = refused_on(&c, &allowed, 4 << 30);
+    let msg = err.to_string();
+    let ConfigError::Limit {
+        field,
+        value,
+        limit,
+        ..
+    } = &err
+    else {
+        panic!("{msg}");
+    };
+    assert_eq!(
+        (field.as_str(), value.as_str()),
+        ("workers", "4096"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("over the memory budget 3276 MiB (80 % of 4096 MiB)"),
+        "{msg}"
+    );
+    let fit: usize = limit.parse().unwrap();
+    assert!(fit < 4096, "{msg}");
+    c.workers = Some(fit);
+    c.validate_on(&allowed, &[], Some(4 << 30)).unwrap();
+    c.workers = Some(fit + 1);
+    assert!(c.validate_on(&allowed, &[], Some(4 << 30)).is_err());
+}
+
+#[test]
+fn a_huge_stack_names_the_field_the_value_and_the_limit() {
+    let mut c = Config::for_level(Level::Standard);
+    c.stack_size = usize::MAX / 2;
+    let msg = refused_on(&c, &[0, 1], 64 << 30).to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "invalid value for `stack_size`: {}: the limit is 1073741824 bytes: a worker stack of more than 1 GiB is a mistake",
+            usize::MAX / 2
+        )
+    );
+    // In a small budget, the budget is the limit.
+    c.stack_size = 512 << 20;
+    let msg = refused_on(&c, &[0, 1], 200 << 20).to_string();
+    assert_eq!(msg, "invalid value for `stack_size`: 536870912: the limit is 157286400 bytes: one worker's stack must fit in the memory budget 150 MiB (75 % of 200 MiB)");
+    // Through the file, on this machine.
+    let err = Config::load_from(
+        None,
+        |_| {},
+        None,
+        vars(&[("SPRINT_STACK_SIZE", "4611686018427387904")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("invalid value for `stack_size`: 4611686018427387904: the limit is "),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_adaptive_fields_are_validated_even_with_the_controller_off() {
+    let check = |f: fn(&mut Config), want: &str| {
+        let mut c = Config::for_level(Level::Standard);
+        f(&mut c);
+        assert!(!c.adaptive);
+        let msg = invalid(&c);
+        assert!(msg.starts_with(want), "{msg}");
+    };
+    check(
+        |c| c.adaptive_objective = "latency p42 < 1ms".into(),
+        "invalid value for `adaptive_objective`: latency p42 < 1ms: ",
+    );
+    check(
+        |c| {
+            c.adaptive_min_level = Level::Turbo;
+            c.adaptive_max_level = Level::Basic;
+        },
+        "invalid value for `adaptive_min_level`: turbo: above adaptive_max_level (basic)",
+    );
+    check(
+        |c| c.adaptive_up_after = 0,
+        "invalid value for `adaptive_up_after`: 0: at least 1",
+    );
+    check(
+        |c| c.adaptive_down_after = 0,
+        "invalid value for `adaptive_down_after`: 0: at least 1",
+    );
+    check(
+        |c| c.adaptive_window_ms = u64::MAX,
+        "invalid value for `adaptive_window_ms`: 18446744073709551615: the limit is 86400000 ms (one day)",
+    );
+    check(
+        |c| c.adaptive_busy_below_percent = 101,
+        "invalid value for `adaptive_busy_below_percent`: 101: the limit is 100 %",
+    );
+    check(
+        |c| c.shutdown_timeout_ms = u64::MAX,
+        "invalid value for `shutdown_timeout_ms`: 18446744073709551615: the limit is 86400000 ms (one day)",
+    );
+}

@@ -14,6 +14,19 @@ pub enum ConfigError {
         /// Why it is refused, and what would be accepted.
         reason: String,
     },
+    /// A field's value is above what this machine or the configuration
+    /// can carry.
+    #[error("invalid value for `{field}`: {value}: the limit is {limit}: {reason}")]
+    Limit {
+        /// The field (or variable) name.
+        field: String,
+        /// The value given.
+        value: String,
+        /// The largest value accepted here, with its unit.
+        limit: String,
+        /// What sets the limit.
+        reason: String,
+    },
     /// The file could not be read.
     #[error("cannot read the config file {}: {source}", path.display())]
     Read {
@@ -50,6 +63,20 @@ impl ConfigError {
         ConfigError::Invalid {
             field: field.to_string(),
             value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn limit(
+        field: &str,
+        value: impl ToString,
+        limit: impl ToString,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Limit {
+            field: field.to_string(),
+            value: value.to_string(),
+            limit: limit.to_string(),
             reason: reason.into(),
         }
     }

@@ -13,10 +13,11 @@ mod load;
 mod presets;
 pub(crate) mod validate;
 
-pub use cpus::CpuList;
+pub use cpus::{CpuList, CpuListError};
 pub use error::ConfigError;
 pub use level::{Level, ParseLevelError};
 pub use load::Source;
+pub use validate::{memory_base, MAX_WORKERS_PER_CPU};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,7 +1,21 @@
 use super::*;
 use crate::topology::{self, Plan};
 
-const MIN_STACK: usize = 64 * 1024;
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+const MIN_STACK: usize = 64 * KIB;
+/// The largest worker stack accepted, whatever the budget.
+const MAX_STACK: usize = 1024 * MIB;
+/// The least a worker's arena takes (memory.rs gives up arenas below it).
+const MIN_ARENA: usize = 64 * KIB;
+const MAX_WORKERS: usize = 4096;
+/// Workers per allowed CPU at most: a worker is a thread meant to own a
+/// core; a few per CPU serve tests and oversubscribed containers, more is
+/// a typo, not a configuration.
+pub const MAX_WORKERS_PER_CPU: usize = 4;
+/// The longest deadline or window accepted, in ms (one day): a deadline
+/// is added to the clock, and past this it is a mistake.
+const MAX_MS: u64 = 86_400_000;
 
 /// The allowed CPUs, or a configuration error saying they cannot be read.
 pub(crate) fn allowed_cpus() -> Result<Vec<usize>, ConfigError> {
@@ -13,17 +27,59 @@ pub(crate) fn allowed_cpus() -> Result<Vec<usize>, ConfigError> {
         )
     })
 }
-const MAX_WORKERS: usize = 4096;
+
+/// The memory the budget is a percentage of: the smaller of RAM and the
+/// cgroup limit, in bytes; `None` if it cannot be read.
+pub fn memory_base() -> Option<u64> {
+    let b = sprint_alloc::budget::detect(100).ok()?;
+    Some(match b.cgroup_limit {
+        Some((l, _)) => b.ram.min(l),
+        None => b.ram,
+    })
+}
 
 impl Config {
-    /// Checks every field against what it accepts and against the CPUs this
-    /// process may use. The error names the field, the value and why.
+    /// Checks every field against what it accepts, against the CPUs this
+    /// process may use, and against the memory budget. The error names the
+    /// field, the value and why (with the limit, where one was exceeded).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_with(&allowed_cpus()?, &topology::isolated_cpus())
     }
 
-    /// [`Config::validate`] against a given allowed and isolated CPU set.
+    /// [`Config::validate`] against a given allowed and isolated CPU set
+    /// (and this machine's memory).
     pub fn validate_with(&self, allowed: &[usize], isolated: &[usize]) -> Result<(), ConfigError> {
+        self.validate_on(allowed, isolated, memory_base())
+    }
+
+    /// [`Config::validate`] against a given allowed and isolated CPU set
+    /// and `memory` bytes (the smaller of RAM and the cgroup limit, of
+    /// which `memory_budget_percent` is the budget; `None`: unknown, not
+    /// checked).
+    pub fn validate_on(
+        &self,
+        allowed: &[usize],
+        isolated: &[usize],
+        memory: Option<u64>,
+    ) -> Result<(), ConfigError> {
+        if self.memory_budget_percent == 0 || self.memory_budget_percent > 100 {
+            return Err(ConfigError::invalid(
+                "memory_budget_percent",
+                self.memory_budget_percent,
+                "a percentage from 1 to 100",
+            ));
+        }
+        let budget = memory.map(|m| {
+            sprint_alloc::budget::compute(m, None, self.memory_budget_percent).total as usize
+        });
+        let budget_words = |b: usize| {
+            format!(
+                "the memory budget {} MiB ({} % of {} MiB)",
+                b / MIB,
+                self.memory_budget_percent,
+                memory.unwrap_or(0) >> 20
+            )
+        };
         if let Some(w) = self.workers {
             if w == 0 {
                 return Err(ConfigError::invalid(
@@ -32,11 +88,65 @@ impl Config {
                     "a runtime needs at least one worker",
                 ));
             }
-            if w > MAX_WORKERS {
-                return Err(ConfigError::invalid(
+            let per_cpu = allowed.len().max(1).saturating_mul(MAX_WORKERS_PER_CPU);
+            let cap = per_cpu.min(MAX_WORKERS);
+            if w > cap {
+                let why = if cap == MAX_WORKERS {
+                    format!("at most {MAX_WORKERS} workers")
+                } else {
+                    format!(
+                        "at most {MAX_WORKERS_PER_CPU} workers per allowed CPU, and this process may use {} CPUs",
+                        allowed.len()
+                    )
+                };
+                return Err(ConfigError::limit("workers", w, cap, why));
+            }
+        }
+        if self.stack_size < MIN_STACK {
+            return Err(ConfigError::invalid(
+                "stack_size",
+                self.stack_size,
+                format!("a worker stack must be at least {MIN_STACK} bytes (64 KiB)"),
+            ));
+        }
+        let stack_cap = budget.map_or(MAX_STACK, |b| b.min(MAX_STACK));
+        if self.stack_size > stack_cap {
+            let why = match budget {
+                Some(b) if b < MAX_STACK => {
+                    format!("one worker's stack must fit in {}", budget_words(b))
+                }
+                _ => "a worker stack of more than 1 GiB is a mistake".to_string(),
+            };
+            return Err(ConfigError::limit(
+                "stack_size",
+                self.stack_size,
+                format!("{stack_cap} bytes"),
+                why,
+            ));
+        }
+        // Every worker's stack and the least arena it takes must fit the
+        // budget: `workers = 4096` in 4 GiB is refused here, not OOM-killed
+        // at start. An arena beyond that minimum shrinks to its share of
+        // the budget (memory.rs), so the preallocation is not counted.
+        if let (Some(w), Some(b)) = (self.workers, budget) {
+            let per_worker = self.stack_size + if self.arenas { MIN_ARENA } else { 0 };
+            let fit = b / per_worker;
+            if w > fit {
+                return Err(ConfigError::limit(
                     "workers",
                     w,
-                    format!("at most {MAX_WORKERS} workers"),
+                    fit,
+                    format!(
+                        "{w} workers × ({} KiB stack{}) need {} MiB, over {}",
+                        self.stack_size / KIB,
+                        if self.arenas {
+                            " + 64 KiB least arena"
+                        } else {
+                            ""
+                        },
+                        w.saturating_mul(per_worker) / MIB,
+                        budget_words(b)
+                    ),
                 ));
             }
         }
@@ -46,8 +156,9 @@ impl Config {
                 return Err(ConfigError::invalid("cpus", "[]", "name at least one CPU"));
             }
             let allowed_list = CpuList::new(allowed.to_vec());
-            for (i, c) in ids.iter().enumerate() {
-                if ids[..i].contains(c) {
+            let mut seen = std::collections::BTreeSet::new();
+            for c in ids {
+                if !seen.insert(*c) {
                     return Err(ConfigError::invalid(
                         "cpus",
                         cpus,
@@ -62,20 +173,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        if self.stack_size < MIN_STACK {
-            return Err(ConfigError::invalid(
-                "stack_size",
-                self.stack_size,
-                format!("a worker stack must be at least {MIN_STACK} bytes (64 KiB)"),
-            ));
-        }
-        if self.memory_budget_percent == 0 || self.memory_budget_percent > 100 {
-            return Err(ConfigError::invalid(
-                "memory_budget_percent",
-                self.memory_budget_percent,
-                "a percentage from 1 to 100",
-            ));
         }
         if self.coop_budget == 0 {
             return Err(ConfigError::invalid(
@@ -157,6 +254,15 @@ impl Config {
                 ));
             }
         }
+        if self.shutdown_timeout_ms > MAX_MS {
+            return Err(ConfigError::limit(
+                "shutdown_timeout_ms",
+                self.shutdown_timeout_ms,
+                format!("{MAX_MS} ms (one day)"),
+                "a graceful shutdown's deadline",
+            ));
+        }
+        validate_adaptive(self)?;
         let plan = Plan::new(self, allowed, isolated);
         let workers = plan.workers.len();
         if let Some(m) = self.max_threads {
@@ -173,4 +279,49 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The `adaptive_*` fields (checked whether or not `adaptive` is on, so
+/// that a file is refused before the controller is turned on).
+pub(crate) fn validate_adaptive(c: &Config) -> Result<(), ConfigError> {
+    if let Err(why) = c.adaptive_objective.parse::<crate::adaptive::Objective>() {
+        return Err(ConfigError::invalid(
+            "adaptive_objective",
+            &c.adaptive_objective,
+            why,
+        ));
+    }
+    if c.adaptive_min_level > c.adaptive_max_level {
+        return Err(ConfigError::invalid(
+            "adaptive_min_level",
+            c.adaptive_min_level,
+            format!("above adaptive_max_level ({})", c.adaptive_max_level),
+        ));
+    }
+    if c.adaptive_window_ms > MAX_MS {
+        return Err(ConfigError::limit(
+            "adaptive_window_ms",
+            c.adaptive_window_ms,
+            format!("{MAX_MS} ms (one day)"),
+            "the controller decides once per window",
+        ));
+    }
+    for (field, value) in [
+        ("adaptive_window_ms", c.adaptive_window_ms),
+        ("adaptive_up_after", u64::from(c.adaptive_up_after)),
+        ("adaptive_down_after", u64::from(c.adaptive_down_after)),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::invalid(field, 0, "at least 1"));
+        }
+    }
+    if c.adaptive_busy_below_percent > 100 {
+        return Err(ConfigError::limit(
+            "adaptive_busy_below_percent",
+            c.adaptive_busy_below_percent,
+            "100 %",
+            "a busy ratio is a percentage",
+        ));
+    }
+    Ok(())
 }

@@ -8,6 +8,10 @@
 //! sprint-tune restore                      # every journalled value back
 //! ```
 //!
+//! Exit status: 0 done (verified), 1 `verify` found differences or
+//! `restore` could not put every value back (each is named on stderr and
+//! kept in the journal), 2 an error before anything was done.
+//!
 //! Process and thread settings (real-time class, nice, timer slack, locked
 //! memory) belong to the runtime, which applies and restores them itself.
 
@@ -17,6 +21,7 @@ use sprint::system::{self, SystemInfo, DEFAULT_JOURNAL};
 use sprint::{Config, Level};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -65,11 +70,17 @@ enum Cmd {
         #[arg(long)]
         cpus: Option<CpuList>,
     },
-    /// Puts back every value the journal recorded, and removes it.
+    /// Puts back every value the journal recorded, and removes it. A
+    /// value the kernel refuses is reported and kept in the journal (exit
+    /// status 1); the rest are put back all the same.
     Restore {
         /// The journal file.
         #[arg(long, default_value = DEFAULT_JOURNAL)]
         journal: PathBuf,
+        /// How long to wait for a tuner that still holds the journal (one
+        /// shutting down), in ms.
+        #[arg(long, default_value_t = 5000)]
+        lock_wait_ms: u64,
     },
 }
 
@@ -203,25 +214,73 @@ fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(all)
         }
-        Cmd::Restore { journal } => {
-            let done = system::restore_journal(&journal).map_err(|e| e.to_string())?;
+        Cmd::Restore {
+            journal,
+            lock_wait_ms,
+        } => {
+            let now = system::RestoreOptions {
+                lock_wait: Duration::ZERO,
+            };
+            let done = match system::restore_journal_with(&journal, &now) {
+                Err(system::SystemError::StillLocked { .. }) => {
+                    eprintln!(
+                        "sprint-tune: the journal {} is locked by another tuner: waiting up to {lock_wait_ms} ms for it",
+                        journal.display()
+                    );
+                    let wait = system::RestoreOptions {
+                        lock_wait: Duration::from_millis(lock_wait_ms),
+                    };
+                    system::restore_journal_with(&journal, &wait)
+                }
+                other => other,
+            }
+            .map_err(|e| e.to_string())?;
+            for w in &done.warnings {
+                eprintln!("sprint-tune: warning: {w}");
+            }
+            for f in &done.failed {
+                eprintln!(
+                    "sprint-tune: could not restore {} = {:?}: {}",
+                    f.path.display(),
+                    f.value,
+                    f.error
+                );
+            }
             if cli.json {
-                let v: Vec<_> = done
-                    .iter()
-                    .map(|(p, v)| serde_json::json!({"setting": p, "restored": v}))
-                    .collect();
+                let v = serde_json::json!({
+                    "restored": done.restored.iter()
+                        .map(|(p, v)| serde_json::json!({"setting": p, "restored": v}))
+                        .collect::<Vec<_>>(),
+                    "failed": done.failed.iter()
+                        .map(|f| serde_json::json!({
+                            "setting": f.path,
+                            "value": f.value,
+                            "error": f.error.to_string(),
+                            "errno": f.error.raw_os_error(),
+                        }))
+                        .collect::<Vec<_>>(),
+                    "warnings": done.warnings,
+                });
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
                 );
-            } else if done.is_empty() {
-                println!("nothing to restore ({} is absent)", journal.display());
+            } else if done.restored.is_empty() && done.failed.is_empty() {
+                println!("nothing to restore from {}", journal.display());
             } else {
-                for (p, v) in &done {
+                for (p, v) in &done.restored {
                     println!("restored {} = {v}", p.display());
                 }
             }
-            Ok(true)
+            if !done.failed.is_empty() {
+                eprintln!(
+                    "sprint-tune: {} of {} settings could not be put back; they stay in the journal {} for `sprint-tune restore` to try again",
+                    done.failed.len(),
+                    done.failed.len() + done.restored.len(),
+                    journal.display()
+                );
+            }
+            Ok(done.failed.is_empty())
         }
     }
 }
