@@ -65,6 +65,17 @@ impl Cgroup {
             .unwrap_or_else(|| panic!("no oom_kill line in {file}: {text}"))
     }
 
+    /// The most memory charged to it so far, when the kernel says.
+    fn peak_mib(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        let text = std::fs::read_to_string(self.dir.join(file)).ok()?;
+        Some(text.trim().parse::<u64>().ok()? / MIB)
+    }
+
     /// Runs this binary's test `name` in the cgroup with `CHILD=case`.
     fn run(&self, name: &str, case: &str) -> Output {
         Command::new("sh")
@@ -149,6 +160,7 @@ fn turbo_in_64_mib_starts_degraded_or_refuses_when_strict_and_is_never_killed() 
     let out = cg.run(name, "turbo");
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\npeak: {:?} MiB", cg.peak_mib());
     assert!(
         stdout.contains(&named),
         "the report names the limit: {stdout}"
@@ -223,6 +235,7 @@ fn a_spawn_flood_in_256_mib_is_flagged_by_health_before_the_kill() {
         describe(&out)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\npeak: {:?} MiB", cg.peak_mib());
     assert!(stdout.contains("FLAGGED after"), "{stdout}");
     assert!(
         stdout.contains("the cgroup memory limit 256 MiB"),
