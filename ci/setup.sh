@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it;
-# prometheus: the real server the metrics test scrapes with.
-packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus)
+# prometheus: the real server the metrics test scrapes with; g++: libFuzzer
+# (built by libfuzzer-sys for ci/fuzz.sh) is C++.
+packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

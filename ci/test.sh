@@ -26,3 +26,7 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address --cfg sprint_asan" CARGO_TARGET
 
 echo "== macOS and Windows build with their settings gated"
 bounded 900 bash ci/cross-check.sh
+
+echo "== fuzz"
+# Each target for FUZZ_SECONDS (60 s) under AddressSanitizer; a crash fails.
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} CARGO_TARGET_DIR=target/fuzz bounded 1800 bash ci/fuzz.sh

@@ -308,6 +308,7 @@ impl Runtime {
             config: config.clone(),
             process_report: tune_report.clone(),
             started: Instant::now(),
+            memory_limit: memory.limit.clone(),
         };
         let shared = Arc::new(Shared::new(id, policy, workers, stealers, blocking, info));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BuildError>>();

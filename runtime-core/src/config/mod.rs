@@ -207,7 +207,9 @@ pub struct Config {
     pub allocator: Allocator,
     /// Per-worker arenas.
     pub arenas: bool,
-    /// Bytes each worker's arena commits at start.
+    /// Bytes each worker's arena commits at start (less when it would not
+    /// fit in the memory limit with its headroom: see
+    /// [`crate::memory::fit`]).
     pub arena_prealloc_bytes: usize,
     /// Touch the arena's pages at start.
     pub prefault: bool,
@@ -220,7 +222,8 @@ pub struct Config {
     /// How soon freed memory is returned.
     pub reclaim: Reclaim,
     /// Ceiling on all arenas, as a percentage of the smaller of RAM and the
-    /// cgroup limit.
+    /// cgroup limit; held below that limit less its headroom (a quarter,
+    /// at least 16 MiB) and what is resident at start.
     pub memory_budget_percent: u8,
     /// Real-time class of the workers.
     pub rt_policy: RtPolicy,

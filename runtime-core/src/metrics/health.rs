@@ -40,7 +40,9 @@ pub enum Problem {
         /// `health_max_tasks`.
         threshold: u64,
     },
-    /// Arena memory above 90 % of the budget.
+    /// The workers' arenas together above 90 % of their capacity (the
+    /// budget's share): task and buffer allocations start to fall back to
+    /// the global allocator.
     #[error("arena memory at {percent:.1} % of the budget ({used} of {capacity} bytes)")]
     MemoryHigh {
         /// Bytes used.
@@ -48,6 +50,19 @@ pub enum Problem {
         /// The budget's bytes.
         capacity: u64,
         /// `used` over `capacity`, in percent.
+        percent: f64,
+    },
+    /// The process's resident memory above 90 % of its memory limit (the
+    /// cgroup's, else RAM): near the point where the kernel kills it.
+    #[error("resident memory at {percent:.1} % of {limit} ({rss} of {limit_bytes} bytes): the kernel kills the process at the limit")]
+    ResidentHigh {
+        /// Resident bytes (/proc/self/statm).
+        rss: u64,
+        /// The limit's bytes.
+        limit_bytes: u64,
+        /// The limit and where it was read.
+        limit: String,
+        /// `rss` over `limit_bytes`, in percent.
         percent: f64,
     },
     /// Polls ran past the stall threshold.
@@ -112,7 +127,8 @@ fn sched_of(tid: i32) -> Option<(i32, i32)> {
 impl Handle {
     /// The problems this runtime sees now (empty when healthy): settings
     /// changed from outside (affinity, scheduling class), live tasks above
-    /// `health_max_tasks`, arena memory above 90 % of the budget, stalls
+    /// `health_max_tasks`, arena memory above 90 % of the budget, resident
+    /// memory above 90 % of the memory limit (cgroup or RAM), stalls
     /// (past or in progress), and real-time workers facing RT throttling.
     pub fn health(&self) -> Vec<Problem> {
         let mut out = Vec::new();
@@ -198,6 +214,19 @@ impl Handle {
                 capacity: m.arena_capacity,
                 percent: m.arena_used as f64 * 100.0 / m.arena_capacity as f64,
             });
+        }
+        if let (Some(limit), Some(rss)) = (
+            &self.shared.info.memory_limit,
+            crate::memory::fit::resident_bytes(),
+        ) {
+            if limit.bytes > 0 && rss * 10 > limit.bytes * 9 {
+                out.push(Problem::ResidentHigh {
+                    rss,
+                    limit_bytes: limit.bytes,
+                    limit: limit.to_string(),
+                    percent: rss as f64 * 100.0 / limit.bytes as f64,
+                });
+            }
         }
         if stats.stalls > 0 {
             out.push(Problem::Stalls {

@@ -141,6 +141,8 @@ pub(crate) struct RuntimeInfo {
     pub(crate) config: crate::Config,
     pub(crate) process_report: Vec<crate::tune::ReportLine>,
     pub(crate) started: std::time::Instant,
+    /// The memory limit the start was checked against.
+    pub(crate) memory_limit: Option<crate::memory::fit::MemoryLimit>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -1,7 +1,10 @@
 //! Each worker's memory, as the level asks: an arena within the budget,
 //! bound to the worker's NUMA node, with the task slab on top; the whole
-//! process locked at the levels that lock everything. What cannot be had
-//! degrades with a reason in the report (strict mode: an error).
+//! process locked at the levels that lock everything. All of it is first
+//! checked against the memory limit with a headroom ([`fit`]). What cannot
+//! be had degrades with a reason in the report (strict mode: an error).
+
+pub mod fit;
 
 use crate::config::{Config, Level, LockMemory};
 use crate::topology::Plan;
@@ -32,6 +35,8 @@ pub(crate) struct MemoryPlan {
     pub(crate) arenas: Vec<Option<ArenaConfig>>,
     pub(crate) notes: Vec<String>,
     pub(crate) lock_all: bool,
+    /// The memory limit the start was checked against (for `health()`).
+    pub(crate) limit: Option<fit::MemoryLimit>,
 }
 
 /// How a level places workers on the machine.
@@ -67,15 +72,56 @@ pub(crate) fn plan(
         ..MemoryPlan::default()
     };
     let n = plan.workers.len().max(1);
+    let budget = match sprint_alloc::budget::detect(config.memory_budget_percent) {
+        Ok(b) => b,
+        Err(e) if config.arenas => {
+            return Err(format!(
+                "cannot read the machine's memory for the budget: {e}"
+            ))
+        }
+        Err(e) => {
+            out.notes.push(format!(
+                "cannot read the machine's memory ({e}): start-up memory not checked"
+            ));
+            out.arenas = vec![None; n];
+            return Ok(out);
+        }
+    };
+    let limit = fit::MemoryLimit::of(&budget);
+    let demand = fit::Demand {
+        rss: fit::resident_bytes().unwrap_or(0),
+        workers: n as u64,
+        // The workers and the blocking pool's first thread.
+        threads: n as u64 + 1,
+        stack: config.stack_size as u64,
+        commit: if config.arenas {
+            config.arena_prealloc_bytes as u64
+        } else {
+            0
+        },
+        resident_commit: config.prefault || config.lock_memory == LockMemory::Arenas,
+        lock_all: out.lock_all,
+    };
+    let fitted = fit::fit(&limit, &demand, config.strict)?;
+    out.lock_all = fitted.lock_all;
+    out.notes.extend(fitted.notes);
+    out.limit = Some(limit);
     if !config.arenas {
         out.arenas = vec![None; n];
         return Ok(out);
     }
-    let budget = sprint_alloc::budget::detect(config.memory_budget_percent)
-        .map_err(|e| format!("cannot read the machine's memory for the budget: {e}"))?;
+    let mut total = budget.total;
+    if fitted.arena_room < total {
+        out.notes.push(format!(
+            "the arenas may reach {} MiB together, not the budget's {} MiB: the rest is the headroom and what is resident",
+            fitted.arena_room >> 20,
+            total >> 20
+        ));
+        total = fitted.arena_room;
+    }
     let page = 4096usize;
-    let ceiling = (budget.total as usize / n) / page * page;
-    let mut commit = config.arena_prealloc_bytes;
+    let ceiling = (total as usize / n) / page * page;
+    let mut commit = config.arena_prealloc_bytes.min(fitted.commit as usize);
     if ceiling < 64 * 1024 {
         let why = format!(
             "the memory budget {budget} leaves each of {n} workers {} KiB, too little for an arena",
