@@ -1,0 +1,250 @@
+//! hyper 1.x "hello world" (HTTP/1.1, keep-alive) on Sprint at a level and
+//! driver (one worker, pinned), or on tokio's current-thread runtime
+//! pinned the same way, for `wrk`. The adapters from Sprint's futures-io
+//! streams to hyper's I/O traits are the plain ones a new user writes.
+//!
+//! ```sh
+//! cargo run --release -p sprint-bench --example hyper_hello -- --runtime sprint --level standard
+//! wrk -t1 -c64 -d10s --latency http://127.0.0.1:8080/
+//! ```
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+#[derive(Parser)]
+#[command(about = "hyper hello world on Sprint or tokio (for wrk)")]
+struct Args {
+    /// `sprint` or `tokio`.
+    #[arg(long, default_value = "sprint")]
+    runtime: String,
+    /// Sprint's level.
+    #[arg(long, default_value = "standard")]
+    level: String,
+    /// Sprint's I/O driver, `uring` or `epoll` (default: the level's).
+    #[arg(long)]
+    driver: Option<String>,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// The CPU the server runs on.
+    #[arg(long, default_value_t = 0)]
+    cpu: usize,
+    /// Leave Sprint's worker where the level puts it (Standard pins only
+    /// with 4 CPUs or more), as a user who does not set `pinning` gets.
+    #[arg(long)]
+    level_pinning: bool,
+    /// Sprint: accept in `block_on` (as a `#[sprint::main]` body does) and
+    /// `spawn` each connection, instead of accepting on the worker and
+    /// `spawn_local`.
+    #[arg(long)]
+    accept_in_main: bool,
+}
+
+async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello world!",
+    ))))
+}
+
+/// Sprint's stream seen through hyper's I/O traits.
+struct Io(sprint::net::TcpStream);
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: the bytes are zeroed before they are lent as a slice,
+        // and only the `n` bytes read are declared filled.
+        let dst = unsafe {
+            let b = buf.as_mut();
+            b.fill(std::mem::MaybeUninit::new(0));
+            &mut *(b as *mut [std::mem::MaybeUninit<u8>] as *mut [u8])
+        };
+        let n = std::task::ready!(futures::AsyncRead::poll_read(
+            Pin::new(&mut self.get_mut().0),
+            cx,
+            dst
+        ))?;
+        // SAFETY: `n` bytes were written by the read.
+        unsafe { buf.advance(n) };
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        futures::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().0), cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().0), cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures::AsyncWrite::poll_close(Pin::new(&mut self.get_mut().0), cx)
+    }
+}
+
+/// hyper's timer on Sprint's (hyper then applies its default header-read
+/// timeout of 30 s to every request).
+#[derive(Clone, Copy)]
+struct Timer;
+
+struct SprintSleep(sprint::time::Sleep);
+
+impl std::future::Future for SprintSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.get_mut().0).poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for SprintSleep {}
+
+impl hyper::rt::Timer for Timer {
+    fn sleep(&self, d: std::time::Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(SprintSleep(sprint::time::sleep(d)))
+    }
+    fn sleep_until(&self, at: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(SprintSleep(sprint::time::sleep_until(at)))
+    }
+}
+
+fn sprint(args: &Args) -> io::Result<()> {
+    let level: sprint::Level = args.level.parse().map_err(io::Error::other)?;
+    let driver: Option<sprint::config::IoDriver> = match &args.driver {
+        Some(d) => Some(d.parse().map_err(io::Error::other)?),
+        None => None,
+    };
+    let pin = !args.level_pinning;
+    let rt = sprint::Builder::new()
+        .level(level)
+        .workers(1)
+        .cpus(vec![args.cpu])
+        .configure(move |c| {
+            if let Some(d) = driver {
+                c.io_driver = d;
+            }
+            if !pin {
+                return;
+            }
+            c.pinning = sprint::config::Pinning::Always;
+        })
+        .build()
+        .map_err(io::Error::other)?;
+    eprintln!(
+        "sprint {level} on CPU {}: {}",
+        args.cpu,
+        rt.handle().driver_report().join("; ")
+    );
+    let addr = args.addr;
+    if args.accept_in_main {
+        return rt.block_on(async move {
+            let l = sprint::net::TcpListener::bind(addr)?;
+            loop {
+                let s = match l.accept().await {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        eprintln!("accept: {e}");
+                        sprint::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = s.set_nodelay(true);
+                sprint::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(Timer)
+                        .serve_connection(Io(s), hyper::service::service_fn(hello))
+                        .await;
+                });
+            }
+        });
+    }
+    rt.block_on(async move {
+        sprint::spawn_on(0, async move {
+            let l = sprint::net::TcpListener::bind(addr)?;
+            loop {
+                let s = match l.accept().await {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        eprintln!("accept: {e}");
+                        sprint::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = s.set_nodelay(true);
+                sprint::spawn_local(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(Timer)
+                        .serve_connection(Io(s), hyper::service::service_fn(hello))
+                        .await;
+                });
+            }
+        })
+        .map_err(io::Error::other)?
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?
+    })
+}
+
+fn tokio(args: &Args) -> io::Result<()> {
+    if let Some(id) =
+        core_affinity::get_core_ids().and_then(|ids| ids.into_iter().find(|c| c.id == args.cpu))
+    {
+        core_affinity::set_for_current(id);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let addr = args.addr;
+    local.block_on(&rt, async move {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        loop {
+            let s = match l.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = s.set_nodelay(true);
+            tokio::task::spawn_local(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(s),
+                        hyper::service::service_fn(hello),
+                    )
+                    .await;
+            });
+        }
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    let r = match args.runtime.as_str() {
+        "sprint" => sprint(&args),
+        "tokio" => tokio(&args),
+        other => Err(io::Error::other(format!(
+            "--runtime must be sprint or tokio, not {other:?}"
+        ))),
+    };
+    if let Err(e) = r {
+        eprintln!("hyper_hello: {e}");
+        std::process::exit(2);
+    }
+}
