@@ -1,11 +1,14 @@
 //! `/metrics`: the runtime's figures in OpenMetrics text through the
 //! prometheus-client crate, served by a thread of its own (never a worker:
-//! a scrape must not take time from the hot path) over tiny_http.
+//! a scrape must not take time from the hot path) with bounded costs per
+//! client (see `http/mod.rs` for how and why).
 //!
 //! Every name starts with `sprint_`. Histograms are exported with `_bucket`
 //! series whose bounds double from 512 ns to 17 s (covering 1 µs to 10 s);
 //! each bound is the last value of an internal bucket, so the export loses
 //! no count, only resolution.
+
+pub use super::http::{Limits, LimitsError};
 
 use super::hist::{export_bounds, Snapshot};
 use crate::runtime::Handle;
@@ -15,7 +18,6 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// The collector: reads the runtime at every scrape.
 #[derive(Debug)]
@@ -259,77 +261,31 @@ pub fn render(handle: &Handle) -> Result<String, fmt::Error> {
     Ok(out)
 }
 
-/// The `/metrics` server; stops when dropped.
+/// The `/metrics` server; stops when dropped. It runs on one thread of
+/// its own whatever the number of clients, and bounds what each may cost
+/// (see [`Limits`]).
+#[derive(Debug)]
 pub struct Server {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish()
-    }
+    running: super::http::Running,
 }
 
 impl Server {
-    /// Listens on `addr` and serves `GET /metrics` on a thread of its own.
+    /// Listens on `addr` and serves `GET /metrics` on a thread of its own,
+    /// with the default [`Limits`].
     pub fn start(addr: &str, handle: Handle) -> std::io::Result<Server> {
-        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("not an IP address"))?;
-        let server = Arc::new(server);
-        let s2 = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("sprint-metrics".into())
-            .spawn(move || {
-                for req in s2.incoming_requests() {
-                    let path = req.url().split('?').next().unwrap_or("");
-                    let resp = if req.method() != &tiny_http::Method::Get {
-                        tiny_http::Response::from_string("only GET\n").with_status_code(405)
-                    } else if path == "/metrics" {
-                        match render(&handle) {
-                            Ok(body) => tiny_http::Response::from_string(body).with_header(
-                                tiny_http::Header::from_bytes(
-                                    &b"Content-Type"[..],
-                                    &b"application/openmetrics-text; version=1.0.0; charset=utf-8"
-                                        [..],
-                                )
-                                .unwrap_or_else(|_| unreachable!("a valid static header")),
-                            ),
-                            Err(_) => tiny_http::Response::from_string("encoding failed\n")
-                                .with_status_code(500),
-                        }
-                    } else {
-                        tiny_http::Response::from_string("not found: try /metrics\n")
-                            .with_status_code(404)
-                    };
-                    if let Err(e) = req.respond(resp) {
-                        tracing::debug!(error = %e, "a /metrics response failed");
-                    }
-                }
-            })?;
-        tracing::info!(%bound, "serving /metrics");
-        Ok(Server {
-            server,
-            addr: bound,
-            thread: Some(thread),
-        })
+        Server::start_with(addr, handle, Limits::default())
+    }
+
+    /// Like [`Server::start`], with `limits`; limits it cannot run with
+    /// are an `InvalidInput` error wrapping a [`LimitsError`].
+    pub fn start_with(addr: &str, handle: Handle, limits: Limits) -> std::io::Result<Server> {
+        let running = super::http::Running::start(addr, limits, Box::new(move || render(&handle)))?;
+        tracing::info!(bound = %running.addr(), "serving /metrics");
+        Ok(Server { running })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.running.addr()
     }
 }
