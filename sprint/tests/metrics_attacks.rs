@@ -85,18 +85,12 @@ fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
 }
 
-/// Raises the soft descriptor limit to the hard one; returns it.
+/// Raises the soft descriptor limit to the hard one (no privilege
+/// needed); returns it.
 fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a valid struct.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let mut lim = nofile();
     lim.rlim_cur = lim.rlim_max;
-    // SAFETY: setrlimit reads a valid struct; raising the soft limit up to
-    // the hard one needs no privilege. Only this child process sees it.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    set_nofile(lim);
     lim.rlim_cur
 }
 
@@ -192,10 +186,36 @@ fn scrape(addr: SocketAddr) -> Result<(u16, String), String> {
     Ok((code, body.to_string()))
 }
 
-fn scrape_ok(addr: SocketAddr) {
+fn scrape_ok(addr: SocketAddr) -> String {
     let (code, body) = scrape(addr).unwrap();
     assert_eq!(code, 200);
     assert!(body.ends_with("# EOF\n"), "{body}");
+    body
+}
+
+/// Waits for `what` to hold, for at most 30 s.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn nofile() -> libc::rlimit {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a valid struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim
+}
+
+fn set_nofile(lim: libc::rlimit) {
+    // SAFETY: setrlimit reads a valid struct; the soft limit stays within
+    // the hard one. Only the calling child process sees it.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
 }
 
 #[test]
@@ -241,7 +261,11 @@ fn a_request_line_without_end_is_cut_at_the_head_limit() {
                 after.saturating_sub(before) < 4 << 10,
                 "RSS grew from {before} KiB to {after} KiB"
             );
-            scrape_ok(addr);
+            let body = scrape_ok(addr);
+            assert!(
+                body.contains("\nsprint_metrics_server_bad_requests_total 1\n"),
+                "{body}"
+            );
         },
     );
 }
@@ -285,6 +309,9 @@ fn thousands_of_slowloris_connections_cost_no_thread_and_leave_scrapes_served() 
                 server_fds <= 64 + 4,
                 "the server holds {server_fds} connections"
             );
+            let stats = server.stats();
+            assert!(stats.evictions >= n - 64, "{stats:?}");
+            assert_eq!(stats.timeouts, 0, "{stats:?}");
             drop(conns);
         },
     );
@@ -371,6 +398,7 @@ fn an_idle_half_request_is_closed_at_the_read_timeout() {
         Err(e) => panic!("the half request was not closed: {e}"),
     }
     assert!(start.elapsed() >= timeout, "closed before its timeout");
+    assert_eq!(server.stats().timeouts, 1);
     let out = String::from_utf8_lossy(&out);
     assert!(out.is_empty() || out.starts_with("HTTP/1.1 408 "), "{out}");
 
@@ -386,6 +414,7 @@ fn an_idle_half_request_is_closed_at_the_read_timeout() {
     let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
     assert!(!out.contains("Connection: close"), "{out}");
+    assert_eq!(server.stats().timeouts, 2);
 }
 
 #[test]
@@ -414,5 +443,46 @@ fn a_response_never_read_is_dropped_at_the_write_timeout() {
         closed_by_peer(&p, Duration::from_secs(30)),
         "a client that reads nothing still held its connection after 30 s"
     );
+    assert_eq!(server.stats().timeouts, 1);
     scrape_ok(server.addr());
+}
+
+#[test]
+fn out_of_descriptors_the_server_pauses_accepting_and_then_serves() {
+    in_child(
+        "out_of_descriptors_the_server_pauses_accepting_and_then_serves",
+        || {
+            use std::os::fd::AsRawFd;
+            let rt = runtime();
+            let server = server(&rt, patient());
+            let addr = server.addr();
+            scrape_ok(addr);
+            // The client's socket exists before descriptors run out:
+            // connecting it needs none, accepting it needs one.
+            let client =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            let saved = nofile();
+            let lowest_free = std::fs::File::open("/dev/null").unwrap().as_raw_fd();
+            set_nofile(libc::rlimit {
+                rlim_cur: lowest_free as libc::rlim_t,
+                ..saved
+            });
+            client.connect(&addr.into()).unwrap();
+            // It fails, pauses and tries again: it does not give up.
+            wait_until("the server failed to accept twice", || {
+                server.stats().accept_errors >= 2
+            });
+            set_nofile(saved);
+            let mut s = TcpStream::from(client);
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+            let stats = server.stats();
+            println!("ATTACK out of descriptors: {stats:?}");
+            assert_eq!(stats.connections, 2, "{stats:?}");
+        },
+    );
 }

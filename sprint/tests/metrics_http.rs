@@ -153,6 +153,7 @@ fn what_it_does_not_serve_gets_a_status() {
         assert_eq!(status, want, "{}", String::from_utf8_lossy(&request[..20]));
         assert!(head.contains("connection: close"), "{head}");
     }
+    assert_eq!(server.stats().bad_requests, 3);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! each bound is the last value of an internal bucket, so the export loses
 //! no count, only resolution.
 
-pub use super::http::{Limits, LimitsError};
+pub use super::http::{Limits, LimitsError, ServerStats};
 
 use super::hist::{export_bounds, Snapshot};
 use crate::runtime::Handle;
@@ -252,10 +252,58 @@ impl Collector for RuntimeCollector {
     }
 }
 
-/// The metrics in OpenMetrics text, as `/metrics` serves them.
+/// The `/metrics` server's own figures.
+#[derive(Debug)]
+struct ServerCollector(ServerStats);
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let s = &self.0;
+        for (name, help, v) in [
+            (
+                "connections",
+                "Connections the /metrics server accepted.",
+                s.connections,
+            ),
+            (
+                "evictions",
+                "Connections it closed to admit a new one at its cap.",
+                s.evictions,
+            ),
+            (
+                "timeouts",
+                "Connections it closed at their read or write deadline.",
+                s.timeouts,
+            ),
+            (
+                "bad_requests",
+                "Requests it refused: malformed, too large, another version.",
+                s.bad_requests,
+            ),
+            (
+                "accept_errors",
+                "Accepts that failed for the process (descriptors, memory).",
+                s.accept_errors,
+            ),
+        ] {
+            counter(&mut e, &format!("sprint_metrics_server_{name}"), help, v)?;
+        }
+        Ok(())
+    }
+}
+
+/// The metrics in OpenMetrics text, as `/metrics` serves them (less the
+/// server's own, which only a running server has).
 pub fn render(handle: &Handle) -> Result<String, fmt::Error> {
+    render_with(handle, None)
+}
+
+fn render_with(handle: &Handle, server: Option<ServerStats>) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(RuntimeCollector(handle.clone())));
+    if let Some(s) = server {
+        registry.register_collector(Box::new(ServerCollector(s)));
+    }
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)
@@ -279,7 +327,11 @@ impl Server {
     /// Like [`Server::start`], with `limits`; limits it cannot run with
     /// are an `InvalidInput` error wrapping a [`LimitsError`].
     pub fn start_with(addr: &str, handle: Handle, limits: Limits) -> std::io::Result<Server> {
-        let running = super::http::Running::start(addr, limits, Box::new(move || render(&handle)))?;
+        let running = super::http::Running::start(
+            addr,
+            limits,
+            Box::new(move |s| render_with(&handle, Some(s))),
+        )?;
         tracing::info!(bound = %running.addr(), "serving /metrics");
         Ok(Server { running })
     }
@@ -287,5 +339,10 @@ impl Server {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.running.addr()
+    }
+
+    /// How often each of its defences acted so far.
+    pub fn stats(&self) -> ServerStats {
+        self.running.stats()
     }
 }

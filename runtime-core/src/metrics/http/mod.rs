@@ -22,11 +22,11 @@
 //!   closed, so a line without end costs 8 KiB, not its length (the close
 //!   lingers: the write side is shut and up to 64 KiB more are read and
 //!   dropped, so that the kernel does not reset the connection before the
-//!   431 is read). The output
-//!   buffer holds one response, and the next request is not even read
-//!   before it is written: a client that pipelines requests and never reads
-//!   costs one response, its requests wait in the kernel's buffers, and its
-//!   connection simply stops being read.
+//!   431 is read). The output buffer holds one response, and the next
+//!   request is not even read before it is written: a client that
+//!   pipelines requests and never reads costs one response, its requests
+//!   wait in the kernel's buffers, and its connection simply stops being
+//!   read.
 //! - **Time: a deadline per phase.** A connection waiting for a request
 //!   (idle, or with part of a head) is closed when [`Limits::read_timeout`]
 //!   has passed since the wait began, whatever trickles in meanwhile (a
@@ -40,7 +40,12 @@
 //!   response). Refusing the new one instead would let a few idle sockets
 //!   lock every scrape out until their timeouts, again and again; this way
 //!   an attacker has to open more connections than the cap within one
-//!   scrape's round trip (a few milliseconds) to disturb it.
+//!   scrape's round trip (a few milliseconds) to disturb it. A new
+//!   connection's request is read and answered as it is accepted, and at
+//!   most 64 connections are accepted per turn, so that a flood of
+//!   connects neither evicts a scrape before it is read nor holds the
+//!   loop. The listen backlog is 1,024, so that such a burst does not drop
+//!   a scraper's SYN (a second-long retransmission).
 //! - **No client waits for another.** Nothing blocks: a socket that cannot
 //!   take more output, or has no more input, is left until `mio` says it
 //!   can. A connection is served at most one response per turn, so one with
@@ -55,6 +60,10 @@
 //! before it was accepted) are skipped; those about the process (out of
 //! descriptors or memory) are logged and accepting pauses for 100 ms,
 //! while the connections already open are still served.
+//!
+//! How often each defence acted (evictions, timeouts, refused requests,
+//! accept errors) is counted in [`ServerStats`] and served with the
+//! runtime's figures as `sprint_metrics_server_*_total`.
 
 mod request;
 
@@ -64,7 +73,7 @@ use request::{Method, Parsed, Request};
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -155,8 +164,54 @@ impl Limits {
     }
 }
 
-/// Makes a scrape's body; `Err` is answered 500.
-pub(crate) type Render = Box<dyn FnMut() -> Result<String, fmt::Error> + Send>;
+/// What the server has done since it started: how often each defence
+/// acted. Served in `/metrics` too, as `sprint_metrics_server_*_total`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Connections closed to admit a new one at the cap.
+    pub evictions: u64,
+    /// Connections closed at their read or write deadline.
+    pub timeouts: u64,
+    /// Requests refused as malformed, too large (431) or of another HTTP
+    /// version.
+    pub bad_requests: u64,
+    /// Accepts that failed for the process (out of descriptors or memory),
+    /// each followed by a pause.
+    pub accept_errors: u64,
+}
+
+/// The counters behind [`ServerStats`]: written by the server's thread,
+/// read by anyone.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    connections: AtomicU64,
+    evictions: AtomicU64,
+    timeouts: AtomicU64,
+    bad_requests: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn get(&self) -> ServerStats {
+        ServerStats {
+            connections: self.connections.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            bad_requests: self.bad_requests.load(Ordering::Relaxed),
+            accept_errors: self.accept_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Makes a scrape's body from the server's own figures; `Err` is answered
+/// 500.
+pub(crate) type Render = Box<dyn FnMut(ServerStats) -> Result<String, fmt::Error> + Send>;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -177,6 +232,7 @@ pub(crate) struct Running {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -227,7 +283,9 @@ impl Running {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
         let mut server = EventLoop {
+            counters: counters.clone(),
             poll,
             listener,
             conns: slab::Slab::new(),
@@ -245,6 +303,7 @@ impl Running {
             addr,
             stop,
             waker,
+            counters,
             thread: Some(thread),
         })
     }
@@ -252,6 +311,11 @@ impl Running {
     /// The address it listens on.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What it has done so far.
+    pub(crate) fn stats(&self) -> ServerStats {
+        self.counters.get()
     }
 }
 
@@ -310,6 +374,7 @@ enum Turn {
 }
 
 struct EventLoop {
+    counters: Arc<Counters>,
     poll: Poll,
     listener: TcpListener,
     conns: slab::Slab<Conn>,
@@ -394,6 +459,7 @@ impl EventLoop {
                 let _ = c.stream.write(&response(408, "request timeout\n"));
             }
             tracing::debug!(phase = ?c.phase, "a /metrics connection timed out");
+            bump(&self.counters.timeouts);
             self.close(key);
         }
     }
@@ -404,7 +470,10 @@ impl EventLoop {
         }
         for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
-                Ok((stream, _)) => self.admit(stream),
+                Ok((stream, _)) => {
+                    bump(&self.counters.connections);
+                    self.admit(stream);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // About one connection: it is gone, the next may be fine.
                 Err(e)
@@ -417,6 +486,7 @@ impl EventLoop {
                     ) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "the /metrics server cannot accept; it retries in 100 ms");
+                    bump(&self.counters.accept_errors);
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
@@ -436,6 +506,7 @@ impl EventLoop {
                 .map(|(k, _)| k);
             if let Some(k) = oldest {
                 tracing::debug!("a /metrics connection is closed to admit a new one");
+                bump(&self.counters.evictions);
                 self.close(k);
             }
         }
@@ -475,7 +546,7 @@ impl EventLoop {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        match c.turn(&mut self.render) {
+        match c.turn(&mut self.render, &self.counters) {
             Turn::Wait => {}
             Turn::Again => self.ready.push(key),
             Turn::Close => self.close(key),
@@ -488,7 +559,7 @@ impl Conn {
     /// one request, until the socket would block. The socket is
     /// edge-triggered: every path that waits has seen `WouldBlock`, or
     /// returns `Again` to be driven again.
-    fn turn(&mut self, render: &mut Render) -> Turn {
+    fn turn(&mut self, render: &mut Render, counters: &Counters) -> Turn {
         let mut answered = false;
         loop {
             if self.phase == Phase::Closing {
@@ -513,6 +584,7 @@ impl Conn {
                     self.phase = Phase::Closing;
                     self.since = Instant::now();
                     self.filled = 0;
+                    return self.linger();
                 }
                 self.phase = Phase::Reading;
                 self.since = Instant::now();
@@ -522,17 +594,19 @@ impl Conn {
             }
             match request::parse(&self.input[..self.filled]) {
                 Parsed::Complete { request, len } => {
-                    let (output, keep) = answer(&request, render);
+                    let (output, keep) = answer(&request, || render(counters.get()));
                     self.respond(output, !keep);
                     self.input.copy_within(len..self.filled, 0);
                     self.filled -= len;
                     answered = true;
                 }
                 Parsed::Invalid(status) => {
+                    bump(&counters.bad_requests);
                     self.respond(response(status, "bad request\n"), true);
                     answered = true;
                 }
                 Parsed::Partial if self.filled == self.input.len() => {
+                    bump(&counters.bad_requests);
                     let body = "request head too large\n";
                     self.respond(response(431, body), true);
                     answered = true;
@@ -584,7 +658,10 @@ impl Conn {
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The response to `req`, and whether the connection stays open after it.
-fn answer(req: &Request<'_>, render: &mut Render) -> (Vec<u8>, bool) {
+fn answer(
+    req: &Request<'_>,
+    render: impl FnOnce() -> Result<String, fmt::Error>,
+) -> (Vec<u8>, bool) {
     // A body would be read as the next request: answer, then close.
     let keep = req.keep_alive && !req.has_body;
     let head_only = req.method == Method::Head;
