@@ -65,149 +65,26 @@
 //! accept errors) is counted in [`ServerStats`] and served with the
 //! runtime's figures as `sprint_metrics_server_*_total`.
 
+mod limits;
 mod request;
+mod response;
+mod stats;
+
+pub use limits::{Limits, LimitsError};
+pub use stats::ServerStats;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use request::{Method, Parsed, Request};
+use request::Parsed;
+use response::{answer, response};
+use stats::{bump, Counters};
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// What one client may cost the `/metrics` server.
-///
-/// ```
-/// use sprint_core::metrics::export::Limits;
-/// use std::time::Duration;
-///
-/// let strict = Limits {
-///     read_timeout: Duration::from_secs(2),
-///     ..Limits::default()
-/// };
-/// assert_eq!(strict.max_head_bytes, 8 * 1024);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// The largest request head (request line and headers) read; a longer
-    /// one is answered 431 and its connection closed. Default 8 KiB.
-    pub max_head_bytes: usize,
-    /// How long a connection may wait for a whole request head, counted
-    /// from when the server began waiting for it (the accept, or the end of
-    /// the previous response). Idle keep-alive connections close after it
-    /// too. Default 5 s.
-    pub read_timeout: Duration,
-    /// How long a response may take to be written whole; past it the
-    /// connection is closed. Default 5 s.
-    pub write_timeout: Duration,
-    /// Connections held at once; at the cap a new one closes the one that
-    /// has waited longest for its peer. Default 64.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_head_bytes: 8 * 1024,
-            read_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(5),
-            max_connections: 64,
-        }
-    }
-}
-
-/// The smallest head limit: a scraper's request line and headers fit.
-const MIN_HEAD_BYTES: usize = 512;
-
-/// A [`Limits`] field the server cannot run with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("metrics server limit {field} = {value}: {reason}")]
-pub struct LimitsError {
-    /// The field.
-    pub field: &'static str,
-    /// Its value, as given.
-    pub value: String,
-    /// What it must be.
-    pub reason: &'static str,
-}
-
-impl Limits {
-    /// Checks that a server can run with these limits.
-    pub fn validate(&self) -> Result<(), LimitsError> {
-        let err = |field, value: &dyn fmt::Debug, reason| {
-            Err(LimitsError {
-                field,
-                value: format!("{value:?}"),
-                reason,
-            })
-        };
-        if self.max_head_bytes < MIN_HEAD_BYTES {
-            return err(
-                "max_head_bytes",
-                &self.max_head_bytes,
-                "at least 512 bytes, so that a scraper's request fits",
-            );
-        }
-        if self.read_timeout.is_zero() {
-            return err("read_timeout", &self.read_timeout, "more than zero");
-        }
-        if self.write_timeout.is_zero() {
-            return err("write_timeout", &self.write_timeout, "more than zero");
-        }
-        if self.max_connections == 0 {
-            return err("max_connections", &self.max_connections, "at least 1");
-        }
-        Ok(())
-    }
-}
-
-/// What the server has done since it started: how often each defence
-/// acted. Served in `/metrics` too, as `sprint_metrics_server_*_total`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ServerStats {
-    /// Connections accepted.
-    pub connections: u64,
-    /// Connections closed to admit a new one at the cap.
-    pub evictions: u64,
-    /// Connections closed at their read or write deadline.
-    pub timeouts: u64,
-    /// Requests refused as malformed, too large (431) or of another HTTP
-    /// version.
-    pub bad_requests: u64,
-    /// Accepts that failed for the process (out of descriptors or memory),
-    /// each followed by a pause.
-    pub accept_errors: u64,
-}
-
-/// The counters behind [`ServerStats`]: written by the server's thread,
-/// read by anyone.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    connections: AtomicU64,
-    evictions: AtomicU64,
-    timeouts: AtomicU64,
-    bad_requests: AtomicU64,
-    accept_errors: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn get(&self) -> ServerStats {
-        ServerStats {
-            connections: self.connections.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-            timeouts: self.timeouts.load(Ordering::Relaxed),
-            bad_requests: self.bad_requests.load(Ordering::Relaxed),
-            accept_errors: self.accept_errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Makes a scrape's body from the server's own figures; `Err` is answered
 /// 500.
@@ -653,78 +530,4 @@ impl Conn {
         self.phase = Phase::Writing;
         self.since = Instant::now();
     }
-}
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The response to `req`, and whether the connection stays open after it.
-fn answer(
-    req: &Request<'_>,
-    render: impl FnOnce() -> Result<String, fmt::Error>,
-) -> (Vec<u8>, bool) {
-    // A body would be read as the next request: answer, then close.
-    let keep = req.keep_alive && !req.has_body;
-    let head_only = req.method == Method::Head;
-    let (status, body, content_type) = match (req.method, req.path) {
-        (Method::Other, _) => (405, "only GET and HEAD\n".to_string(), None),
-        (_, "/metrics") => match render() {
-            Ok(body) => (200, body, Some(OPENMETRICS)),
-            Err(_) => (500, "encoding failed\n".to_string(), None),
-        },
-        _ => (404, "not found: try /metrics\n".to_string(), None),
-    };
-    let mut out = head(
-        status,
-        content_type.unwrap_or("text/plain; charset=utf-8"),
-        body.len(),
-        if !keep {
-            Some("close")
-        } else if req.http10 {
-            Some("keep-alive")
-        } else {
-            None
-        },
-    );
-    if !head_only {
-        out.extend_from_slice(body.as_bytes());
-    }
-    (out, keep)
-}
-
-/// A plain-text response after which the connection closes.
-fn response(status: u16, body: &str) -> Vec<u8> {
-    let mut out = head(
-        status,
-        "text/plain; charset=utf-8",
-        body.len(),
-        Some("close"),
-    );
-    out.extend_from_slice(body.as_bytes());
-    out
-}
-
-fn head(status: u16, content_type: &str, len: usize, connection: Option<&str>) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        505 => "HTTP Version Not Supported",
-        _ => "Internal Server Error",
-    };
-    let mut h = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n"
-    );
-    if status == 405 {
-        h.push_str("Allow: GET, HEAD\r\n");
-    }
-    if let Some(c) = connection {
-        h.push_str("Connection: ");
-        h.push_str(c);
-        h.push_str("\r\n");
-    }
-    h.push_str("\r\n");
-    h.into_bytes()
 }
