@@ -57,9 +57,10 @@
 //! answered and its connection closed.
 //!
 //! `accept` errors that belong to one connection (it was reset or aborted
-//! before it was accepted) are skipped; those about the process (out of
-//! descriptors or memory) are logged and accepting pauses for 100 ms,
-//! while the connections already open are still served.
+//! before it was accepted, or its network error was pending) are skipped;
+//! those about the process (out of descriptors or memory) are logged and
+//! accepting pauses for 100 ms, while the connections already open are
+//! still served.
 //!
 //! How often each defence acted (evictions, timeouts, refused requests,
 //! accept errors) is counted in [`ServerStats`] and served with the
@@ -360,6 +361,9 @@ impl EventLoop {
                             | ErrorKind::ConnectionReset
                             | ErrorKind::Interrupted
                             | ErrorKind::NotConnected
+                            | ErrorKind::HostUnreachable
+                            | ErrorKind::NetworkUnreachable
+                            | ErrorKind::NetworkDown
                     ) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "the /metrics server cannot accept; it retries in 100 ms");
