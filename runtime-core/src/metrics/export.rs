@@ -1,11 +1,14 @@
 //! `/metrics`: the runtime's figures in OpenMetrics text through the
 //! prometheus-client crate, served by a thread of its own (never a worker:
-//! a scrape must not take time from the hot path) over tiny_http.
+//! a scrape must not take time from the hot path) with bounded costs per
+//! client (see `http/mod.rs` for how and why).
 //!
 //! Every name starts with `sprint_`. Histograms are exported with `_bucket`
 //! series whose bounds double from 512 ns to 17 s (covering 1 µs to 10 s);
 //! each bound is the last value of an internal bucket, so the export loses
 //! no count, only resolution.
+
+pub use super::http::{Limits, LimitsError, ServerStats};
 
 use super::hist::{export_bounds, Snapshot};
 use crate::runtime::Handle;
@@ -15,7 +18,6 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// The collector: reads the runtime at every scrape.
 #[derive(Debug)]
@@ -250,86 +252,97 @@ impl Collector for RuntimeCollector {
     }
 }
 
-/// The metrics in OpenMetrics text, as `/metrics` serves them.
+/// The `/metrics` server's own figures.
+#[derive(Debug)]
+struct ServerCollector(ServerStats);
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let s = &self.0;
+        for (name, help, v) in [
+            (
+                "connections",
+                "Connections the /metrics server accepted.",
+                s.connections,
+            ),
+            (
+                "evictions",
+                "Connections it closed to admit a new one at its cap.",
+                s.evictions,
+            ),
+            (
+                "timeouts",
+                "Connections it closed at their read or write deadline.",
+                s.timeouts,
+            ),
+            (
+                "bad_requests",
+                "Requests it refused: malformed, too large, another version.",
+                s.bad_requests,
+            ),
+            (
+                "accept_errors",
+                "Accepts that failed for the process (descriptors, memory).",
+                s.accept_errors,
+            ),
+        ] {
+            counter(&mut e, &format!("sprint_metrics_server_{name}"), help, v)?;
+        }
+        Ok(())
+    }
+}
+
+/// The metrics in OpenMetrics text, as `/metrics` serves them (less the
+/// server's own, which only a running server has).
 pub fn render(handle: &Handle) -> Result<String, fmt::Error> {
+    render_with(handle, None)
+}
+
+fn render_with(handle: &Handle, server: Option<ServerStats>) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(RuntimeCollector(handle.clone())));
+    if let Some(s) = server {
+        registry.register_collector(Box::new(ServerCollector(s)));
+    }
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)
 }
 
-/// The `/metrics` server; stops when dropped.
+/// The `/metrics` server; stops when dropped. It runs on one thread of
+/// its own whatever the number of clients, and bounds what each may cost
+/// (see [`Limits`]).
+#[derive(Debug)]
 pub struct Server {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish()
-    }
+    running: super::http::Running,
 }
 
 impl Server {
-    /// Listens on `addr` and serves `GET /metrics` on a thread of its own.
+    /// Listens on `addr` and serves `GET /metrics` on a thread of its own,
+    /// with the default [`Limits`].
     pub fn start(addr: &str, handle: Handle) -> std::io::Result<Server> {
-        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("not an IP address"))?;
-        let server = Arc::new(server);
-        let s2 = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("sprint-metrics".into())
-            .spawn(move || {
-                for req in s2.incoming_requests() {
-                    let path = req.url().split('?').next().unwrap_or("");
-                    let resp = if req.method() != &tiny_http::Method::Get {
-                        tiny_http::Response::from_string("only GET\n").with_status_code(405)
-                    } else if path == "/metrics" {
-                        match render(&handle) {
-                            Ok(body) => tiny_http::Response::from_string(body).with_header(
-                                tiny_http::Header::from_bytes(
-                                    &b"Content-Type"[..],
-                                    &b"application/openmetrics-text; version=1.0.0; charset=utf-8"
-                                        [..],
-                                )
-                                .unwrap_or_else(|_| unreachable!("a valid static header")),
-                            ),
-                            Err(_) => tiny_http::Response::from_string("encoding failed\n")
-                                .with_status_code(500),
-                        }
-                    } else {
-                        tiny_http::Response::from_string("not found: try /metrics\n")
-                            .with_status_code(404)
-                    };
-                    if let Err(e) = req.respond(resp) {
-                        tracing::debug!(error = %e, "a /metrics response failed");
-                    }
-                }
-            })?;
-        tracing::info!(%bound, "serving /metrics");
-        Ok(Server {
-            server,
-            addr: bound,
-            thread: Some(thread),
-        })
+        Server::start_with(addr, handle, Limits::default())
+    }
+
+    /// Like [`Server::start`], with `limits`; limits it cannot run with
+    /// are an `InvalidInput` error wrapping a [`LimitsError`].
+    pub fn start_with(addr: &str, handle: Handle, limits: Limits) -> std::io::Result<Server> {
+        let running = super::http::Running::start(
+            addr,
+            limits,
+            Box::new(move |s| render_with(&handle, Some(s))),
+        )?;
+        tracing::info!(bound = %running.addr(), "serving /metrics");
+        Ok(Server { running })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr()
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// How often each of its defences acted so far.
+    pub fn stats(&self) -> ServerStats {
+        self.running.stats()
     }
 }

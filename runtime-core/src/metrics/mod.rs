@@ -7,6 +7,7 @@
 pub mod export;
 pub mod health;
 pub mod hist;
+mod http;
 pub mod stats;
 
 pub use health::Problem;
