@@ -63,6 +63,82 @@ fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats)
 fn main() {
     spawn_allocates_nothing_globally_with_an_arena();
     println!("test spawn_allocates_nothing_globally_with_an_arena ... ok");
+    every_spawn_function_allocates_nothing_in_bursts_at_every_level_with_an_arena();
+    println!(
+        "test every_spawn_function_allocates_nothing_in_bursts_at_every_level_with_an_arena ... ok"
+    );
+}
+
+/// Bursts of `burst` tasks spawned with `how` from worker 0 of a
+/// two-worker runtime at `level` (so, at the levels that steal, the other
+/// worker steals some), each burst joined before the next; the global
+/// allocations over `bursts` bursts after `warm` bursts of warm-up.
+fn bursts(level: Level, how: How, burst: usize, warm: usize, bursts: usize) -> u64 {
+    let rt = Builder::new()
+        .level(level)
+        .read_env(false)
+        .workers(2)
+        .configure(|c| {
+            c.stall_threshold_us = 10_000_000;
+            c.rt_policy = sprint_core::config::RtPolicy::None;
+        })
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        sprint_core::spawn_on(0, async move {
+            let mut handles = Vec::with_capacity(burst);
+            let mut before = 0;
+            for b in 0..warm + bursts {
+                if b == warm {
+                    before = counting::allocations();
+                }
+                for i in 0..burst {
+                    handles.push(match how {
+                        How::Spawn => sprint_core::spawn(async move { i as u64 }),
+                        How::SpawnLocal => spawn_local(async move { i as u64 }),
+                        How::SpawnOn => {
+                            sprint_core::spawn_on(i % 2, async move { i as u64 }).unwrap()
+                        }
+                    });
+                }
+                let mut sum = 0;
+                for h in handles.drain(..) {
+                    sum += h.await.unwrap();
+                }
+                assert_eq!(sum, (burst * (burst - 1) / 2) as u64);
+            }
+            counting::allocations() - before
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum How {
+    Spawn,
+    SpawnLocal,
+    SpawnOn,
+}
+
+/// "Zero allocations per spawn" for every spawn function at every level
+/// with an arena, the stealing ones included, under bursts that overflow
+/// a work-stealing deque's first buffer: 100,000 spawns after warm-up.
+fn every_spawn_function_allocates_nothing_in_bursts_at_every_level_with_an_arena() {
+    let mut found = Vec::new();
+    for level in [Level::Standard, Level::Aggressive, Level::Enterprise] {
+        for how in [How::Spawn, How::SpawnLocal, How::SpawnOn] {
+            let allocs = bursts(level, how, 1_000, 10, 100);
+            if allocs != 0 {
+                found.push(format!("{level} {how:?}: {allocs}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "global allocations over 100 bursts of 1,000 spawns: {found:?}"
+    );
 }
 
 fn spawn_allocates_nothing_globally_with_an_arena() {

@@ -26,7 +26,9 @@ impl<T> Inbox<T> {
     pub(crate) fn new() -> Inbox<T> {
         Inbox {
             queue: Mutex::new(Queue {
-                items: VecDeque::with_capacity(64),
+                // A burst of cross-thread wakes or spawns up to this many
+                // never makes the queue grow (it keeps what it grew to).
+                items: VecDeque::with_capacity(crate::sched::worker::QUEUE_ROOM),
                 closed: false,
             }),
             nonempty: AtomicBool::new(false),

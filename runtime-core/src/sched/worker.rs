@@ -217,12 +217,29 @@ fn stamp(task: TaskRef) {
     }
 }
 
+/// Tasks a work-stealing deque holds at most. crossbeam-deque's buffer
+/// starts with room for 64 and doubles when a push finds it full, and
+/// halves when a pop leaves it under a quarter full: each step allocates
+/// a buffer (and retires the old one through the epoch collector), so a
+/// burst of 1,000 spawns allocated on every burst. Kept at or under its
+/// first buffer it never resizes; what does not fit waits in the worker's
+/// overflow queue (stealable once it moves into the deque).
+const DEQUE_ROOM: usize = 64;
+
+/// Room the worker's own queues (overflow, the scratch vector its inbox
+/// drains into) start with: a burst up to this size never makes them
+/// grow, and they keep what they grew to.
+pub(crate) const QUEUE_ROOM: usize = 4096;
+
 /// The half of a worker that only its thread touches.
 pub(crate) struct Core {
     pub(crate) shared: Arc<WorkerShared>,
     pub(crate) rt: Arc<Shared>,
     local: UnsafeCell<VecDeque<TaskRef>>,
     deque: Option<Deque<TaskRef>>,
+    /// Stealable tasks past the deque's [`DEQUE_ROOM`], in order; moved
+    /// into the deque as it drains.
+    overflow: UnsafeCell<VecDeque<TaskRef>>,
     list: UnsafeCell<List>,
     closed: Cell<bool>,
     ids: Cell<(u64, u64)>,
@@ -285,6 +302,7 @@ impl Core {
             rt,
             local: UnsafeCell::new(VecDeque::with_capacity(1024)),
             deque,
+            overflow: UnsafeCell::new(VecDeque::with_capacity(QUEUE_ROOM)),
             list: UnsafeCell::new(List::default()),
             closed: Cell::new(false),
             ids: Cell::new((0, 0)),
@@ -298,7 +316,7 @@ impl Core {
             stall_ticks,
             sample_mask: u64::from(sample_every.saturating_sub(1)),
             wakers: UnsafeCell::new(Vec::with_capacity(64)),
-            arrivals: UnsafeCell::new(Vec::with_capacity(64)),
+            arrivals: UnsafeCell::new(Vec::with_capacity(QUEUE_ROOM)),
             alive: Cell::new(0),
             cells: UnsafeCell::new(CellCache::default()),
             driver: UnsafeCell::new(None),
@@ -426,7 +444,13 @@ impl Core {
         }
         match &self.deque {
             Some(d) if task.header().stealable => {
-                d.push(task);
+                // SAFETY: short borrow on the owner thread.
+                let overflow = unsafe { &mut *self.overflow.get() };
+                if overflow.is_empty() && d.len() < DEQUE_ROOM {
+                    d.push(task);
+                } else {
+                    overflow.push_back(task);
+                }
                 self.rt.wake_a_sleeper(self.shared.index);
             }
             // SAFETY: only this worker's thread reaches its core, and no
@@ -462,13 +486,29 @@ impl Core {
         if let Some(t) = unsafe { (*self.local.get()).pop_front() } {
             return Some(t);
         }
-        self.deque.as_ref().and_then(|d| d.pop())
+        let d = self.deque.as_ref()?;
+        if let Some(t) = d.pop() {
+            return Some(t);
+        }
+        // SAFETY: short borrow on the owner thread.
+        let overflow = unsafe { &mut *self.overflow.get() };
+        // The deque is empty: the oldest of the overflow go into it (where
+        // other workers can steal them), up to half its room.
+        for _ in 0..DEQUE_ROOM / 2 {
+            match overflow.pop_front() {
+                Some(t) => d.push(t),
+                None => break,
+            }
+        }
+        d.pop()
     }
 
     fn has_local_work(&self) -> bool {
         // SAFETY: short borrow on the owner thread.
         !unsafe { (*self.local.get()).is_empty() }
             || self.deque.as_ref().is_some_and(|d| !d.is_empty())
+            // SAFETY: short borrow on the owner thread.
+            || !unsafe { (*self.overflow.get()).is_empty() }
     }
 
     fn run_task(&self, task: TaskRef) {
@@ -571,8 +611,8 @@ impl Core {
             Relaxed,
         );
         // SAFETY: short borrow on the owner thread.
-        let queued =
-            unsafe { (*self.local.get()).len() } + self.deque.as_ref().map_or(0, |d| d.len());
+        let queued = unsafe { (*self.local.get()).len() + (*self.overflow.get()).len() }
+            + self.deque.as_ref().map_or(0, |d| d.len());
         c.queue_depth.store(queued as u64, Relaxed);
         // SAFETY: short borrow on the owner thread.
         c.live_local_tasks
@@ -831,6 +871,9 @@ impl Core {
         }
         // SAFETY: short borrow on the owner thread.
         unsafe { (*self.local.get()).clear() };
+        // SAFETY: as above. Stealable tasks: the owner's locked list
+        // cancels them in phase 2.
+        unsafe { (*self.overflow.get()).clear() };
         if let Some(d) = &self.deque {
             while d.pop().is_some() {}
         }
