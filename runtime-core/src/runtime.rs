@@ -845,7 +845,7 @@ impl Handle {
                     pinned: w.cpu.is_some(),
                     tid: w.tid.load(Relaxed),
                     polls: c.polls.load(Relaxed),
-                    spawned: c.spawned.load(Relaxed),
+                    spawned: c.spawned_total(),
                     steals: c.steals.load(Relaxed),
                     parks: c.parks.load(Relaxed),
                     unparks: w.parker.unparks(),

@@ -219,6 +219,52 @@ fn health_sees_affinity_and_scheduling_changed_from_outside() {
     assert!(health.iter().all(|p| !p.to_string().is_empty()));
 }
 
+/// The task counts are current while a worker is busy: it spawns and joins
+/// 1,000 tasks and then keeps its thread (it never goes idle, and its last
+/// maintenance turn may be many polls back) until the stats, read from
+/// this thread, show all of them.
+#[test]
+fn stats_are_current_while_a_worker_is_busy() {
+    use std::sync::atomic::{AtomicBool, Ordering::*};
+    use std::sync::Arc;
+    let rt = rt(Level::Standard, 1, |_| {});
+    let seen = Arc::new(AtomicBool::new(false));
+    let s2 = seen.clone();
+    let busy = rt
+        .handle()
+        .spawn_on(0, async move {
+            let mut v = Vec::with_capacity(1000);
+            for i in 0..1000u64 {
+                v.push(sprint::spawn_local(async move { i }));
+            }
+            for j in v {
+                j.await.unwrap();
+            }
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while !s2.load(Acquire) && std::time::Instant::now() < until {
+                std::thread::yield_now();
+            }
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut s = rt.stats();
+    while (s.tasks.completed < 1000 || s.tasks.spawned < 1001)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::yield_now();
+        s = rt.stats();
+    }
+    let busy_meanwhile = !seen.swap(true, AcqRel);
+    rt.block_on(busy).unwrap();
+    assert!(busy_meanwhile);
+    assert!(
+        s.tasks.completed >= 1000 && s.tasks.spawned >= 1001,
+        "counts behind while the worker was busy: {:?}",
+        s.tasks
+    );
+    assert!(s.workers[0].polls >= 1000, "{:?}", s.workers[0]);
+}
+
 #[test]
 fn stats_count_tasks_and_serialise() {
     let rt = rt(Level::Standard, 2, |_| {});
@@ -234,13 +280,12 @@ fn stats_count_tasks_and_serialise() {
             j.await.unwrap();
         }
     });
-    // Workers publish their counters when they go idle: wait for that.
+    // A task's completion is counted as its cell is released, which may
+    // follow its JoinHandle's wake by a moment: wait for the count.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut s = rt.stats();
-    for _ in 0..200 {
-        if s.tasks.completed >= 100 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    while s.tasks.completed < 100 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
         s = rt.stats();
     }
     assert_eq!(s.level, Level::Standard);

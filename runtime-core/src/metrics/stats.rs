@@ -185,8 +185,8 @@ impl Handle {
             .map(|w| {
                 let c = &w.counters;
                 let up = now.saturating_duration_since(w.started).as_nanos().max(1) as f64;
-                let spawned = c.spawned.load(Relaxed);
-                let completed = c.completed.load(Relaxed);
+                let completed = c.completed_total();
+                let spawned = c.spawned_total();
                 let tid = w.tid.load(Relaxed);
                 let s = w.metrics.stalls.load(Relaxed);
                 stalls += s;

@@ -34,17 +34,22 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-/// Counters a worker publishes; read by `Runtime::worker_stats`.
+/// A worker's counters; read by `Runtime::worker_stats` and `stats`. The
+/// owner writes the counts as they happen (a plain load and store each,
+/// see [`bump`]), so a reader sees them current while the worker is busy;
+/// the queue depth and live tasks are published at each maintenance turn.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) polls: AtomicU64,
+    /// Tasks spawned on its own thread.
     pub(crate) spawned: AtomicU64,
     pub(crate) steals: AtomicU64,
     pub(crate) parks: AtomicU64,
     pub(crate) inbox_received: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
     pub(crate) live_local_tasks: AtomicU64,
-    /// Tasks of this worker that finished (completed or cancelled).
+    /// Tasks of this worker that finished (completed or cancelled) on its
+    /// own thread.
     pub(crate) completed: AtomicU64,
     /// Those that finished away from its core (stolen, or cancelled
     /// elsewhere), counted there.
@@ -55,6 +60,20 @@ pub(crate) struct Counters {
     pub(crate) queue_depth: AtomicU64,
     /// Time spent polling tasks, ns.
     pub(crate) busy_ns: AtomicU64,
+}
+
+impl Counters {
+    /// Tasks of this worker finished, wherever. Read before
+    /// [`spawned_total`](Self::spawned_total), so that the difference never
+    /// undercounts the live ones.
+    pub(crate) fn completed_total(&self) -> u64 {
+        self.completed.load(Relaxed) + self.completed_elsewhere.load(Relaxed)
+    }
+
+    /// Tasks of this worker spawned, wherever.
+    pub(crate) fn spawned_total(&self) -> u64 {
+        self.spawned.load(Relaxed) + self.spawned_elsewhere.load(Relaxed)
+    }
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -243,11 +262,6 @@ pub(crate) struct Core {
     list: UnsafeCell<List>,
     closed: Cell<bool>,
     ids: Cell<(u64, u64)>,
-    polls: Cell<u64>,
-    spawned: Cell<u64>,
-    completed: Cell<u64>,
-    /// Nanoseconds spent polling, estimated from the sampled polls.
-    busy_ticks: Cell<u64>,
     /// The metrics clock, and the reading at the end of the last poll (or
     /// when the worker came back from maintenance or idling): the next
     /// poll's start, so that a poll costs one clock read.
@@ -306,10 +320,6 @@ impl Core {
             list: UnsafeCell::new(List::default()),
             closed: Cell::new(false),
             ids: Cell::new((0, 0)),
-            polls: Cell::new(0),
-            spawned: Cell::new(0),
-            completed: Cell::new(0),
-            busy_ticks: Cell::new(0),
             // Calibrated by the runtime's builder before the workers start.
             clock: shared_metrics_on.then(crate::metrics::Ticks::get),
             last_tick: Cell::new(0),
@@ -439,7 +449,8 @@ impl Core {
         }
         // Queueings during a timed poll (and the maintenance after it)
         // are timed: `polls` is that poll's number until it ends.
-        if self.clock.is_some() && self.polls.get() & self.sample_mask == 0 {
+        if self.clock.is_some() && self.shared.counters.polls.load(Relaxed) & self.sample_mask == 0
+        {
             stamp(task);
         }
         match &self.deque {
@@ -467,12 +478,12 @@ impl Core {
             // no list yet.
             unsafe { (*self.list.get()).push(task) };
         }
-        self.spawned.set(self.spawned.get() + 1);
+        bump(&self.shared.counters.spawned, 1);
     }
 
     /// Counts a task that finished on this thread.
     pub(crate) fn count_completed(&self) {
-        self.completed.set(self.completed.get() + 1);
+        bump(&self.shared.counters.completed, 1);
     }
 
     /// Unlinks a finished non-stealable task.
@@ -517,7 +528,7 @@ impl Core {
             Some(clock) => self.run_task_measured(task, clock),
             None => harness::run(task, |_| {}),
         }
-        self.polls.set(self.polls.get() + 1);
+        bump(&self.shared.counters.polls, 1);
     }
 
     /// A poll measured: one clock read at its end (its start is the last
@@ -537,7 +548,7 @@ impl Core {
         }
         // `polls` counts every poll already: sample on it.
         // (`sample_every` is a power of two: this is a mask, no division.)
-        let sampled = self.polls.get() & self.sample_mask == 0;
+        let sampled = self.shared.counters.polls.load(Relaxed) & self.sample_mask == 0;
         m.polling_since.store(start, Relaxed);
         harness::run(task, |header| {
             let end = clock.now();
@@ -549,8 +560,7 @@ impl Core {
                 let ns = clock.nanos(start, end);
                 m.poll.record_single_writer(ns);
                 // Busy time, estimated from the sampled polls.
-                self.busy_ticks
-                    .set(self.busy_ticks.get() + ns * m.sample_every as u64);
+                bump(&self.shared.counters.busy_ns, ns * m.sample_every as u64);
             }
         });
         m.polling_since.store(0, Relaxed);
@@ -600,16 +610,6 @@ impl Core {
 
     fn publish(&self) {
         let c = &self.shared.counters;
-        c.polls.store(self.polls.get(), Relaxed);
-        c.spawned.store(
-            self.spawned.get() + c.spawned_elsewhere.load(Relaxed),
-            Relaxed,
-        );
-        c.busy_ns.store(self.busy_ticks.get(), Relaxed);
-        c.completed.store(
-            self.completed.get() + c.completed_elsewhere.load(Relaxed),
-            Relaxed,
-        );
         // SAFETY: short borrow on the owner thread.
         let queued = unsafe { (*self.local.get()).len() + (*self.overflow.get()).len() }
             + self.deque.as_ref().map_or(0, |d| d.len());
