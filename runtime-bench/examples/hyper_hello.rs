@@ -45,6 +45,10 @@ struct Args {
     /// `spawn_local`.
     #[arg(long)]
     accept_in_main: bool,
+    /// Sprint, accepting on the worker: `spawn` each connection (stealable
+    /// at the stealing levels) instead of `spawn_local`.
+    #[arg(long)]
+    spawn: bool,
 }
 
 async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -149,6 +153,7 @@ fn sprint(args: &Args) -> io::Result<()> {
         rt.handle().driver_report().join("; ")
     );
     let addr = args.addr;
+    let spawn = args.spawn;
     if args.accept_in_main {
         return rt.block_on(async move {
             let l = sprint::net::TcpListener::bind(addr)?;
@@ -184,12 +189,17 @@ fn sprint(args: &Args) -> io::Result<()> {
                     }
                 };
                 let _ = s.set_nodelay(true);
-                sprint::spawn_local(async move {
+                let conn = async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(Timer)
                         .serve_connection(Io(s), hyper::service::service_fn(hello))
                         .await;
-                });
+                };
+                if spawn {
+                    drop(sprint::spawn(conn));
+                } else {
+                    drop(sprint::spawn_local(conn));
+                }
             }
         })
         .map_err(io::Error::other)?

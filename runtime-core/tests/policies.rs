@@ -206,3 +206,52 @@ fn remote_spawns_do_not_wait_behind_a_blocked_worker() {
         assert!(still_blocked);
     }
 }
+
+/// At the levels that steal, a woken task runs in turn: two `spawn`ed
+/// tasks on one worker that keep yielding take turns. The worker's deque
+/// was last-in first-out, so a task that woke itself ran again at once and
+/// the other waited for it to finish (a hyper server under wrk at Standard
+/// held requests for hundreds of milliseconds that way).
+#[test]
+fn woken_tasks_take_turns_at_the_stealing_levels() {
+    use std::sync::atomic::{AtomicU64, Ordering::*};
+    use std::sync::Arc;
+    for level in [Level::Basic, Level::Standard, Level::Aggressive] {
+        let rt = common::rt(level, 1);
+        let turns = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+        // The most turns one task took while the other had taken none.
+        let ahead = Arc::new(AtomicU64::new(0));
+        let out = rt.block_on({
+            let (turns, ahead) = (turns.clone(), ahead.clone());
+            async move {
+                sprint_core::spawn_on(0, async move {
+                    let hs: Vec<_> = (0..2)
+                        .map(|me| {
+                            let (turns, ahead) = (turns.clone(), ahead.clone());
+                            spawn(async move {
+                                for _ in 0..10_000 {
+                                    let mine = turns[me].fetch_add(1, Relaxed) + 1;
+                                    if turns[1 - me].load(Relaxed) == 0 {
+                                        ahead.fetch_max(mine, Relaxed);
+                                    }
+                                    sprint_core::yield_now().await;
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.await.unwrap();
+                    }
+                })
+                .unwrap()
+                .await
+            }
+        });
+        out.unwrap();
+        let ahead = ahead.load(Relaxed);
+        assert!(
+            ahead <= 2,
+            "{level}: one task ran {ahead} times before the other ran once"
+        );
+    }
+}
