@@ -685,8 +685,10 @@ mod report {
         /// Server CPU per delivered frame, µs.
         server_cpu_us_per_delivery: f64,
         rss_mb: f64,
-        /// Global allocations per message in the measured window (after
-        /// the warm-up).
+        /// Global allocations in the measured window (after the warm-up),
+        /// as counted: a ratio rounded to 0.000 hid a few.
+        allocations: Option<u64>,
+        /// The same per message relayed in the window.
         allocations_per_message: f64,
         /// The server's minor page faults in the measured window.
         page_faults: u64,
@@ -819,9 +821,13 @@ mod report {
             .collect();
         let marks: Vec<u64> = lines.iter().filter_map(|v| v["mark"].as_u64()).collect();
         // Allocations in the measured window, per message relayed in it.
-        let allocations_per_message = match marks.as_slice() {
-            [a, b, ..] => (b - a) as f64 / load.messages.max(1) as f64,
-            _ => f64::NAN,
+        let allocations = match marks.as_slice() {
+            [a, b, ..] => Some(b - a),
+            _ => None,
+        };
+        let allocations_per_message = match allocations {
+            Some(n) => n as f64 / load.messages.max(1) as f64,
+            None => f64::NAN,
         };
         let deliveries = (load.delivered_per_s * r.seconds).max(1.0);
         Ok(Row {
@@ -829,6 +835,7 @@ mod report {
             server_cpu: (cpu1 - cpu0) / wall,
             server_cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / deliveries,
             rss_mb: rss,
+            allocations,
             allocations_per_message,
             page_faults: faults1 - faults0,
             load,
@@ -1014,16 +1021,17 @@ mod report {
             "CPU",
             "µs/deliv",
             "RSS MB",
-            "allocs/msg",
+            "allocs",
             "faults"
         );
         for x in &rows {
             let l = &x.load;
             println!(
-                "{:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10.3} {:>7}",
+                "{:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10} {:>7}",
                 x.server, l.offered_rate, l.delivered_per_s, l.delivered_fraction * 100.0,
                 l.p50_us, l.p95_us, l.p99_us, l.p999_us, x.server_cpu,
-                x.server_cpu_us_per_delivery, x.rss_mb, x.allocations_per_message, x.page_faults
+                x.server_cpu_us_per_delivery, x.rss_mb,
+                x.allocations.map_or("-".to_string(), |n| n.to_string()), x.page_faults
             );
             if l.closed_subscribers > 0 {
                 println!(

@@ -742,6 +742,14 @@ impl Core {
     pub(crate) fn run(&self) {
         let interval = self.rt.policy.event_interval.max(1);
         let mut tick: u32 = 0;
+        if self.deque.is_some() {
+            // A thread's first steal registers it with crossbeam's epoch
+            // collector (one allocation). A worker busy spawning steals
+            // for the first time whenever it first runs dry, which was
+            // inside a no-allocation test's window: register now, with a
+            // steal from a deque of nobody's.
+            let _ = Deque::<TaskRef>::new_fifo().stealer().steal();
+        }
         self.resume_clock();
         loop {
             if let Some(task) = self.next_task() {
