@@ -88,13 +88,21 @@ impl MemoryLimit {
     }
 }
 
-/// The process's resident memory in bytes (`/proc/self/statm`).
+/// The process's resident memory in bytes (`/proc/self/statm`; `None`
+/// where there is no procfs).
+#[cfg(unix)]
 pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no memory preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(PAGE))
+}
+
+/// The process's resident memory: not read on this platform.
+#[cfg(not(unix))]
+pub fn resident_bytes() -> Option<u64> {
+    None
 }
 
 /// What a level would make resident at start.
