@@ -33,7 +33,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 bins=()
 for t in "${targets[@]}"; do bins+=(--bin "$t"); done
 echo "building ${targets[*]} (ASan, coverage) into $CARGO_TARGET_DIR"
-cargo build --locked --release --target "$triple" "${bins[@]}"
+cargo build --release --target "$triple" "${bins[@]}"
 
 # The seed corpus is committed and small (fuzz/corpus/<target>: a real
 # transaction, framed and bare); libFuzzer adds what it finds to a scratch
