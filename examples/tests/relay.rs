@@ -391,12 +391,12 @@ fn a_slow_subscriber_is_dropped_on_tokio_too() {
     slow(Rt::Tokio, SlowPolicy::Drop);
 }
 
-/// The txid the relay keys duplicates by is the bitcoin crate's: the
-/// checksum's hash for a transaction without witness data, computed
-/// afresh for one with it (where the two differ).
+/// The relay keys duplicates by the payload's double SHA-256, which the
+/// frame's checksum needs anyway: it is the bitcoin crate's wtxid with and
+/// without witness data (and the txid without it).
 #[test]
-fn the_txid_is_the_bitcoin_crates_with_and_without_witness() {
-    let frame_of = |payload: &[u8]| {
+fn the_duplicate_key_is_the_bitcoin_crates_wtxid_with_and_without_witness() {
+    let key_of = |payload: &[u8]| {
         let f = wire::tx_frame(payload);
         match wire::parse(&f, wire::MAINNET, 4_000_000).unwrap() {
             Parsed::Tx { hash, .. } => hash,
@@ -405,25 +405,13 @@ fn the_txid_is_the_bitcoin_crates_with_and_without_witness() {
     };
     let (legacy, id) = tx(7, 40);
     let t: Transaction = bitcoin::consensus::deserialize(&legacy).unwrap();
-    assert_eq!(relay::core::txid(&t, frame_of(&legacy)), id);
+    assert_eq!(key_of(&legacy), t.compute_wtxid().to_byte_array());
+    assert_eq!(key_of(&legacy), id, "without witness, wtxid = txid");
     let mut w = t.clone();
     w.input[0].witness = bitcoin::Witness::from_slice(&[vec![1u8; 72], vec![2u8; 33]]);
     let segwit = bitcoin::consensus::serialize(&w);
-    let hash = frame_of(&segwit);
-    assert_ne!(
-        hash,
-        w.compute_txid().to_byte_array(),
-        "the witness is in the payload hash"
-    );
-    assert_eq!(
-        relay::core::txid(&w, hash),
-        w.compute_txid().to_byte_array()
-    );
-    assert_eq!(
-        relay::core::txid(&w, hash),
-        id,
-        "the same transaction with a witness has the same txid"
-    );
+    assert_eq!(key_of(&segwit), w.compute_wtxid().to_byte_array());
+    assert_ne!(key_of(&segwit), id, "the witness is in the key");
 }
 
 #[test]
