@@ -192,11 +192,21 @@ pub enum Role {
 /// The first and the longest wait of an accept loop after an error.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
+/// Whether a failed accept is about the process (out of descriptors or
+/// memory: waiting helps) rather than about one connection.
+fn about_the_process(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
 /// Accepts connections for `role` until dropped. A failed accept (a peer
 /// gone before it was accepted, too many open files, no memory) is
-/// counted and logged once per run of failures, and the loop waits
-/// (10 ms, doubling up to 1 s, back to 10 ms after a success) and goes
-/// on: a listener never dies of one connection or of a passing shortage.
+/// counted; one about the process (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
+/// logged once per run of failures and the loop waits (10 ms, doubling
+/// up to 1 s, back to 10 ms after a success); either way it goes on: a
+/// listener never dies of one connection or of a passing shortage.
 /// Connections over the cap are closed at once (counted).
 pub async fn accept_loop<L: Listener>(relay: Rc<RefCell<Relay>>, l: L, role: Role) {
     let mut wait = None;
@@ -221,6 +231,11 @@ pub async fn accept_loop<L: Listener>(relay: Rc<RefCell<Relay>>, l: L, role: Rol
             }
             Err(e) => {
                 relay.borrow_mut().counters.accept_errors += 1;
+                if !about_the_process(&e) {
+                    // One connection's failure (gone before it was
+                    // accepted): the next one is unaffected.
+                    continue;
+                }
                 let d = match wait {
                     None => {
                         eprintln!("relay: accepting {role:?}: {e}; backing off");
