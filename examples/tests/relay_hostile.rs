@@ -289,3 +289,126 @@ fn a_witness_malleated_copy_sent_first_does_not_censor_the_original_on_sprint() 
 fn a_witness_malleated_copy_sent_first_does_not_censor_the_original_on_tokio() {
     malleated(Rt::Tokio);
 }
+
+/// The relay binary in a child process with `nofile` descriptors at most
+/// (the limit is set in the child only); killed when dropped.
+struct Child {
+    child: std::process::Child,
+    addrs: (SocketAddr, SocketAddr),
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Child {
+    fn start(runtime: &str, nofile: u64) -> Child {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relay"));
+        cmd.args(["--runtime", runtime, "--no-rt", "--seen", "10000"])
+            .args([
+                "--publishers",
+                "127.0.0.1:0",
+                "--subscribers",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        // SAFETY: setrlimit is async-signal-safe and touches only the
+        // child, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addrs = loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "the relay exited");
+            // "relay: publishers on A, subscribers on B"
+            if let Some(rest) = line.trim().strip_prefix("relay: publishers on ") {
+                let (p, s) = rest.split_once(", subscribers on ").unwrap();
+                break (p.parse().unwrap(), s.parse().unwrap());
+            }
+        };
+        // Keep draining its log so that it never blocks on a full pipe.
+        let log = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            rest
+        });
+        Child {
+            child,
+            addrs,
+            log: Some(log),
+        }
+    }
+
+    /// Kills it; what it logged after its addresses.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn out_of_descriptors(runtime: &str) {
+    let relay = Child::start(runtime, 64);
+    let (pubs, subs) = relay.addrs;
+    // More connections than the relay has descriptors: its accepts fail
+    // with EMFILE meanwhile.
+    let hogs: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(subs).unwrap())
+        .collect();
+    drop(hogs);
+    // Once they are gone, honest connections are served again.
+    let mut sub = TcpStream::connect(subs).unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seq = 1;
+    loop {
+        let mut p = TcpStream::connect(pubs).unwrap();
+        let (payload, _) = tx(seq, 40);
+        p.write_all(&wire::tx_frame(&payload)).unwrap();
+        sub.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut b = [0u8; 4096];
+        match sub.read(&mut b) {
+            Ok(n) if n > 0 => {
+                let got = wire::parse(&b[..n], wire::MAINNET, 1 << 20).unwrap();
+                assert!(matches!(got, wire::Parsed::Tx { .. }), "{runtime}: {got:?}");
+                break;
+            }
+            Ok(_) => panic!("{runtime}: the relay closed the subscriber"),
+            Err(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: not served after EMFILE"
+        );
+        seq += 1;
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_end_the_accept_loops_on_sprint() {
+    out_of_descriptors("sprint");
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_end_the_accept_loops_on_tokio() {
+    out_of_descriptors("tokio");
+}
