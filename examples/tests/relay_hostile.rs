@@ -401,6 +401,11 @@ fn out_of_descriptors(runtime: &str) {
         );
         seq += 1;
     }
+    let log = relay.stop();
+    assert!(
+        log.contains("Too many open files"),
+        "{runtime}: no EMFILE met: {log}"
+    );
 }
 
 #[test]
