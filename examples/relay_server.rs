@@ -9,7 +9,9 @@ use relay::server::{self, Addrs};
 use relay::{RelayConfig, SlowPolicy};
 use sprint::memory::counting::{self, Counting};
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 // Counts global allocations, so the harness can report them per message.
 #[global_allocator]
@@ -50,6 +52,27 @@ struct Args {
     /// Transactions remembered for duplicate detection.
     #[arg(long, default_value_t = 1_000_000)]
     seen: usize,
+    /// Publishers served at once; more are refused (closed, counted).
+    #[arg(long, default_value_t = 1_024)]
+    max_publishers: usize,
+    /// Subscribers served at once; more are refused (closed, counted).
+    #[arg(long, default_value_t = 4_096)]
+    max_subscribers: usize,
+    /// Seconds a publisher may go without completing a frame (from its
+    /// connection or its previous frame) before it is closed.
+    #[arg(long, default_value_t = 120)]
+    publisher_idle_s: u64,
+    /// Seconds a frame in progress may take beyond its size at
+    /// --min-frame-rate before its publisher is closed.
+    #[arg(long, default_value_t = 10)]
+    frame_grace_s: u64,
+    /// The slowest a frame in progress may arrive, in bytes per second.
+    #[arg(long, default_value_t = 10_000)]
+    min_frame_rate: u64,
+    /// Milliseconds a connection's queue or buffer stays idle before its
+    /// memory is given back.
+    #[arg(long, default_value_t = 2_000)]
+    trim_after_ms: u64,
     /// The CPU to run on.
     #[arg(long, default_value_t = 0)]
     cpu: usize,
@@ -75,7 +98,13 @@ fn main() {
         seen: args.seen,
         queue_bytes: args.queue_bytes,
         slow: args.slow,
-        slow_after: std::time::Duration::from_millis(args.slow_after_ms),
+        slow_after: Duration::from_millis(args.slow_after_ms),
+        max_publishers: args.max_publishers,
+        max_subscribers: args.max_subscribers,
+        publisher_idle: Duration::from_secs(args.publisher_idle_s),
+        frame_grace: Duration::from_secs(args.frame_grace_s),
+        min_frame_rate: args.min_frame_rate,
+        trim_after: Duration::from_millis(args.trim_after_ms),
         ..RelayConfig::default()
     };
     let addrs = Addrs {
@@ -98,14 +127,24 @@ fn main() {
     // harness measures.
     let _ = std::io::stdout();
     // SIGUSR1 prints the allocations so far (the harness marks the start
-    // and the end of its measured window with it).
+    // and the end of its measured window with it), and the memory sample:
+    // connections, resident bytes, and resident bytes per connection
+    // above the start.
     match signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 for _ in signals.forever() {
                     use std::io::Write;
                     let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{{\"mark\":{}}}", counting::allocations());
+                    let live = &server::LIVE;
+                    let _ = writeln!(
+                        out,
+                        "{{\"mark\":{},\"connections\":{},\"rss_bytes\":{},\"rss_per_connection\":{}}}",
+                        counting::allocations(),
+                        live.connections.load(Ordering::Relaxed),
+                        live.rss.load(Ordering::Relaxed),
+                        live.rss_per_connection.load(Ordering::Relaxed),
+                    );
                     let _ = out.flush();
                 }
             });

@@ -1,18 +1,20 @@
 //! The seam between the relay and a runtime: a stream that reads and
-//! writes through `&self`, and the two connection loops written once over
-//! it. Sprint's and tokio's streams implement it.
+//! writes through `&self` (with the runtime's timer and spawn beside it),
+//! a listener, and the connection loops written once over them. Sprint's
+//! and tokio's types implement it.
 
-use crate::core::{Next, Relay};
+use crate::core::{Next, PubId, Relay, SubId};
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A connected stream.
+/// A connected stream, and the runtime it runs on.
 pub trait Stream: 'static {
-    /// Reads some bytes; 0 at the end.
+    /// Reads some bytes; 0 at the end. Dropping the future loses nothing.
     fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>>;
     /// Writes all of `buf`.
     fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
@@ -24,9 +26,18 @@ pub trait Stream: 'static {
             (r, out)
         }
     }
-    /// The runtime's timer (a publisher waiting for room re-checks the
-    /// slow-subscriber grace with it).
+    /// The runtime's timer.
     fn sleep(d: Duration) -> impl Future<Output = ()>;
+    /// Runs `f` on this thread, beside the caller.
+    fn spawn(f: impl Future<Output = ()> + 'static);
+}
+
+/// A listening socket.
+pub trait Listener: 'static {
+    /// What it accepts.
+    type Stream: Stream;
+    /// The next connection (with Nagle off).
+    fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>>;
 }
 
 impl Stream for sprint::net::TcpStream {
@@ -38,6 +49,9 @@ impl Stream for sprint::net::TcpStream {
     }
     fn sleep(d: Duration) -> impl Future<Output = ()> {
         sprint::time::sleep(d)
+    }
+    fn spawn(f: impl Future<Output = ()> + 'static) {
+        sprint::spawn_local(f);
     }
     /// Sends from the subscriber's own buffer, up to its 64 KiB in one
     /// operation. A borrowed write is copied into a 16 KiB pool buffer and
@@ -58,6 +72,15 @@ impl Stream for sprint::net::TcpStream {
                 Err(e) => return (Err(e), out),
             }
         }
+    }
+}
+
+impl Listener for sprint::net::TcpListener {
+    type Stream = sprint::net::TcpStream;
+    async fn accept(&self) -> io::Result<sprint::net::TcpStream> {
+        let (s, _) = sprint::net::TcpListener::accept(self).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
     }
 }
 
@@ -85,6 +108,18 @@ impl Stream for tokio::net::TcpStream {
     }
     fn sleep(d: Duration) -> impl Future<Output = ()> {
         tokio::time::sleep(d)
+    }
+    fn spawn(f: impl Future<Output = ()> + 'static) {
+        tokio::task::spawn_local(f);
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<tokio::net::TcpStream> {
+        let (s, _) = tokio::net::TcpListener::accept(self).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
     }
 }
 
@@ -128,47 +163,248 @@ fn now() -> u64 {
     sprint::metrics::now_raw()
 }
 
-/// Serves one publisher until it closes, fails, or sends a malformed
-/// frame (counted, and the connection is closed).
-pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
-    let max = relay.borrow().config().max_payload + crate::wire::HEADER;
-    let mut buf = vec![0u8; (64 << 10).max(max)];
-    crate::core::prefault(&mut buf);
-    let mut have = 0;
+/// Polls `a`, then `b`: `Some` with `a`'s output, `None` once `b` is done.
+async fn unless<A: Future, B: Future>(
+    mut a: std::pin::Pin<&mut A>,
+    mut b: std::pin::Pin<&mut B>,
+) -> Option<A::Output> {
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = a.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Which connections a listener takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Publishers.
+    Publishers,
+    /// Subscribers.
+    Subscribers,
+}
+
+/// The first and the longest wait of an accept loop after an error.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// Whether a failed accept is about the process (out of descriptors or
+/// memory: waiting helps) rather than about one connection.
+fn about_the_process(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Accepts connections for `role` until dropped. A failed accept (a peer
+/// gone before it was accepted, too many open files, no memory) is
+/// counted; one about the process (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
+/// logged once per run of failures and the loop waits (10 ms, doubling
+/// up to 1 s, back to 10 ms after a success); either way it goes on: a
+/// listener never dies of one connection or of a passing shortage.
+/// Connections over the cap are closed at once (counted).
+pub async fn accept_loop<L: Listener>(relay: Rc<RefCell<Relay>>, l: L, role: Role) {
+    let mut wait = None;
     loop {
-        // At most 64 KiB a read (the buffer holds the largest frame): one
-        // read's frames must fit the subscribers' queues.
-        let end = (have + (64 << 10)).min(buf.len());
-        // Backpressure: while the relay is behind its subscribers, leave
-        // the data in the socket. Looks again when a queue drains, and a
-        // quarter of the slow-subscriber grace apart when none does.
-        if !relay.borrow_mut().room(now()) {
-            let nap = relay.borrow().config().slow_after / 4;
-            let mut timer = std::pin::pin!(S::sleep(nap));
+        match l.accept().await {
+            Ok(s) => {
+                wait = None;
+                match role {
+                    Role::Publishers => {
+                        let id = relay.borrow_mut().publish();
+                        if let Some(id) = id {
+                            L::Stream::spawn(publisher(relay.clone(), s, id));
+                        }
+                    }
+                    Role::Subscribers => {
+                        let id = relay.borrow_mut().subscribe(now());
+                        if let Some(id) = id {
+                            L::Stream::spawn(subscriber(relay.clone(), s, id));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                relay.borrow_mut().counters.accept_errors += 1;
+                if !about_the_process(&e) {
+                    // One connection's failure (gone before it was
+                    // accepted): the next one is unaffected.
+                    continue;
+                }
+                let d = match wait {
+                    None => {
+                        eprintln!("relay: accepting {role:?}: {e}; backing off");
+                        BACKOFF.0
+                    }
+                    Some(d) => BACKOFF.1.min(d * 2),
+                };
+                wait = Some(d);
+                L::Stream::sleep(d).await;
+            }
+        }
+    }
+}
+
+/// Gives back idle memory every half `trim_after` (10 ms to 1 s) and
+/// samples the process's memory (see [`crate::server::Memory`]).
+pub async fn housekeeping<S: Stream>(relay: Rc<RefCell<Relay>>, memory: crate::server::Memory) {
+    let period = (relay.borrow().config().trim_after / 2)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut memory = memory;
+    loop {
+        S::sleep(period).await;
+        let mut r = relay.borrow_mut();
+        r.trim(now());
+        memory.sample(&mut r.counters);
+    }
+}
+
+/// Why a publisher's connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// It closed or failed, or sent a malformed frame (counted).
+    Gone,
+    /// No whole frame within `publisher_idle`.
+    Idle,
+    /// A frame slower than `min_frame_rate`.
+    SlowFrame,
+}
+
+/// Serves one publisher until it closes, fails, sends a malformed frame,
+/// stays idle or sends too slowly (each counted), and closes it.
+pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S, id: PubId) {
+    let ended = serve_publisher(&relay, &s, id).await;
+    let mut r = relay.borrow_mut();
+    match ended {
+        Ended::Gone => {}
+        Ended::Idle => r.counters.idle_publishers += 1,
+        Ended::SlowFrame => r.counters.slow_publishers += 1,
+    }
+    r.unpublish(id);
+}
+
+/// Bytes a publisher reads at most at once: one read's frames must fit
+/// the subscribers' queues.
+const READ: usize = 64 << 10;
+
+async fn serve_publisher<S: Stream>(relay: &RefCell<Relay>, s: &S, id: PubId) -> Ended {
+    let cfg = relay.borrow().config().clone();
+    let most = cfg.max_payload + crate::wire::HEADER + READ;
+    // The buffer is allocated when data comes and freed after
+    // `trim_after` without any: an idle publisher reads into `small`.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut small = [0u8; 256];
+    let mut have = 0;
+    let start = Instant::now();
+    // When the last whole frame came (or the connection), when the frame
+    // in progress began and its size as far as known, and when data last
+    // came.
+    let (mut last_frame, mut frame_start, mut pending, mut last_data) = (start, start, 0, start);
+    // One timer for the deadlines, re-armed when it fires or when a
+    // deadline comes before it: about once per deadline, not per read.
+    let mut timer = pin!(S::sleep(cfg.publisher_idle));
+    let mut armed = Some(start + cfg.publisher_idle);
+    loop {
+        // Backpressure: while this publisher has its share of a queue
+        // that is over half full, leave its data in the socket. Looks
+        // again when a queue drains, and a quarter of the slow-subscriber
+        // grace apart when none does. Its deadlines wait meanwhile.
+        if !relay.borrow_mut().room(id, now()) {
+            let paused = Instant::now();
+            let nap = cfg.slow_after / 4;
+            let mut nap_timer = pin!(S::sleep(nap));
             poll_fn(|cx| loop {
-                if relay.borrow_mut().poll_room(cx.waker(), now()) {
+                if relay.borrow_mut().poll_room(id, cx.waker(), now()) {
                     return Poll::Ready(());
                 }
-                if timer.as_mut().poll(cx).is_pending() {
+                if nap_timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                timer.set(S::sleep(nap));
+                nap_timer.set(S::sleep(nap));
             })
             .await;
+            let d = paused.elapsed();
+            last_frame += d;
+            frame_start += d;
+            last_data += d;
         }
-        let n = match s.read(&mut buf[have..end]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let close_at = if have == 0 {
+            last_frame + cfg.publisher_idle
+        } else {
+            frame_start + cfg.frame_deadline(pending)
         };
-        have += n;
-        let taken = relay.borrow_mut().take(&buf[..have], now());
-        match taken {
-            Ok(used) => {
-                buf.copy_within(used..have, 0);
-                have -= used;
-            }
-            Err(_) => return,
+        let trim_at = (have == 0 && buf.capacity() > 0).then(|| last_data + cfg.trim_after);
+        let wake_at = trim_at.map_or(close_at, |t| t.min(close_at));
+        // Re-armed early only for a deadline that closes, or a trim more
+        // than a trim period early: not on every read.
+        let early = |at: Instant| {
+            armed.is_none_or(|a| at < a && (at == close_at || at + cfg.trim_after < a))
+        };
+        if early(wake_at) {
+            timer.set(S::sleep(wake_at.saturating_duration_since(Instant::now())));
+            armed = Some(wake_at);
         }
+        let into_small = buf.is_empty();
+        if !into_small && buf.len() < have + READ {
+            let size = (have + READ).next_power_of_two().min(most).max(have + READ);
+            buf.resize(size, 0);
+        }
+        let got = {
+            let dst = if into_small {
+                &mut small[..]
+            } else {
+                &mut buf[have..have + READ]
+            };
+            let read = pin!(s.read(dst));
+            unless(read, timer.as_mut()).await
+        };
+        let n = match got {
+            None => {
+                // The timer fired: a deadline passed, or the buffer has
+                // been idle long enough to give back.
+                armed = None;
+                let t = Instant::now();
+                if t >= close_at {
+                    return if have == 0 {
+                        Ended::Idle
+                    } else {
+                        Ended::SlowFrame
+                    };
+                }
+                if have == 0 && t >= last_data + cfg.trim_after {
+                    buf = Vec::new();
+                }
+                continue;
+            }
+            Some(Ok(0) | Err(_)) => return Ended::Gone,
+            Some(Ok(n)) => n,
+        };
+        let t = Instant::now();
+        last_data = t;
+        if into_small {
+            buf.resize(READ.max(n), 0);
+            buf[..n].copy_from_slice(&small[..n]);
+        }
+        let fresh = have == 0;
+        have += n;
+        let taken = relay.borrow_mut().take(id, &buf[..have], now());
+        let Ok(taken) = taken else {
+            return Ended::Gone;
+        };
+        buf.copy_within(taken.used..have, 0);
+        have -= taken.used;
+        if taken.frames > 0 {
+            last_frame = t;
+        }
+        if have > 0 && (fresh || taken.frames > 0) {
+            frame_start = t;
+        }
+        pending = taken.pending;
         // Let the subscribers' writers drain what this read queued before
         // reading more: a burst from one publisher must not overflow the
         // queues of subscribers that keep up.
@@ -177,33 +413,46 @@ pub async fn publisher<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
 }
 
 /// Serves one subscriber: drains its queue to its socket, many frames per
-/// write when they have piled up, until it is dropped or fails.
-pub async fn subscriber<S: Stream>(relay: Rc<RefCell<Relay>>, s: S) {
-    let id = relay.borrow_mut().subscribe();
-    let mut out = Out {
-        buf: vec![0u8; 64 << 10].into_boxed_slice(),
-        len: 0,
-    };
-    crate::core::prefault(&mut out.buf);
-    loop {
+/// write when they have piled up, until it is dropped or fails. Its read
+/// side is watched all along: a subscriber sends nothing, so the end of
+/// its stream, a reset or any data means it is gone, and it is freed at
+/// once (not when a write to it fails, which may be never).
+pub async fn subscriber<S: Stream>(relay: Rc<RefCell<Relay>>, s: S, id: SubId) {
+    let hung_up = serve_subscriber(&relay, &s, id).await;
+    relay.borrow_mut().unsubscribe(id, hung_up);
+}
+
+/// True if the peer hung up.
+async fn serve_subscriber<S: Stream>(relay: &RefCell<Relay>, s: &S, id: SubId) -> bool {
+    let mut probe = [0u8; 1];
+    let mut watch = pin!(s.read(&mut probe));
+    // A write buffer lent by the relay while there is something to send.
+    let mut lent: Option<Box<[u8]>> = None;
+    let hung_up = loop {
         let next = poll_fn(
-            |cx| match relay.borrow_mut().next(id, &mut out.buf, cx.waker()) {
+            |cx| match relay.borrow_mut().next(id, &mut lent, cx.waker()) {
                 Next::Wait => Poll::Pending,
                 n => Poll::Ready(n),
             },
-        )
-        .await;
-        let n = match next {
-            Next::Write(n) => n,
-            Next::Closed | Next::Wait => break,
+        );
+        let Some(next) = unless(pin!(next), watch.as_mut()).await else {
+            break true;
         };
-        out.len = n;
-        let (r, o) = s.write_out(out).await;
-        out = o;
-        if r.is_err() {
-            break;
+        let Next::Write(n) = next else {
+            break false;
+        };
+        let Some(buf) = lent.take() else {
+            break false;
+        };
+        let write = s.write_out(Out { buf, len: n });
+        match unless(pin!(write), watch.as_mut()).await {
+            None | Some((Err(_), _)) => break true,
+            Some((Ok(()), out)) => lent = Some(out.buf),
         }
         relay.borrow_mut().written(id, n, now());
+    };
+    if let Some(b) = lent {
+        relay.borrow_mut().give_back(b);
     }
-    relay.borrow_mut().unsubscribe(id);
+    hung_up
 }

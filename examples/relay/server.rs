@@ -4,11 +4,11 @@
 //! another.
 
 use crate::core::{Counters, Relay, RelayConfig};
-use crate::seam;
+use crate::seam::{self, Role};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,81 @@ pub struct Finished {
     pub counters: Counters,
     /// The latency summary, if Sprint's histogram recorded it.
     pub latency: Option<sprint::metrics::Summary>,
+}
+
+/// The process's resident memory in bytes (Linux), or 0. Allocates
+/// nothing (it runs beside the allocation-free hot path).
+pub fn rss_bytes() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    let n = std::fs::File::open("/proc/self/statm")
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    // "size resident shared ...", in pages.
+    let pages: u64 = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// The latest memory sample of the relay running in this process, for a
+/// live view from another thread (the server binary prints it on
+/// SIGUSR1): connections, and resident bytes per connection above the
+/// resident size before any connection.
+#[derive(Debug)]
+pub struct Live {
+    /// Publishers and subscribers connected.
+    pub connections: AtomicU64,
+    /// Resident bytes now.
+    pub rss: AtomicU64,
+    /// Resident bytes per connection above the start (0 without any).
+    pub rss_per_connection: AtomicU64,
+}
+
+/// The live sample (one relay per process is what it describes).
+pub static LIVE: Live = Live {
+    connections: AtomicU64::new(0),
+    rss: AtomicU64::new(0),
+    rss_per_connection: AtomicU64::new(0),
+};
+
+/// Samples the process's resident memory against the connections held:
+/// `(rss - rss at start) / connections`, kept at the sample with the most
+/// connections, goes into the counters as `rss_per_connection`.
+#[derive(Debug)]
+pub struct Memory {
+    baseline: u64,
+    most: u64,
+}
+
+impl Memory {
+    /// The baseline: taken now, before any connection.
+    pub fn start() -> Memory {
+        Memory {
+            baseline: rss_bytes(),
+            most: 0,
+        }
+    }
+
+    /// Takes a sample into `c` and [`LIVE`].
+    pub fn sample(&mut self, c: &mut Counters) {
+        let rss = rss_bytes();
+        let conns = c.publishers + c.subscribers;
+        c.rss_bytes = rss;
+        let per = rss.saturating_sub(self.baseline) / conns.max(1);
+        if conns > 0 && conns >= self.most {
+            self.most = conns;
+            c.rss_per_connection = per;
+        }
+        LIVE.connections.store(conns, Ordering::Relaxed);
+        LIVE.rss.store(rss, Ordering::Relaxed);
+        LIVE.rss_per_connection
+            .store(if conns > 0 { per } else { 0 }, Ordering::Relaxed);
+    }
 }
 
 /// Polls `stop` every 10 ms.
@@ -55,28 +130,22 @@ pub fn run_sprint(
     let relay_on_worker = move || async move {
         let pubs = sprint::net::TcpListener::bind(addrs.publishers)?;
         let subs = sprint::net::TcpListener::bind(addrs.subscribers)?;
+        let relay = Rc::new(RefCell::new(Relay::new(cfg, Some(h))));
+        let memory = Memory::start();
         ready(Addrs {
             publishers: pubs.local_addr()?,
             subscribers: subs.local_addr()?,
         });
-        let relay = Rc::new(RefCell::new(Relay::new(cfg, Some(h))));
-        let r = relay.clone();
-        let accept_pubs = sprint::spawn_local(async move {
-            while let Ok((s, _)) = pubs.accept().await {
-                let _ = s.set_nodelay(true);
-                sprint::spawn_local(seam::publisher(r.clone(), s));
-            }
-        });
-        let r = relay.clone();
-        let accept_subs = sprint::spawn_local(async move {
-            while let Ok((s, _)) = subs.accept().await {
-                let _ = s.set_nodelay(true);
-                sprint::spawn_local(seam::subscriber(r.clone(), s));
-            }
-        });
+        type S = sprint::net::TcpStream;
+        let tasks = [
+            sprint::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
+            sprint::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
+            sprint::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
+        ];
         stopped_sprint(stop).await;
-        accept_pubs.abort();
-        accept_subs.abort();
+        for t in tasks {
+            t.abort();
+        }
         let c = relay.borrow().counters;
         Ok::<_, std::io::Error>(c)
     };
@@ -107,30 +176,24 @@ pub fn run_tokio(
     let counters = local.block_on(&rt, async move {
         let pubs = tokio::net::TcpListener::bind(addrs.publishers).await?;
         let subs = tokio::net::TcpListener::bind(addrs.subscribers).await?;
+        let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
+        let memory = Memory::start();
         ready(Addrs {
             publishers: pubs.local_addr()?,
             subscribers: subs.local_addr()?,
         });
-        let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
-        let r = relay.clone();
-        let accept_pubs = tokio::task::spawn_local(async move {
-            while let Ok((s, _)) = pubs.accept().await {
-                let _ = s.set_nodelay(true);
-                tokio::task::spawn_local(seam::publisher(r.clone(), s));
-            }
-        });
-        let r = relay.clone();
-        let accept_subs = tokio::task::spawn_local(async move {
-            while let Ok((s, _)) = subs.accept().await {
-                let _ = s.set_nodelay(true);
-                tokio::task::spawn_local(seam::subscriber(r.clone(), s));
-            }
-        });
+        type S = tokio::net::TcpStream;
+        let tasks = [
+            tokio::task::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
+            tokio::task::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
+            tokio::task::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
+        ];
         while !stop.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        accept_pubs.abort();
-        accept_subs.abort();
+        for t in tasks {
+            t.abort();
+        }
         let c = relay.borrow().counters;
         Ok::<_, std::io::Error>(c)
     })?;

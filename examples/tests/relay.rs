@@ -6,107 +6,15 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::Transaction;
-use relay::server::{self, Addrs, Finished};
 use relay::wire::{self, Parsed};
 use relay::{RelayConfig, SlowPolicy};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// A valid transaction, distinct per `i`, with an output script of
-/// `script` bytes.
-fn tx(i: u64, script: usize) -> (Vec<u8>, [u8; 32]) {
-    relay::sample::transaction(i, script)
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Rt {
-    Sprint,
-    Tokio,
-}
-
-struct Running {
-    addrs: Addrs,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Finished>,
-}
-
-impl Running {
-    fn start(rt: Rt, cfg: RelayConfig) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let addrs = Addrs {
-            publishers: any,
-            subscribers: any,
-        };
-        let s2 = stop.clone();
-        let thread = std::thread::spawn(move || match rt {
-            Rt::Sprint => {
-                let rt = sprint::Builder::new()
-                    .level(sprint::Level::Standard)
-                    .read_env(false)
-                    .workers(1)
-                    .configure(|c| c.rt_policy = sprint::config::RtPolicy::None)
-                    .build()
-                    .unwrap();
-                server::run_sprint(&rt, cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap()
-            }
-            Rt::Tokio => server::run_tokio(cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap(),
-        });
-        let addrs = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        Running {
-            addrs,
-            stop,
-            thread,
-        }
-    }
-
-    fn subscribe(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addrs.subscribers).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    fn publish(&self) -> TcpStream {
-        TcpStream::connect(self.addrs.publishers).unwrap()
-    }
-
-    fn finish(self) -> Finished {
-        self.stop.store(true, Ordering::Release);
-        self.thread.join().unwrap()
-    }
-}
-
-/// Reads `n` frames; returns their txids (decoded) in order.
-fn read_frames(s: &mut TcpStream, n: usize) -> Vec<[u8; 32]> {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 65536];
-    while out.len() < n {
-        let k = s.read(&mut chunk).expect("subscriber read");
-        assert!(
-            k > 0,
-            "the relay closed a subscriber after {} frames",
-            out.len()
-        );
-        buf.extend_from_slice(&chunk[..k]);
-        loop {
-            match wire::parse(&buf, wire::MAINNET, 4_000_000).expect("a well-formed frame") {
-                Parsed::Need(_) => break,
-                Parsed::Tx { payload, len, .. } => {
-                    let t: Transaction = bitcoin::consensus::deserialize(payload).unwrap();
-                    out.push(t.compute_txid().to_byte_array());
-                    buf.drain(..len);
-                }
-            }
-        }
-    }
-    out
-}
+mod common;
+use common::{read_frames, tx, Rt, Running};
 
 /// Subscribers are registered when the relay accepts them.
 fn settle() {
@@ -391,12 +299,12 @@ fn a_slow_subscriber_is_dropped_on_tokio_too() {
     slow(Rt::Tokio, SlowPolicy::Drop);
 }
 
-/// The txid the relay keys duplicates by is the bitcoin crate's: the
-/// checksum's hash for a transaction without witness data, computed
-/// afresh for one with it (where the two differ).
+/// The relay keys duplicates by the payload's double SHA-256, which the
+/// frame's checksum needs anyway: it is the bitcoin crate's wtxid with and
+/// without witness data (and the txid without it).
 #[test]
-fn the_txid_is_the_bitcoin_crates_with_and_without_witness() {
-    let frame_of = |payload: &[u8]| {
+fn the_duplicate_key_is_the_bitcoin_crates_wtxid_with_and_without_witness() {
+    let key_of = |payload: &[u8]| {
         let f = wire::tx_frame(payload);
         match wire::parse(&f, wire::MAINNET, 4_000_000).unwrap() {
             Parsed::Tx { hash, .. } => hash,
@@ -405,25 +313,13 @@ fn the_txid_is_the_bitcoin_crates_with_and_without_witness() {
     };
     let (legacy, id) = tx(7, 40);
     let t: Transaction = bitcoin::consensus::deserialize(&legacy).unwrap();
-    assert_eq!(relay::core::txid(&t, frame_of(&legacy)), id);
+    assert_eq!(key_of(&legacy), t.compute_wtxid().to_byte_array());
+    assert_eq!(key_of(&legacy), id, "without witness, wtxid = txid");
     let mut w = t.clone();
     w.input[0].witness = bitcoin::Witness::from_slice(&[vec![1u8; 72], vec![2u8; 33]]);
     let segwit = bitcoin::consensus::serialize(&w);
-    let hash = frame_of(&segwit);
-    assert_ne!(
-        hash,
-        w.compute_txid().to_byte_array(),
-        "the witness is in the payload hash"
-    );
-    assert_eq!(
-        relay::core::txid(&w, hash),
-        w.compute_txid().to_byte_array()
-    );
-    assert_eq!(
-        relay::core::txid(&w, hash),
-        id,
-        "the same transaction with a witness has the same txid"
-    );
+    assert_eq!(key_of(&segwit), w.compute_wtxid().to_byte_array());
+    assert_ne!(key_of(&segwit), id, "the witness is in the key");
 }
 
 #[test]

@@ -1,0 +1,157 @@
+//! What an operator sets ([`RelayConfig`]) and what the relay counts
+//! ([`Counters`]).
+
+use crate::wire;
+use std::time::Duration;
+
+/// What to do with a subscriber whose queue has no room for a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowPolicy {
+    /// Disconnect it (counted).
+    Drop,
+    /// Skip the frame for it (counted) and keep it.
+    Skip,
+}
+
+impl std::str::FromStr for SlowPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "drop" => Ok(SlowPolicy::Drop),
+            "skip" => Ok(SlowPolicy::Skip),
+            _ => Err(format!(
+                "slow-subscriber policy must be drop or skip, not {s:?}"
+            )),
+        }
+    }
+}
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Decode each transaction with the `bitcoin` crate (refusing what
+    /// does not decode); off, nothing is allocated per message. Either
+    /// way duplicates are keyed by the wtxid.
+    pub decode: bool,
+    /// The network's magic.
+    pub magic: [u8; 4],
+    /// The largest payload accepted.
+    pub max_payload: usize,
+    /// Transactions remembered for duplicate detection (oldest forgotten
+    /// first).
+    pub seen: usize,
+    /// Bytes each subscriber's queue may hold. It grows on demand up to
+    /// this, and gives its memory back once empty for `trim_after`.
+    pub queue_bytes: usize,
+    /// What a slow subscriber gets.
+    pub slow: SlowPolicy,
+    /// A subscriber whose queue stays over half full this long without
+    /// sending half a queue's worth meanwhile is slow. Meanwhile the
+    /// publishers filling it wait (the relay may itself be behind: then
+    /// every queue drains in turn, and nothing is dropped). A full queue
+    /// counts as slow at once.
+    pub slow_after: Duration,
+    /// Publishers served at once; more are refused (closed at once,
+    /// counted).
+    pub max_publishers: usize,
+    /// Subscribers served at once; more are refused likewise.
+    pub max_subscribers: usize,
+    /// A publisher must complete a frame within this long of connecting
+    /// or of its previous frame, or it is closed (counted).
+    pub publisher_idle: Duration,
+    /// A frame started must complete within this long plus its size at
+    /// `min_frame_rate`, or its publisher is closed (counted).
+    pub frame_grace: Duration,
+    /// The slowest a frame in progress may arrive, in bytes per second.
+    pub min_frame_rate: u64,
+    /// Memory a connection holds for traffic (a queue, a buffer) is given
+    /// back once it has been idle this long.
+    pub trim_after: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            decode: true,
+            magic: wire::MAINNET,
+            max_payload: 400_000,
+            seen: 100_000,
+            queue_bytes: 1 << 20,
+            slow: SlowPolicy::Drop,
+            slow_after: Duration::from_millis(500),
+            max_publishers: 1_024,
+            max_subscribers: 4_096,
+            publisher_idle: Duration::from_secs(120),
+            frame_grace: Duration::from_secs(10),
+            min_frame_rate: 10_000,
+            trim_after: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// How long a frame of `len` bytes may take to arrive once started.
+    pub fn frame_deadline(&self, len: usize) -> Duration {
+        let rate = self.min_frame_rate.max(1);
+        self.frame_grace + Duration::from_nanos((len as u64).saturating_mul(1_000_000_000) / rate)
+    }
+}
+
+/// What the relay counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Frames read from publishers.
+    pub frames: u64,
+    /// New transactions relayed.
+    pub relayed: u64,
+    /// Duplicates dropped (same wtxid).
+    pub duplicates: u64,
+    /// Frames queued to subscribers.
+    pub deliveries: u64,
+    /// Frames skipped for a slow subscriber (skip policy).
+    pub skipped: u64,
+    /// Subscribers disconnected for being slow (drop policy).
+    pub dropped_subscribers: u64,
+    /// Times a publisher found no room because a subscriber's queue was
+    /// over half full and it had its share of it (backpressure: its data
+    /// stays in TCP meanwhile).
+    pub paused: u64,
+    /// Malformed input, by kind; each closed its connection.
+    pub bad_magic: u64,
+    /// Payload length above the limit.
+    pub oversize: u64,
+    /// Checksum mismatch.
+    pub bad_checksum: u64,
+    /// A command other than `tx`.
+    pub bad_command: u64,
+    /// Not a transaction.
+    pub undecodable: u64,
+    /// Connections refused: the publishers' cap was reached.
+    pub refused_publishers: u64,
+    /// Connections refused: the subscribers' cap was reached.
+    pub refused_subscribers: u64,
+    /// Failed accepts (the listener backed off and went on).
+    pub accept_errors: u64,
+    /// Publishers closed for sending no whole frame in `publisher_idle`.
+    pub idle_publishers: u64,
+    /// Publishers closed for a frame slower than `min_frame_rate`.
+    pub slow_publishers: u64,
+    /// Subscribers that closed, reset or sent something (subscribers
+    /// send nothing): noticed on their read side and freed.
+    pub hung_up_subscribers: u64,
+    /// Publishers connected now.
+    pub publishers: u64,
+    /// Subscribers connected now.
+    pub subscribers: u64,
+    /// The most connections (publishers and subscribers) at once.
+    pub peak_connections: u64,
+    /// Bytes the subscribers' queues and the spare write buffers hold
+    /// (at the last trim).
+    pub queue_memory: u64,
+    /// The process's resident bytes at the last sample.
+    pub rss_bytes: u64,
+    /// Resident bytes per connection above the resident size at start, at
+    /// the sample with the most connections: what an idle connection
+    /// costs when most of them are idle.
+    pub rss_per_connection: u64,
+}
