@@ -131,6 +131,8 @@ pub struct Relay {
     /// Publishers waiting for room (see [`Relay::poll_room`]).
     paused: Vec<(u64, Waker)>,
     pool: Pool,
+    /// When the pool was last trimmed (the relay's clock).
+    pool_trimmed: u64,
 }
 
 impl Relay {
@@ -147,6 +149,7 @@ impl Relay {
             // Room for a publisher each without growing in the steady state.
             paused: Vec::with_capacity(64),
             pool: Pool::default(),
+            pool_trimmed: sprint::metrics::now_raw(),
         }
     }
 
@@ -416,7 +419,28 @@ impl Relay {
             }
             return Next::Wait;
         }
-        let buf = out.get_or_insert_with(|| self.pool.lend());
+        if out.is_none() {
+            // Counted only when the pool has nothing spare (rare: it keeps
+            // what it grew to until a trim).
+            let busy = if self.pool.has_spare() {
+                0
+            } else {
+                // Those with bytes queued now, and at least the first few
+                // connected (eight at most, 512 KiB): a peak of writers
+                // at once that the warm-up did not see then allocates
+                // nothing.
+                let (mut busy, mut live) = (0, 0);
+                for s in self.subs.iter().flatten().filter(|s| !s.closed) {
+                    live += 1;
+                    busy += usize::from(s.ring.len() > 0);
+                }
+                busy.max(live.min(8))
+            };
+            *out = Some(self.pool.lend(busy));
+        }
+        let (Some(Some(s)), Some(buf)) = (self.subs.get_mut(id.0), out.as_mut()) else {
+            unreachable!("the subscriber was found and a buffer lent above")
+        };
         Next::Write(s.ring.peek(buf))
     }
 
@@ -461,8 +485,9 @@ impl Relay {
     }
 
     /// Gives back the memory of queues empty since `trim_after` before
-    /// `now`, and of write buffers unused since the last trim; call it
-    /// every `trim_after` or so. Also updates `counters.queue_memory`.
+    /// `now`, and of write buffers unused for a whole `trim_after`; call
+    /// it every `trim_after` or more often. Also updates
+    /// `counters.queue_memory`.
     pub fn trim(&mut self, now: u64) {
         let after = self.cfg.trim_after.as_nanos() as u64;
         let mut bytes = 0;
@@ -474,7 +499,15 @@ impl Relay {
             }
             bytes += s.memory();
         }
-        self.pool.trim();
+        // The pool counts its unused spares from one trim to the next:
+        // trimmed once a `trim_after`, however often this is called (the
+        // housekeeping calls it at most a second apart, and a spare unused
+        // for one second freed and made again was an allocation in the
+        // steady state).
+        if sprint::metrics::nanos_between(self.pool_trimmed, now) >= after {
+            self.pool.trim();
+            self.pool_trimmed = now;
+        }
         self.counters.queue_memory = (bytes + self.pool.bytes()) as u64;
     }
 }

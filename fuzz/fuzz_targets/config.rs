@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for (_, v) in &vars {
         if let Err(e) = v.parse::<CpuList>() {
-            assert!(!e.is_empty());
+            assert!(!e.to_string().is_empty());
         }
     }
     match Config::resolve(None, file.map(|t| (Path::new("fuzz.toml"), t)), vars) {

@@ -1,6 +1,7 @@
 //! The relay's state machine driven by fuzz input through its public
-//! calls only (`Relay::new`, `subscribe`, `unsubscribe`, `take`, `next`,
-//! `written`, `room`), the way the server drives it. Checked:
+//! calls only (`Relay::new`, `publish`, `unpublish`, `subscribe`,
+//! `unsubscribe`, `take`, `next`, `give_back`, `written`, `room`, `trim`),
+//! the way the server drives it. Checked:
 //! - nothing panics;
 //! - each subscriber's byte stream is whole frames, each one a frame a
 //!   publisher sent, in the order sent, after it subscribed;
@@ -12,7 +13,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use relay::core::{Next, SubId};
+use relay::core::{Next, PubId, SubId};
 use relay::wire::{self, Parsed};
 use relay::{Relay, RelayConfig, SlowPolicy};
 use std::task::Waker;
@@ -46,6 +47,7 @@ enum Op {
     },
     Room,
     Tick(u16),
+    Trim,
 }
 
 /// What the harness knows of one subscriber.
@@ -63,6 +65,8 @@ struct Sub {
 
 struct Model {
     relay: Relay,
+    /// The publisher now connected (a new one after a malformed frame).
+    publisher: PubId,
     magic: [u8; 4],
     max: usize,
     /// Every whole `tx` frame a publisher's bytes held, in order.
@@ -94,10 +98,12 @@ impl Model {
             }
         };
         let before = self.relay.counters;
-        let taken = self.relay.take(&self.pending, self.now);
+        let taken = self.relay.take(self.publisher, &self.pending, self.now);
         let after = self.relay.counters;
         match taken {
-            Ok(used) => {
+            Ok(t) => {
+                let used = t.used;
+                assert_eq!(t.frames, frames.len());
                 assert!(!refused, "take accepted a buffer the parser refuses");
                 assert_eq!(
                     used, at,
@@ -110,6 +116,11 @@ impl Model {
                 // The connection is closed; a new publisher comes.
                 assert!(after.frames - before.frames <= frames.len() as u64);
                 self.pending.clear();
+                self.relay.unpublish(self.publisher);
+                self.publisher = self
+                    .relay
+                    .publish()
+                    .expect("the only publisher left, under any cap");
             }
         }
         self.sent.extend(frames);
@@ -118,11 +129,16 @@ impl Model {
     fn write(&mut self, k: usize, max: usize, n: usize) {
         let waker = Waker::noop();
         let s = &mut self.subs[k];
-        let mut out = vec![0; max];
-        match self.relay.next(s.id, &mut out, waker) {
+        let mut out = None;
+        let next = self.relay.next(s.id, &mut out, waker);
+        let out = match out {
+            Some(b) => b,
+            None => Box::default(),
+        };
+        match next {
             Next::Write(got) => {
-                assert!(got > 0 && got <= max);
-                let n = n.min(got);
+                assert!(got > 0 && got <= out.len());
+                let n = n.min(got).min(max);
                 self.relay.written(s.id, n, self.now);
                 take_stream(
                     s,
@@ -136,24 +152,23 @@ impl Model {
             Next::Wait => {}
             Next::Closed => s.closed = true,
         }
+        if !out.is_empty() {
+            self.relay.give_back(out);
+        }
     }
 
     /// Writes everything queued for subscriber `k`.
     fn drain(&mut self, k: usize) {
         for _ in 0..1_000_000 {
-            match self
-                .relay
-                .next(self.subs[k].id, &mut [0; 0][..], Waker::noop())
-            {
-                Next::Write(_) => {}
+            let mut lent = None;
+            let next = self.relay.next(self.subs[k].id, &mut lent, Waker::noop());
+            let out = lent.unwrap_or_default();
+            match next {
                 Next::Wait => return,
                 Next::Closed => {
                     self.subs[k].closed = true;
                     return;
                 }
-            }
-            let mut out = vec![0; 1 << 16];
-            match self.relay.next(self.subs[k].id, &mut out, Waker::noop()) {
                 Next::Write(got) => {
                     self.relay.written(self.subs[k].id, got, self.now);
                     let s = &mut self.subs[k];
@@ -165,8 +180,8 @@ impl Model {
                         self.max,
                         &mut self.delivered,
                     );
+                    self.relay.give_back(out);
                 }
-                other => panic!("a queue with bytes then gave {other:?}"),
             }
         }
         panic!("a queue did not drain");
@@ -175,9 +190,11 @@ impl Model {
     /// Counts what subscriber `k` still has queued (as a delivery that
     /// goes away with it), without writing it.
     fn queued_frames(&mut self, k: usize) -> u64 {
-        let mut out = vec![0; 1 << 20];
         let s = &self.subs[k];
-        let Next::Write(got) = self.relay.next(s.id, &mut out, Waker::noop()) else {
+        let mut lent = None;
+        let next = self.relay.next(s.id, &mut lent, Waker::noop());
+        let out = lent.unwrap_or_default();
+        let Next::Write(got) = next else {
             return 0;
         };
         // The rest of a frame in progress was counted when it started.
@@ -189,6 +206,7 @@ impl Model {
             at += expect_len(&all[at..]);
         }
         assert_eq!(at, all.len(), "a queue holds part of a frame");
+        self.relay.give_back(out);
         n
     }
 }
@@ -245,10 +263,14 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         slow_after: Duration::from_nanos(u64::from(setup.slow_after_ns)),
         ..RelayConfig::default()
     };
+    let (cfg_magic, cfg_max) = (cfg.magic, cfg.max_payload);
+    let mut relay = Relay::new(cfg, None);
+    let publisher = relay.publish().expect("a first publisher is under any cap");
     let mut m = Model {
-        magic: cfg.magic,
-        max: cfg.max_payload,
-        relay: Relay::new(cfg, None),
+        magic: cfg_magic,
+        max: cfg_max,
+        relay,
+        publisher,
         sent: Vec::new(),
         pending: Vec::new(),
         subs: Vec::new(),
@@ -260,7 +282,9 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         ops += 1;
         match Op::arbitrary(u)? {
             Op::Subscribe if m.subs.len() < 16 => {
-                let id = m.relay.subscribe();
+                let Some(id) = m.relay.subscribe(m.now) else {
+                    continue;
+                };
                 m.subs.push(Sub {
                     id,
                     from: m.sent.len(),
@@ -275,7 +299,7 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                 if !m.subs[k].closed {
                     m.delivered += m.queued_frames(k);
                 }
-                m.relay.unsubscribe(m.subs[k].id);
+                m.relay.unsubscribe(m.subs[k].id, false);
                 m.subs.remove(k);
             }
             Op::Unsubscribe(_) => {}
@@ -298,9 +322,10 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
             }
             Op::Write { .. } => {}
             Op::Room => {
-                m.relay.room(m.now);
+                m.relay.room(m.publisher, m.now);
             }
             Op::Tick(dt) => m.now += u64::from(dt),
+            Op::Trim => m.relay.trim(m.now),
         }
     }
 

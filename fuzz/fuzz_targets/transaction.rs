@@ -1,10 +1,9 @@
 //! Transaction decoding as the relay does it (`decode` on): the payload
-//! is decoded with the `bitcoin` crate, and the duplicate key is
-//! `relay::core::txid`, which takes the payload's double SHA-256 (the
-//! frame checksum's hash) as the txid when no input carries a witness.
-//! That shortcut is sound only if such a payload is exactly the
-//! transaction's serialisation: checked here on any bytes, and through
-//! `Relay::take` on the framed bytes.
+//! is decoded with the `bitcoin` crate, and the duplicate key is the
+//! payload's double SHA-256 (the frame checksum's hash), which is the
+//! transaction's wtxid when the payload is its canonical serialisation;
+//! the relay refuses a payload that is not. Checked here on any bytes,
+//! and through `Relay::take` on the framed bytes.
 #![no_main]
 
 use bitcoin::hashes::{sha256d, Hash};
@@ -14,11 +13,15 @@ use relay::{wire, Relay, RelayConfig};
 fuzz_target!(|payload: &[u8]| {
     let decoded: Result<bitcoin::Transaction, _> = bitcoin::consensus::deserialize(payload);
     let hash = sha256d::Hash::hash(payload).to_byte_array();
-    if let Ok(tx) = &decoded {
+    let canonical = match &decoded {
+        Ok(tx) => tx.total_size() == payload.len(),
+        Err(_) => false,
+    };
+    if let (Ok(tx), true) = (&decoded, canonical) {
         assert_eq!(
-            relay::core::txid(tx, hash),
-            tx.compute_txid().to_byte_array(),
-            "the relay's txid shortcut disagrees with the transaction's txid"
+            hash,
+            tx.compute_wtxid().to_byte_array(),
+            "the relay's key (the payload hash) is not the transaction's wtxid"
         );
         assert_eq!(
             bitcoin::consensus::serialize(tx),
@@ -28,7 +31,7 @@ fuzz_target!(|payload: &[u8]| {
     }
 
     // The same payload framed and taken by a relay that decodes: relayed
-    // if and only if it decodes, and counted either way.
+    // if and only if it decodes canonically, and counted either way.
     let cfg = RelayConfig {
         decode: true,
         max_payload: payload.len(),
@@ -37,17 +40,18 @@ fuzz_target!(|payload: &[u8]| {
         ..RelayConfig::default()
     };
     let mut relay = Relay::new(cfg, None);
+    let p = relay.publish().expect("a first publisher is under any cap");
     let frame = wire::tx_frame(payload);
-    let taken = relay.take(&frame, 0);
+    let taken = relay.take(p, &frame, 0);
     assert_eq!(relay.counters.frames, 1);
-    match (taken, &decoded) {
-        (Ok(n), Ok(_)) => {
-            assert_eq!(n, frame.len());
+    match (taken, canonical) {
+        (Ok(t), true) => {
+            assert_eq!((t.used, t.frames), (frame.len(), 1));
             assert_eq!(relay.counters.relayed, 1);
         }
-        (Err(wire::Malformed::Undecodable(_)), Err(_)) => {
+        (Err(wire::Malformed::Undecodable(_)), false) => {
             assert_eq!(relay.counters.undecodable, 1);
         }
-        (taken, decoded) => panic!("take gave {taken:?}, decoding {decoded:?}"),
+        (taken, _) => panic!("take gave {taken:?}, decoding {decoded:?}"),
     }
 });
