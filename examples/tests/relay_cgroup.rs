@@ -198,11 +198,32 @@ impl Relay {
         }
     }
 
+    /// Panics if it has exited (killed by the kernel, most likely).
+    fn alive(&mut self, cg: &Cgroup) {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(status) = self.child.0.try_wait().unwrap() {
+            panic!(
+                "the relay died: {status:?} (signal {:?}), {} OOM kills in its cgroup",
+                status.signal(),
+                cg.oom_kills()
+            );
+        }
+    }
+
+    /// Connects to `addr` of it; panics with its fate if it died.
+    fn connect(&mut self, cg: &Cgroup, addr: SocketAddr) -> TcpStream {
+        TcpStream::connect(addr).unwrap_or_else(|e| {
+            self.alive(cg);
+            panic!("connecting to the relay: {e}")
+        })
+    }
+
     /// Its memory sample (SIGUSR1): connections and resident bytes per
     /// connection, once it holds `conns` connections (within `within`).
-    fn wait_for(&self, conns: u64, within: Duration) -> serde_json::Value {
+    fn wait_for(&mut self, cg: &Cgroup, conns: u64, within: Duration) -> serde_json::Value {
         let deadline = Instant::now() + within;
         loop {
+            self.alive(cg);
             assert!(Instant::now() < deadline, "the relay never held {conns}");
             // SAFETY: kill has no memory preconditions; the pid is our
             // child's, not yet waited for.
@@ -278,13 +299,14 @@ fn idle(runtime: &str) {
     let nofile = raise_nofile();
     assert!(nofile >= 2 * EACH as u64 + 100, "RLIMIT_NOFILE {nofile}");
     let cg = Cgroup::new(&format!("idle-{runtime}"), 256 * MIB);
-    let relay = Relay::start(&cg, runtime);
+    let mut relay = Relay::start(&cg, runtime);
     let mut held = Vec::with_capacity(2 * EACH);
     for _ in 0..EACH {
-        held.push(TcpStream::connect(relay.subs).unwrap());
-        held.push(TcpStream::connect(relay.pubs).unwrap());
+        let (subs, pubs) = (relay.subs, relay.pubs);
+        held.push(relay.connect(&cg, subs));
+        held.push(relay.connect(&cg, pubs));
     }
-    let sample = relay.wait_for(2 * EACH as u64, Duration::from_secs(60));
+    let sample = relay.wait_for(&cg, 2 * EACH as u64, Duration::from_secs(60));
     let per = sample["rss_per_connection"].as_u64().unwrap();
     let peak = cg.peak();
     let c = relay.stop(&cg);
