@@ -147,8 +147,10 @@ fn the_relay_allocates_nothing_per_message_with_decoding_off(level: sprint::Leve
         }
         next += 1;
     }
-    // Warm-up: every buffer and queue of the path is in use once.
-    let warm_end = next + 1_000;
+    // Warm-up: every buffer and queue of the path is in use once, with a
+    // burst larger than any of the window's (queues grow on demand, up to
+    // what a burst leaves in them past the sockets' buffers).
+    let warm_end = next + 2 * CHUNK as u64;
     let warm: Vec<u8> = (next..warm_end).flat_map(frame).collect();
     publisher.write_all(&warm).unwrap();
     for (s, b) in subs.iter_mut().zip(bufs.iter_mut()) {
