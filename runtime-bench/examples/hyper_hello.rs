@@ -152,60 +152,45 @@ fn sprint(args: &Args) -> io::Result<()> {
         args.cpu,
         rt.handle().driver_report().join("; ")
     );
-    let addr = args.addr;
-    let spawn = args.spawn;
+    let (addr, spawn) = (args.addr, args.spawn || args.accept_in_main);
     if args.accept_in_main {
-        return rt.block_on(async move {
-            let l = sprint::net::TcpListener::bind(addr)?;
-            loop {
-                let s = match l.accept().await {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        eprintln!("accept: {e}");
-                        sprint::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = s.set_nodelay(true);
-                sprint::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(Timer)
-                        .serve_connection(Io(s), hyper::service::service_fn(hello))
-                        .await;
-                });
-            }
-        });
+        return rt.block_on(serve(addr, spawn));
     }
     rt.block_on(async move {
-        sprint::spawn_on(0, async move {
-            let l = sprint::net::TcpListener::bind(addr)?;
-            loop {
-                let s = match l.accept().await {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        eprintln!("accept: {e}");
-                        sprint::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = s.set_nodelay(true);
-                let conn = async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(Timer)
-                        .serve_connection(Io(s), hyper::service::service_fn(hello))
-                        .await;
-                };
-                if spawn {
-                    drop(sprint::spawn(conn));
-                } else {
-                    drop(sprint::spawn_local(conn));
-                }
-            }
-        })
-        .map_err(io::Error::other)?
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?
+        sprint::spawn_on(0, serve(addr, spawn))
+            .map_err(io::Error::other)?
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?
     })
+}
+
+/// Accepts on `addr` and serves each connection in a task of its own:
+/// `spawn`ed (stealable at the stealing levels), else `spawn_local`ed on
+/// this worker.
+async fn serve(addr: std::net::SocketAddr, spawn: bool) -> io::Result<()> {
+    let l = sprint::net::TcpListener::bind(addr)?;
+    loop {
+        let s = match l.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                sprint::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = s.set_nodelay(true);
+        let conn = async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(Timer)
+                .serve_connection(Io(s), hyper::service::service_fn(hello))
+                .await;
+        };
+        if spawn {
+            drop(sprint::spawn(conn));
+        } else {
+            drop(sprint::spawn_local(conn));
+        }
+    }
 }
 
 fn tokio(args: &Args) -> io::Result<()> {
