@@ -49,21 +49,21 @@ fn main() {
         cfg.level,
         cfg.sources()["level"]
     );
-    print!("plan: {}", rt.plan());
+    print!("plan: {}", rt.start_report().plan);
     println!(
         "coop budget {}, idle spin {} us, stack {} KiB, blocking threads up to {}",
         cfg.coop_budget,
         cfg.idle_spin_us,
         cfg.stack_size / 1024,
-        cfg.blocking_threads(rt.plan().workers.len())
+        cfg.blocking_threads(rt.start_report().plan.workers.len())
     );
-    for (w, line) in rt.handle().driver_report().iter().enumerate() {
+    for (w, line) in rt.start_report().drivers().iter().enumerate() {
         println!("worker {w} I/O: {line}");
     }
-    for line in rt.memory_report() {
+    for line in rt.start_report().memory() {
         println!("memory: {line}");
     }
-    for line in rt.tuning_report() {
+    for line in rt.start_report().tuning() {
         println!("tuning: {line}");
     }
     let workers = rt.handle().workers();
@@ -191,12 +191,12 @@ fn main() {
         "worker", "cpu", "pinned", "polls", "spawned", "steals", "parks", "unparks", "timers"
     );
     for s in rt.worker_stats() {
-        let cpu = rt.plan().workers[s.index].cpu;
+        let cpu = rt.start_report().plan.workers[s.index].cpu;
         println!(
             "{:>8} {:>5} {:>7} {:>10} {:>9} {:>7} {:>7} {:>8} {:>7}",
             s.index,
             cpu,
-            s.pinned,
+            s.cpu.is_some(),
             s.polls,
             s.spawned,
             s.steals,

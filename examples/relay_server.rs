@@ -172,7 +172,7 @@ fn main() {
                 })
                 .build()
                 .unwrap_or_else(|e| fail(format!("cannot start Sprint: {e}")));
-            for line in rt.tuning_report() {
+            for line in rt.start_report().tuning() {
                 eprintln!("relay: tuning: {line}");
             }
             let f = server::run_sprint(&rt, cfg, addrs, ready, stop);

@@ -13,7 +13,7 @@ fn the_level_sets_mimallocs_reclaim_and_collect_runs() {
         .workers(1)
         .build()
         .unwrap();
-    let report = rt.memory_report().join("\n");
+    let report = rt.start_report().memory().join("\n");
     assert!(
         report.contains("mimalloc: freed memory returns to the OS after 100 ms (reclaim lazy)"),
         "{report}"
@@ -30,7 +30,7 @@ fn the_level_sets_mimallocs_reclaim_and_collect_runs() {
         })
         .build()
         .unwrap();
-    let report = rt.memory_report().join("\n");
+    let report = rt.start_report().memory().join("\n");
     assert!(
         report.contains("freed memory is never returned (reclaim never)"),
         "{report}"

@@ -218,7 +218,7 @@ fn serve_sprint(driver: &str, level: &str) -> io::Result<()> {
         .configure(move |c| c.io_driver = driver)
         .build()
         .map_err(io::Error::other)?;
-    eprintln!("sprint {level}: {}", rt.handle().driver_report().join("; "));
+    eprintln!("sprint {level}: {}", rt.start_report().drivers().join("; "));
     rt.block_on(async {
         sprint::spawn_on(0, async {
             let l = sprint::net::TcpListener::bind("127.0.0.1:0")?;

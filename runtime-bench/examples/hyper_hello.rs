@@ -150,7 +150,7 @@ fn sprint(args: &Args) -> io::Result<()> {
     eprintln!(
         "sprint {level} on CPU {}: {}",
         args.cpu,
-        rt.handle().driver_report().join("; ")
+        rt.start_report().drivers().join("; ")
     );
     let (addr, spawn) = (args.addr, args.spawn || args.accept_in_main);
     if args.accept_in_main {

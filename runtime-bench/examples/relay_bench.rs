@@ -571,7 +571,7 @@ fn demo(d: &DemoArgs) -> std::io::Result<()> {
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         eprintln!("relay on Sprint at {level}:");
-        for line in rt.handle().driver_report() {
+        for line in rt.start_report().drivers() {
             eprintln!("  I/O: {line}");
         }
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();

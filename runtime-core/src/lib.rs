@@ -1,38 +1,35 @@
-//! Sprint's core: pinned workers, tasks, run queues, wakers, timers, the
-//! level-driven scheduling policy, and the configuration they run by.
+//! Sprint's executor: pinned workers, tasks, run queues, wakers, timers,
+//! the level-driven scheduling policy, the blocking pool, and the
+//! hot-path metric instruments. The start plan and every OS setting come
+//! from sprint-os, the configuration from sprint-config; the I/O driver
+//! plugs in through [`driver`].
 //!
-//! Most programs use the `sprint` facade crate, which re-exports this one.
+//! Most programs use the `sprint` facade crate, whose `Runtime` always has
+//! I/O.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-pub mod adaptive;
 mod blocking;
-mod builder;
-pub mod config;
 mod coop;
 pub mod driver;
 pub(crate) mod loom;
-pub mod memory;
 pub mod metrics;
 mod runtime;
 pub(crate) mod sched;
 mod spawn;
 pub mod sync;
-pub mod system;
 pub mod task;
 pub mod time;
-pub mod topology;
-pub mod tune;
 
-pub use builder::Builder;
-pub use config::{Config, ConfigError, Level};
-pub use memory::MemoryStats;
 pub use runtime::{
-    BuildError, Handle, IdleError, Runtime, SchedulingError, ShutdownTimeout, WorkerStats,
+    BuildError, Handle, IdleError, MemoryStats, Runtime, SchedulingError, ShutdownTimeout,
+    StartReport, WorkerStart, WorkerStats,
 };
 pub use sched::SpawnError;
 pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, try_spawn_local};
-pub use sprint_alloc;
+/// The configuration (the sprint-config crate).
+pub use sprint_config as config;
+pub use sprint_config::{Config, ConfigError, Level};
 pub use task::{AbortHandle, JoinError, JoinHandle, TaskId};
 
 pub use coop::yield_now;

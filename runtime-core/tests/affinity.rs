@@ -1,7 +1,7 @@
 //! Workers are named, sized and pinned as planned: read back from the kernel.
 
 mod common;
-use sprint_core::{topology, Level};
+use sprint_core::Level;
 
 fn comm(tid: i32) -> String {
     std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
@@ -12,14 +12,14 @@ fn comm(tid: i32) -> String {
 
 #[test]
 fn pinned_levels_pin_every_worker_to_its_planned_cpu() {
-    let allowed = topology::allowed_cpus().unwrap();
+    let allowed = sprint_os::allowed_cpus().unwrap();
     let rt = common::rt(Level::Aggressive, allowed.len());
-    let plan = rt.plan().clone();
+    let plan = rt.start_report().plan.clone();
     let tids = rt.handle().worker_thread_ids();
     assert_eq!(tids.len(), plan.workers.len());
     for (w, tid) in plan.workers.iter().zip(tids) {
         assert!(w.pinned, "Aggressive pins");
-        let mask = topology::thread_affinity(tid).unwrap();
+        let mask = sprint_os::thread::affinity(tid).unwrap();
         assert_eq!(
             mask,
             vec![w.cpu],
@@ -32,29 +32,30 @@ fn pinned_levels_pin_every_worker_to_its_planned_cpu() {
 
 #[test]
 fn basic_leaves_workers_on_every_allowed_cpu() {
-    let allowed = topology::allowed_cpus().unwrap();
+    let allowed = sprint_os::allowed_cpus().unwrap();
     let rt = common::rt(Level::Basic, 2);
     for (w, tid) in rt
-        .plan()
+        .start_report()
+        .plan
         .workers
         .iter()
         .zip(rt.handle().worker_thread_ids())
     {
         assert!(!w.pinned);
-        assert_eq!(topology::thread_affinity(tid).unwrap(), allowed);
+        assert_eq!(sprint_os::thread::affinity(tid).unwrap(), allowed);
     }
 }
 
 #[test]
 fn explicit_cpus_are_used_in_order() {
-    let allowed = topology::allowed_cpus().unwrap();
+    let allowed = sprint_os::allowed_cpus().unwrap();
     let last = *allowed.last().unwrap();
     let rt = common::rt_with(Level::Enterprise, move |c| {
         c.cpus = Some(sprint_core::config::CpuList::new(vec![last]));
     });
     let tid = rt.handle().worker_thread_ids()[0];
-    assert_eq!(rt.plan().workers.len(), 1);
-    assert_eq!(topology::thread_affinity(tid).unwrap(), vec![last]);
+    assert_eq!(rt.start_report().plan.workers.len(), 1);
+    assert_eq!(sprint_os::thread::affinity(tid).unwrap(), vec![last]);
 }
 
 #[test]

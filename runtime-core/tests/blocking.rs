@@ -1,7 +1,9 @@
 //! The blocking pool: bounded by max_threads, always at least one thread.
 
+use common::Start;
+use sprint_core::config::ConfigBuilder;
 mod common;
-use sprint_core::{spawn_blocking, Builder, Config, Level};
+use sprint_core::{spawn_blocking, Config, Level};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +61,7 @@ fn the_pool_always_has_a_thread_even_at_the_minimum() {
     cfg.workers = Some(1);
     cfg.max_threads = Some(2);
     cfg.idle = sprint_core::config::IdleStrategy::Park;
-    let rt = Builder::from_config(cfg).build().unwrap();
+    let rt = ConfigBuilder::from_config(cfg).build().unwrap();
     assert_eq!(rt.handle().blocking_threads(), 1);
     assert_eq!(
         rt.block_on(async { spawn_blocking(|| 9).await.unwrap() }),
@@ -72,7 +74,10 @@ fn max_threads_below_workers_plus_one_is_a_validation_error_naming_the_minimum()
     let mut cfg = Config::for_level(Level::Basic);
     cfg.workers = Some(2);
     cfg.max_threads = Some(2);
-    let err = cfg.validate_with(&[0, 1], &[]).unwrap_err().to_string();
+    let err = cfg
+        .validate_on(&sprint_core::config::Machine::with_cpus(&[0, 1]))
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "invalid value for `max_threads`: 2: the minimum is 3: 2 workers plus at least 1 blocking thread"

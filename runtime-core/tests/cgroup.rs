@@ -4,6 +4,9 @@
 //! The cgroups are removed when the test ends, even by a panic. One test
 //! in its own binary.
 
+mod common;
+use common::Start;
+use sprint_core::config::ConfigBuilder;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -28,13 +31,13 @@ fn one_cpu_and_a_memory_limit_give_one_worker_and_the_budget() {
         // Wait until the parent has moved us into the cgroups.
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).unwrap();
-        let rt = sprint_core::Builder::new()
+        let rt = ConfigBuilder::new()
             .level(sprint_core::Level::Standard)
             .read_env(false)
             .build()
             .unwrap();
         println!("WORKERS {}", rt.handle().workers());
-        println!("REPORT {}", rt.memory_report().join(" | "));
+        println!("REPORT {}", rt.start_report().memory().join(" | "));
         return;
     }
     let cpu = PathBuf::from("/sys/fs/cgroup/cpu");

@@ -3,16 +3,18 @@
 //! capabilities are process-wide), and strict mode turns each degradation
 //! into an error.
 
+use common::Start;
+use sprint_core::config::ConfigBuilder;
 use sprint_core::config::LockMemory;
-use sprint_core::{spawn_local, try_spawn_local, Builder, Level, SpawnError};
+use sprint_core::{spawn_local, try_spawn_local, Level, SpawnError};
 
 mod common;
 
 const CHILD: &str = "MEMORY_CHILD_OF_THE_SPRINT_CORE_TESTS";
 
 /// Real-time scheduling is tested in tests/tune.rs alone.
-fn builder(level: Level) -> Builder {
-    Builder::new()
+fn builder(level: Level) -> ConfigBuilder {
+    ConfigBuilder::new()
         .level(level)
         .read_env(false)
         .workers(1)
@@ -26,7 +28,7 @@ fn an_arena_per_worker_commits_its_preallocation_within_the_budget() {
     let cfg = rt.config();
     assert_eq!(s.arena.committed, cfg.arena_prealloc_bytes, "{s:?}");
     assert!(s.arena.capacity >= s.arena.committed, "{s:?}");
-    let report = rt.memory_report().join("\n");
+    let report = rt.start_report().memory().join("\n");
     assert!(report.contains("budget"), "{report}");
 }
 
@@ -112,7 +114,7 @@ fn degrade_child(case: &str) {
                 .configure(|c| c.huge_pages = false)
                 .build()
                 .unwrap();
-            println!("REPORT {}", rt.memory_report().join(" | "));
+            println!("REPORT {}", rt.start_report().memory().join(" | "));
             println!("LOCKED {}", rt.handle().memory_stats()[0].arena.locked);
             drop(rt);
             let err = builder(Level::Enterprise)
@@ -131,7 +133,7 @@ fn degrade_child(case: &str) {
                 })
                 .build()
                 .unwrap();
-            println!("ALL {}", rt.memory_report().join(" | "));
+            println!("ALL {}", rt.start_report().memory().join(" | "));
         }
         other => panic!("unknown case {other}"),
     }
@@ -177,12 +179,12 @@ fn without_the_privilege_locking_degrades_with_a_reason() {
 
 #[test]
 fn no_huge_pages_reserved_falls_back_to_transparent_ones_or_fails_when_strict() {
-    if sprint_core::sprint_alloc::arena::free_huge_pages() > 0 {
+    if sprint_alloc::arena::free_huge_pages() > 0 {
         eprintln!("skipped: this machine has explicit huge pages reserved");
         return;
     }
     let rt = builder(Level::Enterprise).build().unwrap();
-    let report = rt.memory_report().join("\n");
+    let report = rt.start_report().memory().join("\n");
     assert!(
         report.contains("no explicit huge pages reserved"),
         "{report}"
@@ -204,7 +206,7 @@ fn a_budget_too_small_for_the_preallocation_degrades_or_fails_when_strict() {
         .configure(move |c| c.arena_prealloc_bytes = huge)
         .build()
         .unwrap();
-    let report = rt.memory_report().join("\n");
+    let report = rt.start_report().memory().join("\n");
     assert!(
         report.contains("less than the 1048576 MiB preallocation"),
         "{report}"
@@ -229,7 +231,7 @@ fn a_budget_too_small_for_the_preallocation_degrades_or_fails_when_strict() {
 fn asking_for_mimalloc_without_it_installed_says_so() {
     // This binary's global allocator is the system's.
     let rt = builder(Level::Standard).build().unwrap();
-    let report = rt.memory_report().join("\n");
+    let report = rt.start_report().memory().join("\n");
     assert!(
         report.contains("allocator = mimalloc, but"),
         "Standard asks for mimalloc; the report must say it is not there: {report}"

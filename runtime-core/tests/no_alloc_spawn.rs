@@ -4,15 +4,18 @@
 //! own binary: the allocator is process-wide). The arena is never the
 //! global allocator.
 
-use sprint_core::{spawn_local, Builder, Level};
+mod common;
+use common::Start;
+use sprint_core::config::ConfigBuilder;
+use sprint_core::{spawn_local, Level};
 
-use sprint_core::memory::counting::{self, Counting};
+use sprint_alloc::counting::{self, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats) {
-    let rt = Builder::new()
+    let rt = ConfigBuilder::new()
         .level(level)
         .read_env(false)
         .workers(1)
@@ -74,7 +77,7 @@ fn main() {
 /// worker steals some), each burst joined before the next; the global
 /// allocations over `bursts` bursts after `warm` bursts of warm-up.
 fn bursts(level: Level, how: How, burst: usize, warm: usize, bursts: usize) -> u64 {
-    let rt = Builder::new()
+    let rt = ConfigBuilder::new()
         .level(level)
         .read_env(false)
         .workers(2)

@@ -1,5 +1,7 @@
 //! The level table's scheduling policies and idle strategies.
 
+use common::Start;
+use sprint_core::config::ConfigBuilder;
 mod common;
 use sprint_core::config::{IdleStrategy, Scheduling};
 use sprint_core::{spawn, Config, Level};
@@ -98,7 +100,7 @@ fn busy_poll_never_parks_and_park_parks() {
     let mut cfg = Config::for_level(Level::Turbo);
     cfg.rt_policy = sprint_core::config::RtPolicy::None;
     cfg.workers = Some(1);
-    let rt = sprint_core::Builder::from_config(cfg).build().unwrap();
+    let rt = ConfigBuilder::from_config(cfg).build().unwrap();
     std::thread::sleep(Duration::from_millis(30));
     rt.block_on(async { spawn(async {}).await.unwrap() });
     assert_eq!(rt.worker_stats()[0].parks, 0, "busy-poll never parks");

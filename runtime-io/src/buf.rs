@@ -119,7 +119,7 @@ static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 enum Backing {
     Heap(Layout),
     /// The worker's arena, kept alive while the pool is.
-    Arena(#[allow(dead_code)] std::sync::Arc<sprint_core::sprint_alloc::Arena>),
+    Arena(#[allow(dead_code)] std::sync::Arc<sprint_alloc::Arena>),
 }
 
 pub(crate) struct PoolShared {
@@ -170,7 +170,7 @@ impl BufferPool {
     /// worker's), or from the heap when the arena has no room; the second
     /// value says which.
     pub fn new_in(
-        arena: Option<&std::sync::Arc<sprint_core::sprint_alloc::Arena>>,
+        arena: Option<&std::sync::Arc<sprint_alloc::Arena>>,
         count: usize,
         size: usize,
     ) -> std::io::Result<(BufferPool, &'static str)> {

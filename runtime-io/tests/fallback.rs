@@ -4,7 +4,7 @@
 //! io_uring there (SPRINT_IO=uring, or strict) must fail with a clear
 //! error. The filter cannot be removed, hence the child process.
 
-use sprint_core::{Builder, Level};
+use sprint_core::Level;
 use std::process::Command;
 
 const CHILD: &str = "SECCOMP_CHILD_OF_THE_SPRINT_IO_TESTS";
@@ -25,18 +25,15 @@ fn deny_io_uring_setup() {
     seccompiler::apply_filter(&prog).expect("install the seccomp filter");
 }
 
-fn builder(level: Level) -> Builder {
-    Builder::new()
-        .level(level)
-        .workers(1)
-        .driver(sprint_io::driver::factory())
+fn builder(level: Level) -> sprint::Builder {
+    sprint::Builder::new().level(level).workers(1)
 }
 
 fn child() {
     deny_io_uring_setup();
     // The preset asks for io_uring (Standard): fall back, with the reason.
     let rt = builder(Level::Standard).build().expect("starts on epoll");
-    let report = rt.handle().driver_report().join("\n");
+    let report = rt.start_report().drivers().join("\n");
     println!("REPORT {report}");
     assert_eq!(rt.handle().driver(0).unwrap().1, "epoll");
     drop(rt);

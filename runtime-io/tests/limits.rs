@@ -6,7 +6,7 @@
 //! the descriptor that does not fit.
 
 use sprint_core::config::IoDriver;
-use sprint_core::{Builder, Level};
+use sprint_core::Level;
 use sprint_io::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,12 +18,11 @@ fn open_fds() -> u64 {
 }
 
 fn child(d: IoDriver, spare: u64) {
-    let rt = Builder::new()
+    let rt = sprint::Builder::new()
         .level(Level::Standard)
         .read_env(false)
         .workers(1)
         .configure(move |c| c.io_driver = d)
-        .driver(sprint_io::driver::factory())
         .build()
         .unwrap();
     rt.block_on(async {

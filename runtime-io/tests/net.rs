@@ -1,8 +1,9 @@
 //! The socket suite. It runs once per driver the machine offers.
 
 use futures::{AsyncReadExt, AsyncWriteExt};
+use sprint::Runtime;
 use sprint_core::config::IoDriver;
-use sprint_core::{spawn, time, Builder, Level, Runtime};
+use sprint_core::{spawn, time, Level};
 use sprint_io::net::{TcpListener, TcpStream};
 use std::io::ErrorKind;
 use std::net::Shutdown;
@@ -21,7 +22,7 @@ fn drivers() -> Vec<IoDriver> {
 }
 
 fn rt(driver: IoDriver, level: Level, workers: usize) -> Runtime {
-    Builder::new()
+    sprint::Builder::new()
         .level(level)
         .read_env(false)
         .workers(workers)
@@ -31,7 +32,6 @@ fn rt(driver: IoDriver, level: Level, workers: usize) -> Runtime {
             // Real-time scheduling is sprint-core's tests/tune.rs's alone.
             c.rt_policy = sprint_core::config::RtPolicy::None;
         })
-        .driver(sprint_io::driver::factory())
         .build()
         .expect("runtime with a driver")
 }
@@ -395,7 +395,7 @@ fn sockets_need_a_runtime_with_a_driver() {
         err.to_string().contains("no Sprint runtime on this thread"),
         "{err}"
     );
-    let rt = Builder::new()
+    let rt = sprint::Builder::new()
         .level(Level::Basic)
         .read_env(false)
         .workers(1)
@@ -409,7 +409,7 @@ fn sockets_need_a_runtime_with_a_driver() {
 fn the_start_up_report_names_each_workers_driver() {
     for d in drivers() {
         let rt = rt(d, Level::Enterprise, 2);
-        let report = rt.handle().driver_report();
+        let report = rt.start_report().drivers();
         assert_eq!(report.len(), 2);
         for line in &report {
             // Enterprise has arenas: the buffer pool is carved from them.
@@ -506,10 +506,10 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
         eprintln!("skipped: no io_uring");
         return;
     }
-    let allowed = sprint_core::topology::allowed_cpus().unwrap();
-    let isolated = sprint_core::topology::isolated_cpus();
+    let allowed = sprint_os::allowed_cpus().unwrap();
+    let isolated = sprint_os::isolated_cpus();
     let turbo = |workers: usize, sqpoll_cpu: Option<usize>| {
-        Builder::new()
+        sprint::Builder::new()
             .level(Level::Turbo)
             .read_env(false)
             .workers(workers)
@@ -519,7 +519,6 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
                 c.rt_policy = sprint_core::config::RtPolicy::None;
                 c.uring_sqpoll_cpu = sqpoll_cpu;
             })
-            .driver(sprint_io::driver::factory())
             .build()
             .unwrap()
     };
@@ -527,12 +526,12 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
         // A free CPU that is not isolated runs other work: no SQPOLL there
         // unless it is named.
         let rt = turbo(1, None);
-        let report = rt.handle().driver_report().join("\n");
+        let report = rt.start_report().drivers().join("\n");
         assert!(report.contains("SQPOLL off: no spare CPU"), "{report}");
     }
     if allowed.len() >= 2 {
         let rt = turbo(1, Some(allowed[1]));
-        let report = rt.handle().driver_report().join("\n");
+        let report = rt.start_report().drivers().join("\n");
         assert!(
             report.contains(&format!("SQPOLL on CPU {}", allowed[1])),
             "{report}"
@@ -557,7 +556,7 @@ fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
         });
     }
     let rt = turbo(allowed.len(), None);
-    let report = rt.handle().driver_report().join("\n");
+    let report = rt.start_report().drivers().join("\n");
     assert!(
         report.contains("SQPOLL off: no spare CPU") && !report.contains("SQPOLL on"),
         "{report}"

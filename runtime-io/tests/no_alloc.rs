@@ -5,10 +5,10 @@
 //! driver. (Its own binary: the allocator is process-wide.)
 
 use sprint_core::config::IoDriver;
-use sprint_core::{Builder, Level};
+use sprint_core::Level;
 use sprint_io::net::{TcpListener, TcpStream};
 
-use sprint_core::memory::counting::{self, Counting};
+use sprint_alloc::counting::{self, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -28,7 +28,7 @@ fn echo_round_trips_allocate_nothing_in_steady_state() {
     }
     for d in drivers {
         let at_start = counting::allocations();
-        let rt = Builder::new()
+        let rt = sprint::Builder::new()
             .level(Level::Standard)
             .read_env(false)
             .workers(1)
@@ -39,7 +39,6 @@ fn echo_round_trips_allocate_nothing_in_steady_state() {
                 // not the I/O path's cost.
                 c.stall_threshold_us = 10_000_000;
             })
-            .driver(sprint_io::driver::factory())
             .build()
             .unwrap();
         let allocs = rt.block_on(async {

@@ -3,7 +3,7 @@
 //! echo to a client thread, and a fan-out of writes, completely.
 
 use sprint_core::config::{IdleStrategy, IoDriver, RtPolicy};
-use sprint_core::{Builder, Level};
+use sprint_core::Level;
 use sprint_io::net::TcpListener;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -11,12 +11,12 @@ use std::time::Duration;
 #[test]
 fn sqpoll_echo_and_fan_out_complete() {
     if sprint_io::driver::uring_available().is_err()
-        || sprint_core::topology::allowed_cpus().map_or(0, |c| c.len()) < 2
+        || sprint_os::allowed_cpus().map_or(0, |c| c.len()) < 2
     {
         eprintln!("skipped: needs io_uring and two CPUs");
         return;
     }
-    let rt = Builder::new()
+    let rt = sprint::Builder::new()
         .level(Level::Turbo)
         .read_env(false)
         .workers(1)
@@ -30,10 +30,9 @@ fn sqpoll_echo_and_fan_out_complete() {
             c.lock_memory = sprint_core::config::LockMemory::None;
             c.huge_pages = false;
         })
-        .driver(sprint_io::driver::factory())
         .build()
         .unwrap();
-    let report = rt.handle().driver_report().join("; ");
+    let report = rt.start_report().drivers().join("; ");
     eprintln!("{report}");
     let listener = rt
         .block_on(async { TcpListener::bind("127.0.0.1:0") })

@@ -1,38 +1,30 @@
-//! The runtime builder of the facade: sprint-core's builder with
-//! sprint-io's driver wired in, so that every runtime built here has
-//! sockets.
+//! The runtime builder: a level and a file chosen in code; the file and
+//! the `SPRINT_*` variables still override what code sets. It resolves
+//! the configuration with sprint-config's [`ConfigBuilder`] and starts a
+//! [`Runtime`], which always has I/O.
 
+use crate::config::ConfigBuilder;
 use crate::{BuildError, Config, ConfigError, Level, Runtime};
 use std::path::PathBuf;
 
-/// Builds a [`Runtime`] whose workers wait in an I/O driver.
+/// Builds a [`Runtime`].
 ///
 /// ```
 /// let rt = sprint::Builder::new().level(sprint::Level::Basic).workers(1).build().unwrap();
-/// let addr = rt.block_on(async {
-///     let l = sprint::net::TcpListener::bind("127.0.0.1:0").unwrap();
-///     l.local_addr().unwrap()
-/// });
-/// assert!(addr.port() > 0);
+/// assert_eq!(rt.start_report().plan.workers.len(), 1);
 /// ```
-#[derive(Debug)]
-pub struct Builder(sprint_core::Builder);
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder::new()
-    }
-}
+#[derive(Debug, Default)]
+pub struct Builder(ConfigBuilder);
 
 impl Builder {
-    /// Standard level, reading `SPRINT_*` variables.
+    /// A builder at the Standard level that reads `SPRINT_*` variables.
     pub fn new() -> Builder {
-        Builder(sprint_core::Builder::new())
+        Builder(ConfigBuilder::new())
     }
 
     /// Starts from `config` exactly: no file, no environment.
     pub fn from_config(config: Config) -> Builder {
-        Builder(sprint_core::Builder::from_config(config))
+        Builder(ConfigBuilder::from_config(config))
     }
 
     /// The level whose preset is the base.
@@ -40,7 +32,8 @@ impl Builder {
         Builder(self.0.level(level))
     }
 
-    /// A TOML file read at `build` (relative to the working directory).
+    /// A TOML file, read when `build` runs (relative to the working
+    /// directory).
     pub fn config_file(self, path: impl Into<PathBuf>) -> Builder {
         Builder(self.0.config_file(path))
     }
@@ -65,19 +58,16 @@ impl Builder {
         Builder(self.0.cpus(cpus))
     }
 
-    /// The resolved, validated configuration, without starting anything.
+    /// The resolved configuration, its fields validated, without starting
+    /// anything (the machine's CPUs and memory are checked at `build`).
     pub fn config(self) -> Result<Config, ConfigError> {
-        self.0.config()
+        self.0.resolve()
     }
 
-    /// Resolves the configuration and starts the runtime with its driver.
-    /// The start-up report (each worker's I/O driver, its features, and
-    /// the reason for any fallback) is logged at `info`.
+    /// Resolves the configuration and starts the runtime with its I/O
+    /// driver. The start-up report (each worker's I/O driver, its features,
+    /// and the reason for any fallback) is logged at `info`.
     pub fn build(self) -> Result<Runtime, BuildError> {
-        let rt = self.0.driver(sprint_io::driver::factory()).build()?;
-        for (worker, line) in rt.handle().driver_report().iter().enumerate() {
-            tracing::info!(worker, driver = %line, "I/O driver");
-        }
-        Ok(rt)
+        Runtime::new(self.config()?)
     }
 }

@@ -7,7 +7,7 @@ async fn sprint_test_runs_the_body_on_a_fresh_runtime() {
     assert_eq!(h.await.unwrap(), 4);
     assert_eq!(
         sprint::Handle::current().workers(),
-        sprint::topology::allowed_cpus().unwrap().len()
+        sprint_os::allowed_cpus().unwrap().len()
     );
 }
 

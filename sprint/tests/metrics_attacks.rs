@@ -115,7 +115,7 @@ fn runtime() -> Runtime {
 
 /// A server of its own on `rt`, with `limits`.
 fn server(rt: &Runtime, limits: Limits) -> Server {
-    Server::start_with("127.0.0.1:0", rt.handle().clone(), limits).unwrap()
+    Server::start_with("127.0.0.1:0", rt.observed().clone(), limits).unwrap()
 }
 
 /// Timeouts no test waits for: what a test sees is the cap's doing, or the

@@ -62,7 +62,7 @@ fn at_end(r: &mut BufReader<TcpStream>) -> bool {
 #[test]
 fn keep_alive_pipelining_and_close() {
     let rt = runtime();
-    let server = Server::start("127.0.0.1:0", rt.handle().clone()).unwrap();
+    let server = Server::start("127.0.0.1:0", rt.observed().clone()).unwrap();
     let mut c = connect(&server);
     // Three requests in one write: answered in order on one connection.
     c.get_mut()
@@ -113,7 +113,7 @@ fn keep_alive_pipelining_and_close() {
 #[test]
 fn what_it_does_not_serve_gets_a_status() {
     let rt = runtime();
-    let server = Server::start("127.0.0.1:0", rt.handle().clone()).unwrap();
+    let server = Server::start("127.0.0.1:0", rt.observed().clone()).unwrap();
     // Another method: 405 with Allow, and the connection stays.
     let mut c = connect(&server);
     c.get_mut()
@@ -182,7 +182,7 @@ fn limits_it_cannot_run_with_are_refused_by_name() {
             "read_timeout",
         ),
     ] {
-        let e = Server::start_with("127.0.0.1:0", rt.handle().clone(), limits).unwrap_err();
+        let e = Server::start_with("127.0.0.1:0", rt.observed().clone(), limits).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains(field), "{e}");
     }

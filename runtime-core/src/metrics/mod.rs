@@ -1,18 +1,12 @@
-//! Latency histograms and counters: each worker's own (task poll
-//! duration, schedule delay, I/O operation latency, timer lateness,
-//! stalls), and named ones for users, recorded without locks and merged
-//! on read; the `Stats` they make, the Prometheus export and the health
-//! checks.
+//! The hot path's instruments: each worker's latency histograms (task
+//! poll duration, schedule delay, I/O operation latency, timer lateness)
+//! and stall count, and named histograms and counters for users, recorded
+//! without locks and merged on read. What is made of them (`Stats`, the
+//! Prometheus export, the health checks) is sprint-ops'.
 
-pub mod export;
-pub mod health;
 pub mod hist;
-mod http;
-pub mod stats;
 
-pub use health::Problem;
 pub use hist::{AtomicHistogram, Snapshot, Summary};
-pub use stats::Stats;
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -129,20 +129,15 @@ pub(crate) struct Shared {
     pub(crate) shutdown_barrier: Barrier,
     pub(crate) sleepers: AtomicUsize,
     next_worker: AtomicUsize,
-    /// What stats and health report about the runtime as a whole.
+    /// The configuration it started from, and when.
     pub(crate) info: RuntimeInfo,
-    /// The level in force and its moves (the adaptive controller's).
-    pub(crate) adaptive: crate::adaptive::AdaptiveState,
 }
 
-/// What a runtime reports about itself once started.
+/// The configuration a runtime started from, and when.
 #[derive(Debug)]
 pub(crate) struct RuntimeInfo {
     pub(crate) config: crate::Config,
-    pub(crate) process_report: Vec<crate::tune::ReportLine>,
     pub(crate) started: std::time::Instant,
-    /// The memory limit the start was checked against.
-    pub(crate) memory_limit: Option<crate::memory::fit::MemoryLimit>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -174,7 +169,6 @@ impl Shared {
             shutdown_barrier: Barrier::new(n),
             sleepers: AtomicUsize::new(0),
             next_worker: AtomicUsize::new(0),
-            adaptive: crate::adaptive::AdaptiveState::new(info.config.level),
             info,
         }
     }

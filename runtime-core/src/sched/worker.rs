@@ -103,20 +103,15 @@ pub(crate) struct WorkerShared {
     /// frees them elsewhere (see `hold_remote`), plus [`HOLD_BIAS`] while
     /// the core runs. Task headers point here without a reference count.
     outstanding: AtomicIsize,
-    /// The I/O driver's handle and name, once the worker built it.
-    #[allow(clippy::type_complexity)]
-    pub(crate) driver:
-        std::sync::OnceLock<(Arc<dyn std::any::Any + Send + Sync>, &'static str, String)>,
+    /// The I/O driver's cross-thread handle and name, once the worker
+    /// built it (type-erased: the driver's crate downcasts it).
+    pub(crate) driver: std::sync::OnceLock<(Arc<dyn std::any::Any + Send + Sync>, &'static str)>,
     /// The reference that keeps this state alive for its tasks; dropped
     /// when `outstanding` reaches zero after the core retired.
     keepalive: Mutex<Option<Arc<WorkerShared>>>,
     /// The task slab over this worker's arena, once the worker made it
     /// (levels with arenas); task cells come from it.
     pub(crate) slab: std::sync::OnceLock<Arc<sprint_alloc::Slab>>,
-    /// What the worker's memory set-up could not have, in words.
-    pub(crate) memory_notes: Mutex<Vec<String>>,
-    /// The worker thread's tuning report.
-    pub(crate) tune_report: Mutex<Vec<crate::tune::ReportLine>>,
     /// Whether the histograms are recorded (`Config::metrics`).
     pub(crate) metrics_on: bool,
     /// The built-in histograms and the stall count.
@@ -125,10 +120,6 @@ pub(crate) struct WorkerShared {
     stall_ns: u64,
     /// When the worker started.
     pub(crate) started: Instant,
-    /// The scheduling class and priority the worker settled on after
-    /// tuning, for drift checks.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) expected_sched: Mutex<Option<(i32, i32)>>,
 }
 
 /// Added to `outstanding` while the core runs, so that frees counted on
@@ -160,8 +151,6 @@ impl WorkerShared {
             keepalive: Mutex::new(None),
             driver: std::sync::OnceLock::new(),
             slab: std::sync::OnceLock::new(),
-            memory_notes: Mutex::new(Vec::new()),
-            tune_report: Mutex::new(Vec::new()),
             metrics_on,
             metrics: Arc::new(crate::metrics::WorkerMetrics {
                 sample_every,
@@ -169,7 +158,6 @@ impl WorkerShared {
             }),
             stall_ns: stall.as_nanos().min(u64::MAX as u128) as u64,
             started: Instant::now(),
-            expected_sched: Mutex::new(None),
         }
     }
 
@@ -337,10 +325,7 @@ impl Core {
     /// (the parker must not have a waker yet).
     pub(crate) fn set_driver(&self, driver: Box<dyn Driver>) {
         self.shared.parker.register_driver(driver.unparker());
-        let _ = self
-            .shared
-            .driver
-            .set((driver.handle(), driver.name(), driver.describe()));
+        let _ = self.shared.driver.set((driver.handle(), driver.name()));
         // SAFETY: owner thread, before the loop runs.
         unsafe { *self.driver.get() = Some(driver) };
     }

@@ -1,10 +1,23 @@
 #![allow(dead_code)]
 
-use sprint_core::{Builder, Config, Level, Runtime};
+use sprint_core::config::ConfigBuilder;
+use sprint_core::{BuildError, Config, Level, Runtime};
+
+/// Starts a runtime (without an I/O driver) from what a builder resolves.
+pub trait Start {
+    /// Resolves the configuration and starts the runtime.
+    fn build(self) -> Result<Runtime, BuildError>;
+}
+
+impl Start for ConfigBuilder {
+    fn build(self) -> Result<Runtime, BuildError> {
+        Runtime::new(self.resolve()?, None)
+    }
+}
 
 /// A runtime at `level` with `workers` workers, ignoring SPRINT_* variables.
 pub fn rt(level: Level, workers: usize) -> Runtime {
-    Builder::new()
+    ConfigBuilder::new()
         .level(level)
         .read_env(false)
         .workers(workers)
@@ -15,7 +28,7 @@ pub fn rt(level: Level, workers: usize) -> Runtime {
 
 /// Like `rt`, with a change to the configuration.
 pub fn rt_with(level: Level, f: impl FnOnce(&mut Config) + 'static) -> Runtime {
-    Builder::new()
+    ConfigBuilder::new()
         .level(level)
         .read_env(false)
         .configure(no_rt)

@@ -124,7 +124,7 @@ impl EpollDriver {
     pub fn new(
         events: usize,
         note: Option<&str>,
-        arena: Option<&Arc<sprint_core::sprint_alloc::Arena>>,
+        arena: Option<&Arc<sprint_alloc::Arena>>,
         io_latency: Option<Arc<sprint_core::metrics::WorkerMetrics>>,
     ) -> io::Result<EpollDriver> {
         let (pool, from) = BufferPool::new_in(arena, POOL_BUFFERS, POOL_BUFFER_SIZE)?;

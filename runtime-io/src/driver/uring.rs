@@ -248,10 +248,7 @@ struct BufRing {
 unsafe impl Send for BufRing {}
 
 impl BufRing {
-    fn new(
-        ring: &IoUring,
-        arena: Option<&Arc<sprint_core::sprint_alloc::Arena>>,
-    ) -> io::Result<BufRing> {
+    fn new(ring: &IoUring, arena: Option<&Arc<sprint_alloc::Arena>>) -> io::Result<BufRing> {
         let map_len = (RING_BUFFERS as usize * std::mem::size_of::<BufRingEntry>()).max(4096);
         // SAFETY: an anonymous private mapping with no address hint.
         let entries = unsafe {

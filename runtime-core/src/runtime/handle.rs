@@ -1,0 +1,353 @@
+//! The handle: what any thread, inside or outside the runtime, uses to
+//! reach it: spawn, block on, change the live settings, read counters.
+
+use super::context;
+use super::report::{MemoryStats, WorkerStats};
+use super::{IdleError, SchedulingError};
+use crate::config::Config;
+use crate::sched::{self, Shared};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// A handle to a runtime, usable from any thread, inside or outside it.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Wakes a thread blocked in `block_on`.
+struct ThreadWaker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Handle {
+    /// The runtime of the current thread: the worker's, or the one whose
+    /// `block_on` is running.
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`Handle::try_current`].
+    #[track_caller]
+    pub fn current() -> Handle {
+        Handle::try_current().unwrap_or_else(|| {
+            panic!("no Sprint runtime on this thread: call this from a task or inside Runtime::block_on")
+        })
+    }
+
+    /// The current runtime, if any.
+    pub fn try_current() -> Option<Handle> {
+        context::current().map(|shared| Handle { shared })
+    }
+
+    /// How many workers the runtime has.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// See [`Runtime::block_on`].
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.block_on_inner(future, None)
+            .unwrap_or_else(|| unreachable!("no stop flag was given"))
+    }
+
+    /// Like `block_on`, but returns `None` as soon as `stop` is set (the
+    /// setter then unparks this thread); the future is dropped. (For the
+    /// facade's signal handling.)
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn block_on_or_stop<F: Future>(&self, future: F, stop: &AtomicBool) -> Option<F::Output> {
+        self.block_on_inner(future, Some(stop))
+    }
+
+    #[track_caller]
+    fn block_on_inner<F: Future>(&self, future: F, stop: Option<&AtomicBool>) -> Option<F::Output> {
+        if sched::with_core(|c| c.is_some()) {
+            panic!(
+                "Runtime::block_on called from inside a Sprint worker: it would block the worker \
+                 that must run the awaited tasks and deadlock; use .await instead"
+            );
+        }
+        let _enter = context::enter(self.shared.clone());
+        let thread_waker = Arc::new(ThreadWaker {
+            thread: thread::current(),
+            notified: AtomicBool::new(false),
+        });
+        let waker = Waker::from(thread_waker.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return Some(v);
+            }
+            while !thread_waker.notified.swap(false, Acquire) {
+                if stop.is_some_and(|s| s.load(Acquire)) {
+                    return None;
+                }
+                thread::park();
+            }
+        }
+    }
+
+    /// Spawns a `Send` task, placed by the policy: on the current worker
+    /// when called from one, else on the workers in turn.
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> crate::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        crate::spawn::Builder::new().spawn_with(&self.shared, future)
+    }
+
+    /// Spawns a `Send` task on worker `worker`, where it stays.
+    #[track_caller]
+    pub fn spawn_on<F>(
+        &self,
+        worker: usize,
+        future: F,
+    ) -> Result<crate::JoinHandle<F::Output>, crate::SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        crate::spawn::Builder::new().spawn_on_with(&self.shared, worker, future)
+    }
+
+    /// Builds a `!Send` future on worker `worker` and runs it there; see
+    /// [`spawn_local_on`](crate::spawn_local_on).
+    #[track_caller]
+    pub fn spawn_local_on<M, F>(
+        &self,
+        worker: usize,
+        make: M,
+    ) -> Result<crate::JoinHandle<F::Output>, crate::SpawnError>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        crate::spawn::Builder::new().spawn_on_with(
+            &self.shared,
+            worker,
+            crate::spawn::MakeOnWorker::Make(Some(make)),
+        )
+    }
+
+    /// Runs `f` on the blocking pool.
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> crate::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.blocking.spawn(f)
+    }
+
+    /// Changes what idle workers do, while the runtime runs: park at once,
+    /// spin for `spin` then park, or busy-poll. Refused, with nothing
+    /// changed, where it would make a real-time worker spin while kernel
+    /// RT throttling is on (see `tune::rt_busy_poll_denied`).
+    pub fn set_idle(
+        &self,
+        idle: crate::config::IdleStrategy,
+        spin: Duration,
+    ) -> Result<(), IdleError> {
+        if idle != crate::config::IdleStrategy::Park {
+            let mut probe = self.shared.info.config.clone();
+            probe.idle = idle;
+            probe.rt_policy = crate::config::RtPolicy::Fifo;
+            for w in &self.shared.workers {
+                #[cfg(target_os = "linux")]
+                let rt = w.tid.load(Relaxed) > 0
+                    && sprint_os::thread::sched(w.tid.load(Relaxed))
+                        .is_ok_and(|(p, _)| sprint_os::thread::is_real_time(p));
+                #[cfg(not(target_os = "linux"))]
+                let rt = false;
+                if rt {
+                    if let Some(sprint_os::tune::RtDenied::Throttled(why)) =
+                        sprint_os::tune::rt_busy_poll_denied(&probe, false)
+                    {
+                        return Err(IdleError {
+                            worker: w.index,
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+        self.shared.policy.set_idle(idle, spin);
+        // A parked worker re-reads the strategy when it wakes.
+        for w in &self.shared.workers {
+            w.parker.notify();
+        }
+        tracing::info!(?idle, ?spin, "idle strategy changed");
+        Ok(())
+    }
+
+    /// Switches stealing on or off while the runtime runs: `spawn`ed tasks
+    /// after the change are stealable or stay where they were placed, and
+    /// idle workers steal or not. Tasks already spawned keep their kind.
+    /// Refused, with nothing changed, where the runtime started
+    /// thread-per-core: its workers have no stealable deques.
+    pub fn set_scheduling(
+        &self,
+        scheduling: crate::config::Scheduling,
+    ) -> Result<(), SchedulingError> {
+        let policy = &self.shared.policy;
+        if scheduling != crate::config::Scheduling::ThreadPerCore && !policy.can_steal {
+            return Err(SchedulingError { scheduling });
+        }
+        if policy.scheduling() != scheduling {
+            policy.set_scheduling(scheduling);
+            // A parked worker may now steal what is queued elsewhere.
+            for w in &self.shared.workers {
+                w.parker.notify();
+            }
+            tracing::info!(?scheduling, "scheduling changed");
+        }
+        Ok(())
+    }
+
+    /// Where `spawn`ed tasks may run now.
+    pub fn scheduling(&self) -> crate::config::Scheduling {
+        self.shared.policy.scheduling()
+    }
+
+    /// What idle workers do now, and the spin of `spin-then-park`.
+    pub fn idle(&self) -> (crate::config::IdleStrategy, Duration) {
+        (self.shared.policy.idle(), self.shared.policy.idle_spin())
+    }
+
+    /// Each worker's counters.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        let now = Instant::now();
+        let raw = crate::metrics::now_raw();
+        self.shared
+            .workers
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                let since = w.metrics.polling_since.load(Relaxed);
+                WorkerStats {
+                    index: w.index,
+                    cpu: w.cpu,
+                    tid: w.tid.load(Relaxed),
+                    polls: c.polls.load(Relaxed),
+                    spawned: c.spawned_total(),
+                    completed: c.completed_total(),
+                    steals: c.steals.load(Relaxed),
+                    parks: c.parks.load(Relaxed),
+                    unparks: w.parker.unparks(),
+                    inbox_received: c.inbox_received.load(Relaxed),
+                    timers_fired: c.timers_fired.load(Relaxed),
+                    live_tasks: c.live_local_tasks.load(Relaxed),
+                    queue_depth: c.queue_depth.load(Relaxed),
+                    busy_ns: c.busy_ns.load(Relaxed),
+                    uptime_ns: now.saturating_duration_since(w.started).as_nanos() as u64,
+                    stalls: w.metrics.stalls.load(Relaxed),
+                    last_stall: w.metrics.last_stall.lock().clone(),
+                    polling_for_ns: (since != 0).then(|| crate::metrics::nanos_between(since, raw)),
+                }
+            })
+            .collect()
+    }
+
+    /// The kernel thread ids of the workers, in worker order.
+    pub fn worker_thread_ids(&self) -> Vec<i32> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.tid.load(Relaxed))
+            .collect()
+    }
+
+    /// The configuration the runtime started from.
+    pub fn config(&self) -> &Config {
+        &self.shared.info.config
+    }
+
+    /// When the runtime started.
+    pub fn started(&self) -> Instant {
+        self.shared.info.started
+    }
+
+    /// Whether workers have stealable deques (so that
+    /// [`Handle::set_scheduling`] can switch stealing on).
+    pub fn can_steal(&self) -> bool {
+        self.shared.policy.can_steal
+    }
+
+    /// Worker `worker`'s I/O driver handle (for the driver's crate to
+    /// downcast) and name; `None` without a driver or such a worker.
+    #[doc(hidden)]
+    pub fn driver(
+        &self,
+        worker: usize,
+    ) -> Option<(Arc<dyn std::any::Any + Send + Sync>, &'static str)> {
+        let (handle, name) = self.shared.workers.get(worker)?.driver.get()?;
+        Some((handle.clone(), name))
+    }
+
+    /// Each worker's memory figures: arena, slab, binding.
+    pub fn memory_stats(&self) -> Vec<MemoryStats> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| {
+                let slab = w.slab.get();
+                MemoryStats {
+                    worker: w.index,
+                    arena: slab.map(|s| s.arena().stats()).unwrap_or_default(),
+                    slab: slab.map(|s| s.stats()).unwrap_or_default(),
+                    bound_node: slab.and_then(|s| s.arena().bound_node().ok().flatten()),
+                }
+            })
+            .collect()
+    }
+
+    /// Threads in the blocking pool now.
+    pub fn blocking_threads(&self) -> usize {
+        self.shared.blocking.threads()
+    }
+
+    /// The built-in histograms merged over the workers: `task_poll`,
+    /// `schedule_delay`, `io_latency`, `timer_lateness`.
+    pub fn histograms(&self) -> Vec<(&'static str, crate::metrics::Snapshot)> {
+        use crate::metrics::Snapshot;
+        let mut poll = Snapshot::empty();
+        let mut delay = Snapshot::empty();
+        let mut io = Snapshot::empty();
+        let mut timer = Snapshot::empty();
+        for w in &self.shared.workers {
+            let m = &w.metrics;
+            m.poll.add_to(&mut poll);
+            m.schedule_delay.add_to(&mut delay);
+            m.io.add_to(&mut io);
+            m.timer_lateness.add_to(&mut timer);
+        }
+        vec![
+            ("task_poll", poll),
+            ("schedule_delay", delay),
+            ("io_latency", io),
+            ("timer_lateness", timer),
+        ]
+    }
+}
