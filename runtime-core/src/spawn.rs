@@ -141,7 +141,7 @@ fn no_runtime(location: &Location<'_>) -> ! {
 /// Spawns a task with a name, which stall reports and stats show.
 ///
 /// ```
-/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
 /// rt.block_on(async {
 ///     let h = sprint_core::task::Builder::new().name("relay").spawn(async { 1 });
 ///     assert_eq!(h.await.unwrap(), 1);

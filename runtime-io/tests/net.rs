@@ -395,12 +395,9 @@ fn sockets_need_a_runtime_with_a_driver() {
         err.to_string().contains("no Sprint runtime on this thread"),
         "{err}"
     );
-    let rt = sprint::Builder::new()
-        .level(Level::Basic)
-        .read_env(false)
-        .workers(1)
-        .build()
-        .unwrap();
+    let mut cfg = sprint_core::Config::for_level(Level::Basic);
+    cfg.workers = Some(1);
+    let rt = sprint_core::Runtime::new(cfg, None).unwrap();
     let err = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap_err() });
     assert!(err.to_string().contains("has no I/O driver"), "{err}");
 }

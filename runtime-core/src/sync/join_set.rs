@@ -7,7 +7,7 @@ use std::future::Future;
 /// Dropping the set aborts the tasks still in it.
 ///
 /// ```
-/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
 /// rt.block_on(async {
 ///     let mut set = sprint_core::sync::JoinSet::new();
 ///     for i in 0..3 {

@@ -6,7 +6,7 @@
 //! a capacity of 0 is taken as 1.
 //!
 //! ```
-//! # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+//! # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
 //! rt.block_on(async {
 //!     let (tx, mut rx) = sprint_core::sync::mpsc::channel(8);
 //!     sprint_core::spawn(async move { tx.send(5).await.unwrap() });

@@ -1,7 +1,7 @@
 //! A channel for one value.
 //!
 //! ```
-//! # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+//! # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
 //! rt.block_on(async {
 //!     let (tx, rx) = sprint_core::sync::oneshot::channel();
 //!     sprint_core::spawn(async move { tx.send("done").unwrap() });

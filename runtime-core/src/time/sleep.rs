@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// Waits until `duration` has passed.
 ///
 /// ```
-/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic)).unwrap();
+/// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
 /// rt.block_on(async {
 ///     let start = std::time::Instant::now();
 ///     sprint_core::time::sleep(std::time::Duration::from_millis(5)).await;
