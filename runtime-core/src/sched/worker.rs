@@ -14,6 +14,7 @@
 
 use super::idle::Parker;
 use super::inbox::Inbox;
+use super::owner_cell::OwnerCell;
 use super::{Scheduling, Shared};
 use crate::config::IdleStrategy;
 use crate::coop;
@@ -26,7 +27,7 @@ use crate::time::queue::TimerQueue;
 use crossbeam_deque::{Steal, Worker as Deque};
 use parking_lot::Mutex;
 use std::alloc::Layout;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicIsize, AtomicU64, Ordering::*};
@@ -250,16 +251,19 @@ const DEQUE_ROOM: usize = 64;
 /// grow, and they keep what they grew to.
 pub(crate) const QUEUE_ROOM: usize = 4096;
 
-/// The half of a worker that only its thread touches.
+/// The half of a worker that only its thread touches. Its mutable parts
+/// are [`OwnerCell`]s: the `Core` is made on the worker thread and used
+/// only there (`sched::with_core`), so every borrow satisfies rule 1 of
+/// the cell's contract, and each one says why it satisfies rule 2.
 pub(crate) struct Core {
     pub(crate) shared: Arc<WorkerShared>,
     pub(crate) rt: Arc<Shared>,
-    local: UnsafeCell<VecDeque<TaskRef>>,
+    local: OwnerCell<VecDeque<TaskRef>>,
     deque: Option<Deque<TaskRef>>,
     /// Stealable tasks past the deque's [`DEQUE_ROOM`], in order; moved
     /// into the deque as it drains.
-    overflow: UnsafeCell<VecDeque<TaskRef>>,
-    list: UnsafeCell<List>,
+    overflow: OwnerCell<VecDeque<TaskRef>>,
+    list: OwnerCell<List>,
     closed: Cell<bool>,
     ids: Cell<(u64, u64)>,
     /// The metrics clock, and the reading at the end of the last poll (or
@@ -273,14 +277,14 @@ pub(crate) struct Core {
     /// timed when `polls & sample_mask == 0`.
     sample_mask: u64,
 
-    wakers: UnsafeCell<Vec<Waker>>,
-    arrivals: UnsafeCell<Vec<TaskRef>>,
+    wakers: OwnerCell<Vec<Waker>>,
+    arrivals: OwnerCell<Vec<TaskRef>>,
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
     alive: Cell<isize>,
-    cells: UnsafeCell<CellCache>,
+    cells: OwnerCell<CellCache>,
     /// `shared.slab`, copied here so the spawn path skips the `OnceLock`.
     slab: Option<Arc<sprint_alloc::Slab>>,
-    driver: UnsafeCell<Option<Box<dyn Driver>>>,
+    driver: OwnerCell<Option<Box<dyn Driver>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -314,10 +318,10 @@ impl Core {
             slab,
             shared,
             rt,
-            local: UnsafeCell::new(VecDeque::with_capacity(1024)),
+            local: OwnerCell::new(VecDeque::with_capacity(1024)),
             deque,
-            overflow: UnsafeCell::new(VecDeque::with_capacity(QUEUE_ROOM)),
-            list: UnsafeCell::new(List::default()),
+            overflow: OwnerCell::new(VecDeque::with_capacity(QUEUE_ROOM)),
+            list: OwnerCell::new(List::default()),
             closed: Cell::new(false),
             ids: Cell::new((0, 0)),
             // Calibrated by the runtime's builder before the workers start.
@@ -325,11 +329,11 @@ impl Core {
             last_tick: Cell::new(0),
             stall_ticks,
             sample_mask: u64::from(sample_every.saturating_sub(1)),
-            wakers: UnsafeCell::new(Vec::with_capacity(64)),
-            arrivals: UnsafeCell::new(Vec::with_capacity(QUEUE_ROOM)),
+            wakers: OwnerCell::new(Vec::with_capacity(64)),
+            arrivals: OwnerCell::new(Vec::with_capacity(QUEUE_ROOM)),
             alive: Cell::new(0),
-            cells: UnsafeCell::new(CellCache::default()),
-            driver: UnsafeCell::new(None),
+            cells: OwnerCell::new(CellCache::default()),
+            driver: OwnerCell::new(None),
         }
     }
 
@@ -341,22 +345,27 @@ impl Core {
             .shared
             .driver
             .set((driver.handle(), driver.name(), driver.describe()));
-        // SAFETY: owner thread, before the loop runs.
-        unsafe { *self.driver.get() = Some(driver) };
+        // SAFETY: the cell's contract (owner_cell.rs): the worker thread,
+        // before the loop runs; the closure only stores.
+        unsafe { self.driver.with(|d| *d = Some(driver)) };
     }
 
     /// Turns the driver, if any; true if it has one.
     fn turn_driver(&self, timeout: Option<Duration>) -> bool {
-        // SAFETY: only this thread touches its driver, and `turn` only wakes
-        // tasks (queueing them), it never runs one, so it cannot reach here
-        // again.
-        let Some(driver) = (unsafe { &mut *self.driver.get() }) else {
-            return false;
-        };
-        if let Err(e) = driver.turn(timeout) {
-            tracing::warn!(worker = self.shared.index, error = %e, "the I/O driver failed to turn");
+        // SAFETY: the cell's contract (owner_cell.rs); `turn` only wakes
+        // tasks (queueing them), it never polls one, so it cannot reach the
+        // driver again.
+        unsafe {
+            self.driver.with(|driver| {
+                let Some(driver) = driver else {
+                    return false;
+                };
+                if let Err(e) = driver.turn(timeout) {
+                    tracing::warn!(worker = self.shared.index, error = %e, "the I/O driver failed to turn");
+                }
+                true
+            })
         }
-        true
     }
 
     /// Memory for a task cell owned by this worker: from the arena's slab
@@ -377,9 +386,9 @@ impl Core {
         if class == cache::EXACT {
             return cache::alloc_any(class, layout);
         }
-        // SAFETY: the cache is this thread's alone, borrowed only here and
-        // in `free_cell`, neither of which calls out.
-        unsafe { (*self.cells.get()).take(class) }
+        // SAFETY: the cell's contract (owner_cell.rs): spawns run on the
+        // owner's thread, and `take` calls no code of ours.
+        unsafe { self.cells.with(|c| c.take(class)) }
     }
 
     /// Whether a cell of `class` can come from this worker's arena now
@@ -414,8 +423,9 @@ impl Core {
             // SAFETY: the caller's contract.
             unsafe { cache::free_any(p, class, layout) }
         } else {
-            // SAFETY: as in `alloc_cell`; the caller's contract for `p`.
-            unsafe { (*self.cells.get()).give(p, class) }
+            // SAFETY: the cell's contract as in `alloc_cell` (`give` calls
+            // no code of ours); the caller's contract for `p`.
+            unsafe { self.cells.with(|c| c.give(p, class)) }
         }
     }
 
@@ -455,18 +465,22 @@ impl Core {
         }
         match &self.deque {
             Some(d) if task.header().stealable => {
-                // SAFETY: short borrow on the owner thread.
-                let overflow = unsafe { &mut *self.overflow.get() };
-                if overflow.is_empty() && d.len() < DEQUE_ROOM {
-                    d.push(task);
-                } else {
-                    overflow.push_back(task);
-                }
+                // SAFETY: the cell's contract (owner_cell.rs); the closure
+                // touches only the deque.
+                unsafe {
+                    self.overflow.with(|overflow| {
+                        if overflow.is_empty() && d.len() < DEQUE_ROOM {
+                            d.push(task);
+                        } else {
+                            overflow.push_back(task);
+                        }
+                    })
+                };
                 self.rt.wake_a_sleeper(self.shared.index);
             }
-            // SAFETY: only this worker's thread reaches its core, and no
-            // borrow of `local` is held across user code.
-            _ => unsafe { (*self.local.get()).push_back(task) },
+            // SAFETY: the cell's contract (owner_cell.rs); `push_back`
+            // calls no code of ours.
+            _ => unsafe { self.local.with(|q| q.push_back(task)) },
         }
     }
 
@@ -474,9 +488,9 @@ impl Core {
     /// locked list), links it into this worker's owned list.
     pub(crate) fn link(&self, task: TaskRef, stealable: bool) {
         if !stealable {
-            // SAFETY: the owned list is this thread's alone; the task is in
-            // no list yet.
-            unsafe { (*self.list.get()).push(task) };
+            // SAFETY: the cell's contract (owner_cell.rs); `push` touches
+            // only the links. The task is in no list yet (`List::push`).
+            unsafe { self.list.with(|l| l.push(task)) };
         }
         bump(&self.shared.counters.spawned, 1);
     }
@@ -489,37 +503,42 @@ impl Core {
     /// Unlinks a finished non-stealable task.
     pub(crate) fn unlink(&self, task: TaskRef) {
         // SAFETY: as in `link`; `remove` ignores a task that is not linked.
-        unsafe { (*self.list.get()).remove(task) };
+        unsafe { self.list.with(|l| l.remove(task)) };
     }
 
     fn next_task(&self) -> Option<TaskRef> {
-        // SAFETY: short borrow on the owner thread.
-        if let Some(t) = unsafe { (*self.local.get()).pop_front() } {
+        // SAFETY: the cell's contract (owner_cell.rs); a queue operation
+        // calls no code of ours.
+        if let Some(t) = unsafe { self.local.with(|q| q.pop_front()) } {
             return Some(t);
         }
         let d = self.deque.as_ref()?;
         if let Some(t) = d.pop() {
             return Some(t);
         }
-        // SAFETY: short borrow on the owner thread.
-        let overflow = unsafe { &mut *self.overflow.get() };
         // The deque is empty: the oldest of the overflow go into it (where
         // other workers can steal them), up to half its room.
-        for _ in 0..DEQUE_ROOM / 2 {
-            match overflow.pop_front() {
-                Some(t) => d.push(t),
-                None => break,
-            }
-        }
+        // SAFETY: as above; the closure touches only the deque besides.
+        unsafe {
+            self.overflow.with(|overflow| {
+                for _ in 0..DEQUE_ROOM / 2 {
+                    match overflow.pop_front() {
+                        Some(t) => d.push(t),
+                        None => break,
+                    }
+                }
+            })
+        };
         d.pop()
     }
 
     fn has_local_work(&self) -> bool {
-        // SAFETY: short borrow on the owner thread.
-        !unsafe { (*self.local.get()).is_empty() }
+        // SAFETY: the cell's contract (owner_cell.rs); `is_empty` calls no
+        // code of ours.
+        !unsafe { self.local.with(|q| q.is_empty()) }
             || self.deque.as_ref().is_some_and(|d| !d.is_empty())
-            // SAFETY: short borrow on the owner thread.
-            || !unsafe { (*self.overflow.get()).is_empty() }
+            // SAFETY: as above.
+            || !unsafe { self.overflow.with(|q| q.is_empty()) }
     }
 
     fn run_task(&self, task: TaskRef) {
@@ -610,13 +629,14 @@ impl Core {
 
     fn publish(&self) {
         let c = &self.shared.counters;
-        // SAFETY: short borrow on the owner thread.
-        let queued = unsafe { (*self.local.get()).len() + (*self.overflow.get()).len() }
+        // SAFETY: the cell's contract (owner_cell.rs); `len` calls no code
+        // of ours.
+        let queued = unsafe { self.local.with(|q| q.len()) + self.overflow.with(|q| q.len()) }
             + self.deque.as_ref().map_or(0, |d| d.len());
         c.queue_depth.store(queued as u64, Relaxed);
-        // SAFETY: short borrow on the owner thread.
+        // SAFETY: as above.
         c.live_local_tasks
-            .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
+            .store(unsafe { self.list.with(|l| l.len()) } as u64, Relaxed);
     }
 
     /// Dispatches ready I/O (if `io`), fires due timers and takes the
@@ -628,33 +648,47 @@ impl Core {
         let mut found = self.has_local_work();
         let due = self.shared.next_deadline.load(Acquire);
         if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
-            // SAFETY: the scratch vector is this thread's; it is empty
-            // between uses and no borrow is held while wakers run.
-            let wakers = unsafe { &mut *self.wakers.get() };
-            {
-                let mut q = self.shared.timers.lock();
-                let now = Instant::now();
-                let lateness = self
-                    .shared
-                    .metrics_on
-                    .then_some(&self.shared.metrics.timer_lateness);
-                q.expire(now, wakers, lateness);
-                self.shared.refresh_deadline(&mut q);
-            }
-            bump(&self.shared.counters.timers_fired, wakers.len() as u64);
-            found |= !wakers.is_empty();
-            for w in wakers.drain(..) {
-                w.wake();
-            }
+            // SAFETY: the cell's contract (owner_cell.rs). Only this
+            // function and nothing it calls borrows the timers' scratch
+            // vector: a waker queues its task (other cells) or runs code
+            // that cannot reach the worker loop. The vector is empty
+            // between uses.
+            found |= unsafe {
+                self.wakers.with(|wakers| {
+                    {
+                        let mut q = self.shared.timers.lock();
+                        let now = Instant::now();
+                        let lateness = self
+                            .shared
+                            .metrics_on
+                            .then_some(&self.shared.metrics.timer_lateness);
+                        q.expire(now, wakers, lateness);
+                        self.shared.refresh_deadline(&mut q);
+                    }
+                    bump(&self.shared.counters.timers_fired, wakers.len() as u64);
+                    let fired = !wakers.is_empty();
+                    for w in wakers.drain(..) {
+                        w.wake();
+                    }
+                    fired
+                })
+            };
         }
         if self.shared.inbox.is_nonempty() {
-            // SAFETY: as above, a scratch vector of this thread's.
-            let arrivals = unsafe { &mut *self.arrivals.get() };
-            let n = self.shared.inbox.drain_into(arrivals);
-            bump(&self.shared.counters.inbox_received, n as u64);
-            for task in arrivals.drain(..) {
-                self.arrive(task);
-            }
+            // SAFETY: the cell's contract (owner_cell.rs). The arrivals
+            // scratch vector is borrowed only here and in `steal`, both
+            // called only by the loop; `arrive` queues, links and drops
+            // references, and no task runs. It is empty between uses.
+            let n = unsafe {
+                self.arrivals.with(|arrivals| {
+                    let n = self.shared.inbox.drain_into(arrivals);
+                    bump(&self.shared.counters.inbox_received, n as u64);
+                    for task in arrivals.drain(..) {
+                        self.arrive(task);
+                    }
+                    n
+                })
+            };
             found |= n > 0;
         }
         found
@@ -682,9 +716,9 @@ impl Core {
         if links.link_on_arrival {
             links.link_on_arrival = false;
             // Not counted as a spawn here: the spawning thread counted it.
-            // SAFETY: the owned list is this thread's alone; the task is in
-            // no list yet.
-            unsafe { (*self.list.get()).push(task) };
+            // SAFETY: the cell's contract (owner_cell.rs); `push` touches
+            // only the links. The task is in no list yet (`List::push`).
+            unsafe { self.list.with(|l| l.push(task)) };
         }
     }
 
@@ -713,21 +747,29 @@ impl Core {
         }
         for k in 1..n {
             let victim = &self.rt.workers[(self.shared.index + k) % n];
-            // SAFETY: the scratch vector is this thread's; it is empty
-            // between uses (`maintenance` drains it before it returns).
-            let arrivals = unsafe { &mut *self.arrivals.get() };
-            // Within the vector's capacity, so this never allocates.
-            let room = (arrivals.capacity() - arrivals.len()).min(32);
-            let got = victim
-                .inbox
-                .steal_into(arrivals, room, |t| t.header().stealable);
+            // SAFETY: the cell's contract (owner_cell.rs), as in
+            // `maintenance`: the loop alone borrows the arrivals, and
+            // `push_local` only queues. Empty between uses (`maintenance`
+            // drains it before it returns).
+            let got = unsafe {
+                self.arrivals.with(|arrivals| {
+                    // Within the vector's capacity, so this never allocates.
+                    let room = (arrivals.capacity() - arrivals.len()).min(32);
+                    let got = victim
+                        .inbox
+                        .steal_into(arrivals, room, |t| t.header().stealable);
+                    if got > 0 {
+                        bump(&self.shared.counters.steals, got as u64);
+                    }
+                    for task in arrivals.drain(..) {
+                        // A stealable task needs nothing from the worker it
+                        // was sent to (`arrive` only queues it).
+                        self.push_local(task);
+                    }
+                    got
+                })
+            };
             if got > 0 {
-                bump(&self.shared.counters.steals, got as u64);
-                for task in arrivals.drain(..) {
-                    // A stealable task needs nothing from the worker it was
-                    // sent to (`arrive` only queues it).
-                    self.push_local(task);
-                }
                 return true;
             }
         }
@@ -850,8 +892,9 @@ impl Core {
             parker.cancel();
         } else {
             bump(&self.shared.counters.parks, 1);
-            // SAFETY: owner thread; see `turn_driver`.
-            if unsafe { (*self.driver.get()).is_some() } {
+            // SAFETY: the cell's contract (owner_cell.rs); `is_some` calls
+            // no code of ours.
+            if unsafe { self.driver.with(|d| d.is_some()) } {
                 parker.park_with(|| {
                     self.turn_driver(timeout);
                 });
@@ -877,19 +920,21 @@ impl Core {
                 harness::drop_reference(task);
             }
         }
-        // SAFETY: short borrow on the owner thread.
-        unsafe { (*self.local.get()).clear() };
+        // SAFETY: the cell's contract (owner_cell.rs); the queues hold
+        // plain pointers, so `clear` calls no code of ours.
+        unsafe { self.local.with(|q| q.clear()) };
         // SAFETY: as above. Stealable tasks: the owner's locked list
         // cancels them in phase 2.
-        unsafe { (*self.overflow.get()).clear() };
+        unsafe { self.overflow.with(|q| q.clear()) };
         if let Some(d) = &self.deque {
             while d.pop().is_some() {}
         }
         barrier.wait();
         // Phase 2: cancel every task this worker owns.
-        // SAFETY: short borrow on the owner thread; released before the
-        // task's drop code runs.
-        while let Some(task) = unsafe { (*self.list.get()).pop() } {
+        // SAFETY: the cell's contract (owner_cell.rs); the borrow ends with
+        // `pop`, before the task's drop code runs (which unlinks through
+        // this cell).
+        while let Some(task) = unsafe { self.list.with(|l| l.pop()) } {
             harness::shutdown(task);
         }
         loop {
@@ -901,9 +946,10 @@ impl Core {
         // Phase 3: drop the timers' wakers.
         let wakers = self.shared.timers.lock().close();
         drop(wakers);
-        // SAFETY: owner thread; every task is gone, so no socket of this
-        // worker is left to use the driver.
-        drop(unsafe { (*self.driver.get()).take() });
+        // SAFETY: the cell's contract (owner_cell.rs); the borrow ends with
+        // `take`, before the driver drops. Every task is gone, so no socket
+        // of this worker is left to use the driver.
+        drop(unsafe { self.driver.with(|d| d.take()) });
         self.publish();
     }
 }
