@@ -11,6 +11,7 @@
 
 pub(crate) mod idle;
 pub(crate) mod inbox;
+pub(crate) mod owner_cell;
 pub(crate) mod worker;
 
 use crate::blocking::BlockingPool;

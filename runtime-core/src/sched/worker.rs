@@ -1,34 +1,46 @@
-//! One worker: its shared half (inbox, parker, timers, stats), reachable
-//! from any thread, and its core (run queues, owned list), touched only by
-//! the worker thread itself.
+//! One worker, in two halves.
 //!
-//! The loop: run local tasks; every `event_interval` polls, and whenever
-//! the queues run dry, do maintenance (fire due timers, take the inbox);
-//! steal if the policy allows; then idle by the level's strategy.
+//! [`WorkerShared`] is the half other threads reach: the inbox they hand
+//! tasks through, the parker they wake the worker with, its timers and
+//! counters, and the count of outstanding tasks that keeps it alive while
+//! any task points at it. [`Core`] is the half only the worker's thread
+//! touches: its run queues, its owned list, the scratch vectors of its
+//! loop, its cell cache and its I/O driver, each in an [`OwnerCell`]
+//! (`owner_cell.rs` holds the one borrow argument for all of them).
 //!
-//! Shutdown runs in three phases separated by barriers, so that no queue
-//! entry outlives its task: (0) every worker stops polling; (1) each closes
-//! its inbox and clears its queues, which hold no references; (2) each
-//! cancels every task in its owned lists, dropping `!Send` futures on
-//! their own thread; (3) each closes its timers, dropping their wakers.
+//! The core's jobs, one file each under `worker/`:
+//! - `queue.rs`: the run queues a wake or spawn pushes on, and the order
+//!   the loop takes tasks from them;
+//! - `tasks.rs`: what the owner keeps per task: ids, cell memory, the
+//!   owned list;
+//! - `run.rs`: the loop itself (poll, coop budget, maintenance: driver
+//!   turn, timers, inbox), and its unit tests;
+//! - `measure.rs`: the poll clock, the histograms and the stall detector;
+//! - `steal.rs`: taking work from other workers;
+//! - `park.rs`: what an idle worker does: spin, steal, sleep;
+//! - `shutdown.rs`: the three-phase shutdown.
+
+mod measure;
+mod park;
+mod queue;
+mod run;
+mod shutdown;
+mod steal;
+mod tasks;
 
 use super::idle::Parker;
 use super::inbox::Inbox;
-use super::{Scheduling, Shared};
-use crate::config::IdleStrategy;
-use crate::coop;
+use super::owner_cell::OwnerCell;
+use super::Shared;
 use crate::driver::Driver;
-use crate::task::cache::{self, CellCache};
-use crate::task::harness;
+use crate::task::cache::CellCache;
 use crate::task::list::List;
 use crate::task::raw::TaskRef;
 use crate::time::queue::TimerQueue;
-use crossbeam_deque::{Steal, Worker as Deque};
+use crossbeam_deque::Worker as Deque;
 use parking_lot::Mutex;
-use std::alloc::Layout;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::collections::VecDeque;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicIsize, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::task::Waker;
@@ -224,31 +236,33 @@ fn stamp(task: TaskRef) {
     }
 }
 
-/// Tasks a work-stealing deque holds at most. crossbeam-deque's buffer
-/// starts with room for 64 and doubles when a push finds it full, and
-/// halves when a pop leaves it under a quarter full: each step allocates
-/// a buffer (and retires the old one through the epoch collector), so a
-/// burst of 1,000 spawns allocated on every burst. Kept at or under its
-/// first buffer it never resizes; what does not fit waits in the worker's
-/// overflow queue (stealable once it moves into the deque).
-const DEQUE_ROOM: usize = 64;
-
 /// Room the worker's own queues (overflow, the scratch vector its inbox
 /// drains into) start with: a burst up to this size never makes them
 /// grow, and they keep what they grew to.
 pub(crate) const QUEUE_ROOM: usize = 4096;
 
-/// The half of a worker that only its thread touches.
+/// The half of a worker that only its thread touches. Its mutable parts
+/// are [`OwnerCell`]s: the `Core` is made on the worker thread and used
+/// only there (`sched::with_core`), so every borrow satisfies rule 1 of
+/// the cell's contract, and each one says why it satisfies rule 2.
 pub(crate) struct Core {
     pub(crate) shared: Arc<WorkerShared>,
     pub(crate) rt: Arc<Shared>,
-    local: UnsafeCell<VecDeque<TaskRef>>,
+    /// Pinned tasks ready to run, in order (`queue.rs`).
+    local: OwnerCell<VecDeque<TaskRef>>,
+    /// Stealable tasks ready to run, which other workers may take; only at
+    /// the levels that can steal.
     deque: Option<Deque<TaskRef>>,
-    /// Stealable tasks past the deque's [`DEQUE_ROOM`], in order; moved
-    /// into the deque as it drains.
-    overflow: UnsafeCell<VecDeque<TaskRef>>,
-    list: UnsafeCell<List>,
+    /// Stealable tasks past the deque's
+    /// [`DEQUE_ROOM`](queue::DEQUE_ROOM), in order; moved into the deque
+    /// as it drains.
+    overflow: OwnerCell<VecDeque<TaskRef>>,
+    /// The pinned tasks this worker owns, cancelled from here at shutdown
+    /// (stealable ones are in `shared.shared_tasks`).
+    list: OwnerCell<List>,
+    /// Set in shutdown's phase 1: nothing is queued any more.
     closed: Cell<bool>,
+    /// The next task id and the end of this worker's block (`tasks.rs`).
     ids: Cell<(u64, u64)>,
     /// The metrics clock, and the reading at the end of the last poll (or
     /// when the worker came back from maintenance or idling): the next
@@ -261,14 +275,19 @@ pub(crate) struct Core {
     /// timed when `polls & sample_mask == 0`.
     sample_mask: u64,
 
-    wakers: UnsafeCell<Vec<Waker>>,
-    arrivals: UnsafeCell<Vec<TaskRef>>,
+    /// Scratch: the wakers of due timers, fired by maintenance.
+    wakers: OwnerCell<Vec<Waker>>,
+    /// Scratch: tasks taken from an inbox (this worker's, or stolen).
+    arrivals: OwnerCell<Vec<TaskRef>>,
     /// Tasks allocated here minus tasks freed here (see `outstanding`).
     alive: Cell<isize>,
-    cells: UnsafeCell<CellCache>,
+    /// Freed task cells kept for reuse, by size class (without an arena).
+    cells: OwnerCell<CellCache>,
     /// `shared.slab`, copied here so the spawn path skips the `OnceLock`.
     slab: Option<Arc<sprint_alloc::Slab>>,
-    driver: UnsafeCell<Option<Box<dyn Driver>>>,
+    /// The I/O driver, if the runtime has one: turned by maintenance and
+    /// slept in by `park`.
+    driver: OwnerCell<Option<Box<dyn Driver>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -278,8 +297,6 @@ impl std::fmt::Debug for Core {
             .finish()
     }
 }
-
-const ID_BLOCK: u64 = 4096;
 
 impl Core {
     pub(crate) fn new(
@@ -302,10 +319,10 @@ impl Core {
             slab,
             shared,
             rt,
-            local: UnsafeCell::new(VecDeque::with_capacity(1024)),
+            local: OwnerCell::new(VecDeque::with_capacity(1024)),
             deque,
-            overflow: UnsafeCell::new(VecDeque::with_capacity(QUEUE_ROOM)),
-            list: UnsafeCell::new(List::default()),
+            overflow: OwnerCell::new(VecDeque::with_capacity(QUEUE_ROOM)),
+            list: OwnerCell::new(List::default()),
             closed: Cell::new(false),
             ids: Cell::new((0, 0)),
             // Calibrated by the runtime's builder before the workers start.
@@ -313,11 +330,11 @@ impl Core {
             last_tick: Cell::new(0),
             stall_ticks,
             sample_mask: u64::from(sample_every.saturating_sub(1)),
-            wakers: UnsafeCell::new(Vec::with_capacity(64)),
-            arrivals: UnsafeCell::new(Vec::with_capacity(QUEUE_ROOM)),
+            wakers: OwnerCell::new(Vec::with_capacity(64)),
+            arrivals: OwnerCell::new(Vec::with_capacity(QUEUE_ROOM)),
             alive: Cell::new(0),
-            cells: UnsafeCell::new(CellCache::default()),
-            driver: UnsafeCell::new(None),
+            cells: OwnerCell::new(CellCache::default()),
+            driver: OwnerCell::new(None),
         }
     }
 
@@ -326,570 +343,9 @@ impl Core {
     pub(crate) fn set_driver(&self, driver: Box<dyn Driver>) {
         self.shared.parker.register_driver(driver.unparker());
         let _ = self.shared.driver.set((driver.handle(), driver.name()));
-        // SAFETY: owner thread, before the loop runs.
-        unsafe { *self.driver.get() = Some(driver) };
-    }
-
-    /// Turns the driver, if any; true if it has one.
-    fn turn_driver(&self, timeout: Option<Duration>) -> bool {
-        // SAFETY: only this thread touches its driver, and `turn` only wakes
-        // tasks (queueing them), it never runs one, so it cannot reach here
-        // again.
-        let Some(driver) = (unsafe { &mut *self.driver.get() }) else {
-            return false;
-        };
-        if let Err(e) = driver.turn(timeout) {
-            tracing::warn!(worker = self.shared.index, error = %e, "the I/O driver failed to turn");
-        }
-        true
-    }
-
-    /// Memory for a task cell owned by this worker: from the arena's slab
-    /// when the worker has one (a cell too large, or a full arena, falls
-    /// back to the global allocator and is counted), else the cell cache.
-    pub(crate) fn alloc_cell(&self, class: u8, layout: Layout) -> NonNull<u8> {
-        self.alive.set(self.alive.get() + 1);
-        if let Some(slab) = self.slab.as_deref() {
-            if class != cache::EXACT {
-                // SAFETY: this is the slab's owner thread.
-                if let Some(p) = unsafe { slab.take(class as usize) } {
-                    return p;
-                }
-            }
-            slab.count_fallback();
-            return cache::alloc_any(class, layout);
-        }
-        if class == cache::EXACT {
-            return cache::alloc_any(class, layout);
-        }
-        // SAFETY: the cache is this thread's alone, borrowed only here and
-        // in `free_cell`, neither of which calls out.
-        unsafe { (*self.cells.get()).take(class) }
-    }
-
-    /// Whether a cell of `class` can come from this worker's arena now
-    /// (true without an arena: the global allocator serves).
-    pub(crate) fn can_alloc(&self, class: u8) -> bool {
-        match self.slab.as_deref() {
-            None => true,
-            // SAFETY: this is the slab's owner thread.
-            Some(slab) => class != cache::EXACT && unsafe { slab.can_take(class as usize) },
-        }
-    }
-
-    /// A cell owned by this worker was freed on its thread.
-    ///
-    /// # Safety
-    /// `p` is the dead cell of a task of this worker, of this class and
-    /// layout.
-    pub(crate) unsafe fn free_cell(&self, p: NonNull<u8>, class: u8, layout: Layout) {
-        self.alive.set(self.alive.get() - 1);
-        if let Some(slab) = self.slab.as_deref() {
-            if slab.contains(p.as_ptr()) {
-                // SAFETY: the owner thread; a cell of this class from this
-                // slab (it lies in the arena), dead (the caller's contract).
-                unsafe { slab.give(p, class as usize) };
-            } else {
-                // SAFETY: a fallback cell from the global allocator.
-                unsafe { cache::free_any(p, class, layout) };
-            }
-            return;
-        }
-        if class == cache::EXACT {
-            // SAFETY: the caller's contract.
-            unsafe { cache::free_any(p, class, layout) }
-        } else {
-            // SAFETY: as in `alloc_cell`; the caller's contract for `p`.
-            unsafe { (*self.cells.get()).give(p, class) }
-        }
-    }
-
-    /// The core stops: hand the count of its tasks still alive to the
-    /// shared counter, so that the last one freed releases the state.
-    fn retire(&self) {
-        let alive = self.alive.replace(0);
-        self.shared.release(HOLD_BIAS - alive);
-    }
-
-    /// A process-unique task id, drawn from a block this worker owns.
-    pub(crate) fn next_id(&self) -> u64 {
-        let (mut next, end) = self.ids.get();
-        if next == end {
-            next = super::NEXT_ID.fetch_add(ID_BLOCK, Relaxed);
-            self.ids.set((next + 1, next + ID_BLOCK));
-        } else {
-            self.ids.set((next + 1, end));
-        }
-        next
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.get()
-    }
-
-    /// Queues a task on this worker.
-    pub(crate) fn push_local(&self, task: TaskRef) {
-        if self.closed.get() {
-            return;
-        }
-        // Queueings during a timed poll (and the maintenance after it)
-        // are timed: `polls` is that poll's number until it ends.
-        if self.clock.is_some() && self.shared.counters.polls.load(Relaxed) & self.sample_mask == 0
-        {
-            stamp(task);
-        }
-        match &self.deque {
-            Some(d) if task.header().stealable => {
-                // SAFETY: short borrow on the owner thread.
-                let overflow = unsafe { &mut *self.overflow.get() };
-                if overflow.is_empty() && d.len() < DEQUE_ROOM {
-                    d.push(task);
-                } else {
-                    overflow.push_back(task);
-                }
-                self.rt.wake_a_sleeper(self.shared.index);
-            }
-            // SAFETY: only this worker's thread reaches its core, and no
-            // borrow of `local` is held across user code.
-            _ => unsafe { (*self.local.get()).push_back(task) },
-        }
-    }
-
-    /// Counts a new task and, unless it is stealable (those live in the
-    /// locked list), links it into this worker's owned list.
-    pub(crate) fn link(&self, task: TaskRef, stealable: bool) {
-        if !stealable {
-            // SAFETY: the owned list is this thread's alone; the task is in
-            // no list yet.
-            unsafe { (*self.list.get()).push(task) };
-        }
-        bump(&self.shared.counters.spawned, 1);
-    }
-
-    /// Counts a task that finished on this thread.
-    pub(crate) fn count_completed(&self) {
-        bump(&self.shared.counters.completed, 1);
-    }
-
-    /// Unlinks a finished non-stealable task.
-    pub(crate) fn unlink(&self, task: TaskRef) {
-        // SAFETY: as in `link`; `remove` ignores a task that is not linked.
-        unsafe { (*self.list.get()).remove(task) };
-    }
-
-    fn next_task(&self) -> Option<TaskRef> {
-        // SAFETY: short borrow on the owner thread.
-        if let Some(t) = unsafe { (*self.local.get()).pop_front() } {
-            return Some(t);
-        }
-        let d = self.deque.as_ref()?;
-        if let Some(t) = d.pop() {
-            return Some(t);
-        }
-        // SAFETY: short borrow on the owner thread.
-        let overflow = unsafe { &mut *self.overflow.get() };
-        // The deque is empty: the oldest of the overflow go into it (where
-        // other workers can steal them), up to half its room.
-        for _ in 0..DEQUE_ROOM / 2 {
-            match overflow.pop_front() {
-                Some(t) => d.push(t),
-                None => break,
-            }
-        }
-        d.pop()
-    }
-
-    fn has_local_work(&self) -> bool {
-        // SAFETY: short borrow on the owner thread.
-        !unsafe { (*self.local.get()).is_empty() }
-            || self.deque.as_ref().is_some_and(|d| !d.is_empty())
-            // SAFETY: short borrow on the owner thread.
-            || !unsafe { (*self.overflow.get()).is_empty() }
-    }
-
-    fn run_task(&self, task: TaskRef) {
-        coop::reset(self.rt.policy.coop_budget);
-        match self.clock {
-            Some(clock) => self.run_task_measured(task, clock),
-            None => harness::run(task, |_| {}),
-        }
-        bump(&self.shared.counters.polls, 1);
-    }
-
-    /// A poll measured: one clock read at its end (its start is the last
-    /// poll's end), checked against the stall threshold every time; one in
-    /// `sample_every` polls goes into the duration histogram, and a task
-    /// stamped when queued records its schedule delay.
-    #[inline]
-    fn run_task_measured(&self, task: TaskRef, clock: crate::metrics::Ticks) {
-        let m = &*self.shared.metrics;
-        let start = self.last_tick.get();
-        let header = task.header();
-        let queued = header.queued_at.load(Relaxed);
-        if queued != 0 {
-            header.queued_at.store(0, Relaxed);
-            m.schedule_delay
-                .record_single_writer(clock.nanos(queued, start));
-        }
-        // `polls` counts every poll already: sample on it.
-        // (`sample_every` is a power of two: this is a mask, no division.)
-        let sampled = self.shared.counters.polls.load(Relaxed) & self.sample_mask == 0;
-        m.polling_since.store(start, Relaxed);
-        harness::run(task, |header| {
-            let end = clock.now();
-            self.last_tick.set(end);
-            if end.wrapping_sub(start) > self.stall_ticks {
-                self.stalled(header, clock.nanos(start, end));
-            }
-            if sampled {
-                let ns = clock.nanos(start, end);
-                m.poll.record_single_writer(ns);
-                // Busy time, estimated from the sampled polls.
-                bump(&self.shared.counters.busy_ns, ns * m.sample_every as u64);
-            }
-        });
-        m.polling_since.store(0, Relaxed);
-    }
-
-    /// Restarts the poll clock after time not spent polling (maintenance,
-    /// idling).
-    #[inline]
-    fn resume_clock(&self) {
-        if let Some(clock) = self.clock {
-            self.last_tick.set(clock.now());
-        }
-    }
-
-    /// A poll ran past the stall threshold: count it and say which task.
-    #[cold]
-    fn stalled(&self, header: &crate::task::raw::Header, ns: u64) {
-        if ns == 0 {
-            // The clock went backwards (a thread moved between cores
-            // whose counters differ): no stall.
-            return;
-        }
-        let m = &self.shared.metrics;
-        m.stalls.fetch_add(1, Relaxed);
-        let meta = &header.meta;
-        let name = meta.name.as_deref().unwrap_or("(unnamed)");
-        let what = format!(
-            "worker {}: task {} {:?} spawned at {} polled for {:?} (threshold {:?})",
-            self.shared.index,
-            meta.id,
-            name,
-            meta.location,
-            Duration::from_nanos(ns),
-            Duration::from_nanos(self.shared.stall_ns),
-        );
-        tracing::warn!(
-            worker = self.shared.index,
-            task.id = %meta.id,
-            task.name = name,
-            task.spawned_at = %meta.location,
-            poll_us = ns / 1_000,
-            threshold_us = self.shared.stall_ns / 1_000,
-            "stall: a task poll ran past the threshold"
-        );
-        *m.last_stall.lock() = Some(what);
-    }
-
-    fn publish(&self) {
-        let c = &self.shared.counters;
-        // SAFETY: short borrow on the owner thread.
-        let queued = unsafe { (*self.local.get()).len() + (*self.overflow.get()).len() }
-            + self.deque.as_ref().map_or(0, |d| d.len());
-        c.queue_depth.store(queued as u64, Relaxed);
-        // SAFETY: short borrow on the owner thread.
-        c.live_local_tasks
-            .store(unsafe { (*self.list.get()).len() } as u64, Relaxed);
-    }
-
-    /// Dispatches ready I/O (if `io`), fires due timers and takes the
-    /// inbox. True if it found work.
-    fn maintenance(&self, io: bool) -> bool {
-        if io {
-            self.turn_driver(Some(Duration::ZERO));
-        }
-        let mut found = self.has_local_work();
-        let due = self.shared.next_deadline.load(Acquire);
-        if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
-            // SAFETY: the scratch vector is this thread's; it is empty
-            // between uses and no borrow is held while wakers run.
-            let wakers = unsafe { &mut *self.wakers.get() };
-            {
-                let mut q = self.shared.timers.lock();
-                let now = Instant::now();
-                let lateness = self
-                    .shared
-                    .metrics_on
-                    .then_some(&self.shared.metrics.timer_lateness);
-                q.expire(now, wakers, lateness);
-                self.shared.refresh_deadline(&mut q);
-            }
-            bump(&self.shared.counters.timers_fired, wakers.len() as u64);
-            found |= !wakers.is_empty();
-            for w in wakers.drain(..) {
-                w.wake();
-            }
-        }
-        if self.shared.inbox.is_nonempty() {
-            // SAFETY: as above, a scratch vector of this thread's.
-            let arrivals = unsafe { &mut *self.arrivals.get() };
-            let n = self.shared.inbox.drain_into(arrivals);
-            bump(&self.shared.counters.inbox_received, n as u64);
-            for task in arrivals.drain(..) {
-                self.arrive(task);
-            }
-            found |= n > 0;
-        }
-        found
-    }
-
-    /// A task came through the inbox.
-    fn arrive(&self, task: TaskRef) {
-        let header = task.header();
-        if header.stealable {
-            self.push_local(task);
-            return;
-        }
-        self.link_arrival(task);
-        header.state.clear_remote_queued();
-        harness::wake_local(self, task);
-        // The inbox entry's reference.
-        harness::drop_reference(task);
-    }
-
-    /// Links a pinned task spawned from another thread, on arrival.
-    fn link_arrival(&self, task: TaskRef) {
-        // SAFETY: `link_on_arrival` was written by the spawner before the
-        // inbox's mutex published the task; only this thread touches it now.
-        let links = unsafe { &mut *task.header().links.get() };
-        if links.link_on_arrival {
-            links.link_on_arrival = false;
-            // Not counted as a spawn here: the spawning thread counted it.
-            // SAFETY: the owned list is this thread's alone; the task is in
-            // no list yet.
-            unsafe { (*self.list.get()).push(task) };
-        }
-    }
-
-    /// Takes work from another worker: from its deque, else the stealable
-    /// tasks waiting in its inbox (spawned or woken from another thread),
-    /// which a worker that is busy, or blocked in a task for seconds, would
-    /// not take before it is free again.
-    fn steal(&self) -> bool {
-        let Some(deque) = &self.deque else {
-            return false;
-        };
-        let n = self.rt.stealers.len();
-        for k in 1..n {
-            let victim = (self.shared.index + k) % n;
-            loop {
-                match self.rt.stealers[victim].steal_batch_and_pop(deque) {
-                    Steal::Success(t) => {
-                        bump(&self.shared.counters.steals, 1);
-                        deque.push(t);
-                        return true;
-                    }
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
-            }
-        }
-        for k in 1..n {
-            let victim = &self.rt.workers[(self.shared.index + k) % n];
-            // SAFETY: the scratch vector is this thread's; it is empty
-            // between uses (`maintenance` drains it before it returns).
-            let arrivals = unsafe { &mut *self.arrivals.get() };
-            // Within the vector's capacity, so this never allocates.
-            let room = (arrivals.capacity() - arrivals.len()).min(32);
-            let got = victim
-                .inbox
-                .steal_into(arrivals, room, |t| t.header().stealable);
-            if got > 0 {
-                bump(&self.shared.counters.steals, got as u64);
-                for task in arrivals.drain(..) {
-                    // A stealable task needs nothing from the worker it was
-                    // sent to (`arrive` only queues it).
-                    self.push_local(task);
-                }
-                return true;
-            }
-        }
-        false
-    }
-
-    fn shutting_down(&self) -> bool {
-        self.rt.shutdown.load(Acquire)
-    }
-
-    /// The worker loop; returns at shutdown, after cancelling every task.
-    pub(crate) fn run(&self) {
-        let interval = self.rt.policy.event_interval.max(1);
-        let mut tick: u32 = 0;
-        if self.deque.is_some() {
-            // A thread's first steal registers it with crossbeam's epoch
-            // collector (one allocation). A worker busy spawning steals
-            // for the first time whenever it first runs dry, which was
-            // inside a no-allocation test's window: register now, with a
-            // steal from a deque of nobody's.
-            let _ = Deque::<TaskRef>::new_fifo().stealer().steal();
-        }
-        self.resume_clock();
-        loop {
-            if let Some(task) = self.next_task() {
-                self.run_task(task);
-                tick = tick.wrapping_add(1);
-                if tick.is_multiple_of(interval) {
-                    self.maintenance(true);
-                    self.publish();
-                    if self.shutting_down() {
-                        break;
-                    }
-                    self.resume_clock();
-                }
-                continue;
-            }
-            // A worker about to park skips the non-blocking look at I/O:
-            // the park waits in the driver, which finds the same events
-            // (and on io_uring submits and waits in one system call).
-            if self.maintenance(self.rt.policy.idle() != IdleStrategy::Park) {
-                self.resume_clock();
-                continue;
-            }
-            if self.shutting_down() {
-                break;
-            }
-            if self.rt.policy.scheduling() == Scheduling::WorkStealing && self.steal() {
-                self.resume_clock();
-                continue;
-            }
-            self.publish();
-            self.idle();
-            self.resume_clock();
-        }
-        self.publish();
-        self.shutdown();
-    }
-
-    fn idle(&self) {
-        let policy = &self.rt.policy;
-        let idle = policy.idle();
-        let spin = match idle {
-            IdleStrategy::Park => None,
-            IdleStrategy::SpinThenPark => Some(policy.idle_spin()),
-            IdleStrategy::BusyPoll => Some(Duration::from_millis(1)),
-        };
-        if let Some(spin) = spin {
-            let until = Instant::now() + spin;
-            let mut i: u32 = 0;
-            loop {
-                std::hint::spin_loop();
-                if self.shared.inbox.is_nonempty() || self.has_local_work() || self.shutting_down()
-                {
-                    return;
-                }
-                i = i.wrapping_add(1);
-                if i.is_multiple_of(64) {
-                    if self.maintenance(true) {
-                        return;
-                    }
-                    if Instant::now() >= until {
-                        break;
-                    }
-                }
-            }
-        }
-        if policy.scheduling() != Scheduling::ThreadPerCore && self.steal() {
-            return;
-        }
-        if idle == IdleStrategy::BusyPoll {
-            return;
-        }
-        self.park();
-    }
-
-    fn park(&self) {
-        let (timeout, armed) = {
-            let mut q = self.shared.timers.lock();
-            self.shared.refresh_deadline(&mut q);
-            let timeout = q
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            (timeout, self.shared.next_deadline.load(Acquire))
-        };
-        if timeout == Some(Duration::ZERO) {
-            return;
-        }
-        let parker = &self.shared.parker;
-        parker.prepare();
-        self.rt.sleepers.fetch_add(1, SeqCst);
-        // After `prepare`, whatever another thread queued or registered
-        // before its `notify` is visible here (idle.rs): an inbox item, or
-        // a timer earlier than the one this sleep was armed for.
-        if self.shared.inbox.is_nonempty()
-            || self.shutting_down()
-            || self.has_local_work()
-            || self.shared.next_deadline.load(Acquire) < armed
-        {
-            parker.cancel();
-        } else {
-            bump(&self.shared.counters.parks, 1);
-            // SAFETY: owner thread; see `turn_driver`.
-            if unsafe { (*self.driver.get()).is_some() } {
-                parker.park_with(|| {
-                    self.turn_driver(timeout);
-                });
-            } else {
-                parker.park(timeout);
-            }
-        }
-        self.rt.sleepers.fetch_sub(1, SeqCst);
-    }
-
-    fn shutdown(&self) {
-        let barrier = &self.rt.shutdown_barrier;
-        barrier.wait();
-        // Phase 1: close and clear the queues.
-        self.closed.set(true);
-        let mut arrivals = Vec::new();
-        self.shared.inbox.close(&mut arrivals);
-        for task in arrivals {
-            if !task.header().stealable {
-                // Linked, so that phase 2 cancels it; REMOTE_QUEUED stays
-                // set, and the closed inbox refuses later pushes.
-                self.link_arrival(task);
-                harness::drop_reference(task);
-            }
-        }
-        // SAFETY: short borrow on the owner thread.
-        unsafe { (*self.local.get()).clear() };
-        // SAFETY: as above. Stealable tasks: the owner's locked list
-        // cancels them in phase 2.
-        unsafe { (*self.overflow.get()).clear() };
-        if let Some(d) = &self.deque {
-            while d.pop().is_some() {}
-        }
-        barrier.wait();
-        // Phase 2: cancel every task this worker owns.
-        // SAFETY: short borrow on the owner thread; released before the
-        // task's drop code runs.
-        while let Some(task) = unsafe { (*self.list.get()).pop() } {
-            harness::shutdown(task);
-        }
-        loop {
-            let task = self.shared.shared_tasks.lock().pop();
-            let Some(task) = task else { break };
-            harness::shutdown(task);
-        }
-        barrier.wait();
-        // Phase 3: drop the timers' wakers.
-        let wakers = self.shared.timers.lock().close();
-        drop(wakers);
-        // SAFETY: owner thread; every task is gone, so no socket of this
-        // worker is left to use the driver.
-        drop(unsafe { (*self.driver.get()).take() });
-        self.publish();
+        // SAFETY: the cell's contract (owner_cell.rs): the worker thread,
+        // before the loop runs; the closure only stores.
+        unsafe { self.driver.with(|d| *d = Some(driver)) };
     }
 }
 
