@@ -16,8 +16,9 @@ pub use sprint_core::config::{self, Config, ConfigError, Level};
 pub use sprint_core::memory;
 pub use sprint_core::{system, tune};
 
+pub use sprint_io::driver::ProbeError;
 /// Whether io_uring can run here, or why not (the I/O driver's probe).
-pub fn net_driver_probe() -> Result<(), String> {
+pub fn net_driver_probe() -> Result<(), ProbeError> {
     sprint_io::driver::uring_available()
 }
 pub use sprint_core::metrics;

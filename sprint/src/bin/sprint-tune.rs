@@ -103,7 +103,7 @@ fn run(cli: Cli) -> Result<bool, String> {
             if cli.json {
                 let v = serde_json::json!({
                     "system": info,
-                    "io_uring": uring.as_ref().map(|_| "available".to_string()).unwrap_or_else(|e| e.clone()),
+                    "io_uring": uring.as_ref().map(|_| "available".to_string()).unwrap_or_else(|e| e.to_string()),
                     "best_level": best.to_string(),
                     "missing_for_next": missing,
                 });
@@ -137,7 +137,9 @@ fn run(cli: Cli) -> Result<bool, String> {
                 );
                 println!(
                     "io_uring: {}",
-                    uring.map(|_| "available".to_string()).unwrap_or_else(|e| e)
+                    uring
+                        .map(|_| "available".to_string())
+                        .unwrap_or_else(|e| e.to_string())
                 );
                 println!("highest level this machine applies fully: {best}");
                 for m in missing {

@@ -10,6 +10,7 @@
 //! rings from the capabilities found here ([`Caps`]); where the probe
 //! fails the runtime falls back to epoll and reports the reason.
 
+use crate::driver::ProbeError;
 use io_uring::{opcode, IoUring, Probe};
 use std::io;
 use std::sync::OnceLock;
@@ -66,48 +67,67 @@ fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
     }
 }
 
-fn setup_error(e: &io::Error) -> String {
-    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        .ok()
-        .map(|s| s.trim().to_string());
-    let why = match e.raw_os_error() {
-        Some(libc::ENOSYS) => "the kernel has no io_uring (ENOSYS)".to_string(),
-        Some(libc::EPERM) => match disabled.as_deref() {
-            Some("2") => "io_uring_setup was refused (EPERM): kernel.io_uring_disabled = 2".into(),
-            Some("1") => "io_uring_setup was refused (EPERM): kernel.io_uring_disabled = 1 and this process is not in kernel.io_uring_group".into(),
-            _ => "io_uring_setup was refused (EPERM), by a seccomp filter or a security module".into(),
+/// Why `io_uring_setup` failed with `errno`, given the value of
+/// `kernel.io_uring_disabled` (if readable) and whether this process runs
+/// under a seccomp filter.
+fn classify_setup_error(errno: Option<i32>, disabled: Option<&str>, seccomp: bool) -> ProbeError {
+    match errno {
+        Some(libc::ENOSYS) => ProbeError::NoSyscall,
+        Some(libc::EPERM) => match disabled {
+            Some("2") => ProbeError::DisabledBySysctl,
+            Some("1") => ProbeError::NotInGroup,
+            _ if seccomp => ProbeError::Seccomp,
+            _ => ProbeError::Refused { errno: libc::EPERM },
         },
-        Some(libc::EACCES) => "io_uring_setup was refused (EACCES) by a security module".into(),
-        Some(libc::ENOMEM) => "io_uring_setup failed (ENOMEM): locked-memory limit too low for the ring".into(),
-        _ => format!("io_uring_setup failed: {e}"),
-    };
-    why
+        Some(libc::EACCES) => ProbeError::Refused {
+            errno: libc::EACCES,
+        },
+        Some(libc::ENOMEM) => ProbeError::LockedMemory,
+        errno => ProbeError::Setup { errno },
+    }
+}
+
+/// Whether this process runs under a seccomp filter (`Seccomp: 2` in
+/// /proc/self/status).
+fn under_seccomp_filter() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
+    })
+}
+
+fn setup_error(e: &io::Error) -> ProbeError {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok();
+    classify_setup_error(
+        e.raw_os_error(),
+        disabled.as_deref().map(str::trim),
+        under_seccomp_filter(),
+    )
 }
 
 /// Probes io_uring once: can a ring be set up, and does it have every
 /// opcode the driver uses?
-pub(crate) fn probe() -> Result<Caps, String> {
-    static PROBE: OnceLock<Result<Caps, String>> = OnceLock::new();
+pub(crate) fn probe() -> Result<Caps, ProbeError> {
+    static PROBE: OnceLock<Result<Caps, ProbeError>> = OnceLock::new();
     PROBE.get_or_init(probe_now).clone()
 }
 
 /// The probe itself, uncached.
-fn probe_now() -> Result<Caps, String> {
+fn probe_now() -> Result<Caps, ProbeError> {
     let ring = IoUring::new(8).map_err(|e| setup_error(&e))?;
     let mut probe = Probe::new();
     ring.submitter()
         .register_probe(&mut probe)
-        .map_err(|e| format!("io_uring cannot list its opcodes (IORING_REGISTER_PROBE): {e}"))?;
-    let missing: Vec<&str> = REQUIRED
+        .map_err(|e| ProbeError::NoOpcodeList {
+            errno: e.raw_os_error(),
+        })?;
+    let missing: Vec<&'static str> = REQUIRED
         .iter()
         .filter(|(code, _)| !probe.is_supported(*code))
         .map(|(_, name)| *name)
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "this kernel's io_uring lacks IORING_OP_{}",
-            missing.join(", IORING_OP_")
-        ));
+        return Err(ProbeError::MissingOpcodes { missing });
     }
     let release = kernel_release();
     Ok(Caps {
