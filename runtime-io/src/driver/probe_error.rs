@@ -25,9 +25,9 @@ pub enum ProbeError {
     /// privileged nor in `kernel.io_uring_group`.
     #[error("io_uring_setup was refused (EPERM): kernel.io_uring_disabled = 1 and this process is not in kernel.io_uring_group")]
     NotInGroup,
-    /// Refused (EPERM) while this process runs under a seccomp filter, as
-    /// container runtimes' default profiles install.
-    #[error("io_uring_setup was refused (EPERM), by this process's seccomp filter")]
+    /// Refused (EPERM) while the probing thread runs under a seccomp
+    /// filter, as container runtimes' default profiles install.
+    #[error("io_uring_setup was refused (EPERM), by a seccomp filter on this process")]
     Seccomp,
     /// Refused with `errno` (EPERM, EACCES) by a security policy: a
     /// seccomp filter this process cannot see or a security module.

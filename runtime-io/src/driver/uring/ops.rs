@@ -474,3 +474,337 @@ impl OpTable {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn counting() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    /// `IORING_CQE_F_MORE`: more CQEs follow for this operation.
+    const MORE: u32 = 1 << 1;
+    /// `IORING_CQE_F_BUFFER` with buffer id `bid`.
+    fn picked(bid: u16) -> u32 {
+        1 | (bid as u32) << 16
+    }
+
+    fn open(t: &mut OpTable, kind: Kind, keep: Keep, multishot: bool) -> OpId {
+        t.open(kind, keep, multishot, 0).0
+    }
+
+    fn complete(
+        t: &mut OpTable,
+        id: OpId,
+        res: i32,
+        flags: u32,
+    ) -> (Routed, Vec<Waker>, Leftovers, Vec<u16>) {
+        let (mut wake, mut left, mut given) = (Vec::new(), Leftovers::default(), Vec::new());
+        let r = t.complete(id as u64, res, flags, &mut wake, &mut left, &mut given);
+        (r, wake, left, given)
+    }
+
+    impl GiveBack for Vec<u16> {
+        fn give_back(&mut self, bid: u16) {
+            self.push(bid);
+        }
+    }
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    #[test]
+    fn a_completed_operation_is_read_once_and_its_slot_reused() {
+        let mut t = OpTable::with_capacity(1);
+        assert_eq!(t.capacity(), CHUNK);
+        let a = open(&mut t, Kind::Plain, Keep::None, false);
+        let b = open(&mut t, Kind::Plain, Keep::None, false);
+        assert_ne!(a, b);
+        assert_eq!(t.in_flight, 2);
+        assert!(t.poll_op(a, &cx()).is_pending());
+        assert_eq!(complete(&mut t, a, 7, 0).0, Routed::Finished { started: 0 });
+        match t.poll_op(a, &cx()) {
+            Poll::Ready((7, 0, Keep::None)) => {}
+            _ => panic!("the result and flags of the CQE"),
+        }
+        assert_eq!(t.in_flight, 1);
+        // The freed slot is the next one taken.
+        assert_eq!(open(&mut t, Kind::Plain, Keep::None, false), a);
+    }
+
+    #[test]
+    fn the_submission_time_comes_back_with_the_completion() {
+        let mut t = OpTable::with_capacity(1);
+        let (id, _) = t.open(Kind::Plain, Keep::None, false, 12345);
+        assert_eq!(
+            complete(&mut t, id, 0, 0).0,
+            Routed::Finished { started: 12345 }
+        );
+    }
+
+    #[test]
+    fn a_completion_wakes_every_task_waiting_on_the_operation_once() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Plain, Keep::None, false);
+        let (c1, w1) = counting();
+        let (c2, w2) = counting();
+        for w in [&w1, &w2, &w1] {
+            assert!(t.poll_op(id, &Context::from_waker(w)).is_pending());
+        }
+        let (_, wake, _, _) = complete(&mut t, id, 0, 0);
+        assert_eq!(wake.len(), 2, "each task once");
+        wake.into_iter().for_each(Waker::wake);
+        assert_eq!(c1.0.load(Ordering::SeqCst), 1);
+        assert_eq!(c2.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn an_ignored_operation_keeps_its_slot_and_memory_until_its_cqe() {
+        let mut t = OpTable::with_capacity(1);
+        let memory = Arc::new(());
+        let id = open(
+            &mut t,
+            Kind::Plain,
+            Keep::Bufs(Box::new(memory.clone())),
+            false,
+        );
+        let mut left = Leftovers::default();
+        let cancel = t.ignore(id, true, Keep::None, &mut left, &mut Vec::new());
+        assert!(cancel, "a single-shot operation is cancelled when asked");
+        assert!(left.drop.is_empty() && left.close.is_empty());
+        // Not reused while the kernel may still complete it.
+        assert_eq!(t.in_flight, 1);
+        assert_eq!(t.live(), vec![id]);
+        assert!(t.awaiting_kernel());
+        let other = open(&mut t, Kind::Plain, Keep::None, false);
+        assert_ne!(other, id);
+        assert_eq!(
+            Arc::strong_count(&memory),
+            2,
+            "the kernel may still write it"
+        );
+        // The cancel's result frees the slot and hands back its memory.
+        let (r, wake, left, _) = complete(&mut t, id, -libc::ECANCELED, 0);
+        assert_eq!(r, Routed::Discarded);
+        assert!(wake.is_empty());
+        assert_eq!(t.in_flight, 1);
+        assert_eq!(Arc::strong_count(&memory), 2, "dropped outside the lock");
+        left.finish();
+        assert_eq!(Arc::strong_count(&memory), 1);
+        assert_eq!(open(&mut t, Kind::Plain, Keep::None, false), id);
+    }
+
+    #[test]
+    fn ignoring_without_cancel_asks_for_no_cancel() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Plain, Keep::None, false);
+        let mut left = Leftovers::default();
+        assert!(!t.ignore(id, false, Keep::None, &mut left, &mut Vec::new()));
+        assert_eq!(complete(&mut t, id, 3, 0).0, Routed::Discarded);
+        assert_eq!(t.in_flight, 0);
+    }
+
+    #[test]
+    fn ignoring_a_finished_operation_frees_it_at_once() {
+        let mut t = OpTable::with_capacity(1);
+        let memory = Arc::new(());
+        let id = open(
+            &mut t,
+            Kind::Plain,
+            Keep::Bufs(Box::new(memory.clone())),
+            false,
+        );
+        complete(&mut t, id, 5, 0);
+        let mut left = Leftovers::default();
+        assert!(!t.ignore(id, true, Keep::None, &mut left, &mut Vec::new()));
+        assert_eq!(t.in_flight, 0);
+        assert!(t.live().is_empty());
+        left.finish();
+        assert_eq!(Arc::strong_count(&memory), 1);
+    }
+
+    #[test]
+    fn a_stray_cqe_changes_nothing() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Plain, Keep::None, false);
+        complete(&mut t, id, 1, 0);
+        // A second CQE for a single-shot operation already done: dropped,
+        // the first result stays.
+        let (r, wake, _, _) = complete(&mut t, id, 99, 0);
+        assert_eq!(r, Routed::Stray);
+        assert!(wake.is_empty());
+        assert!(matches!(t.poll_op(id, &cx()), Poll::Ready((1, 0, _))));
+        // A CQE for a free slot: dropped; the slot stays free and whole.
+        assert_eq!(complete(&mut t, id, 2, 0).0, Routed::Stray);
+        assert_eq!(t.in_flight, 0);
+        assert_eq!(open(&mut t, Kind::Plain, Keep::None, false), id);
+        assert!(
+            t.poll_op(id, &cx()).is_pending(),
+            "the new operation has no result yet"
+        );
+    }
+
+    #[test]
+    fn the_wake_up_read_and_untracked_sqes_are_not_slots() {
+        let mut t = OpTable::with_capacity(1);
+        let (mut wake, mut left) = (Vec::new(), Leftovers::default());
+        let mut given = Vec::new();
+        assert_eq!(
+            t.complete(WAKE_TAG, 8, 0, &mut wake, &mut left, &mut given),
+            Routed::WakeUp
+        );
+        assert_eq!(
+            t.complete(
+                IGNORE_TAG,
+                -libc::ENOENT,
+                0,
+                &mut wake,
+                &mut left,
+                &mut given
+            ),
+            Routed::Untracked
+        );
+        assert_eq!(t.in_flight, 0);
+    }
+
+    #[test]
+    fn multishot_results_queue_in_order_and_the_slot_frees_after_the_last() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Accept, Keep::None, true);
+        assert!(t.poll_multi(id, &cx()).is_pending());
+        assert_eq!(
+            complete(&mut t, id, 10, MORE).0,
+            Routed::Queued { cap: false }
+        );
+        assert_eq!(
+            complete(&mut t, id, 11, MORE).0,
+            Routed::Queued { cap: false }
+        );
+        assert_eq!(t.poll_multi(id, &cx()), Poll::Ready(Some((10, MORE))));
+        assert_eq!(t.poll_multi(id, &cx()), Poll::Ready(Some((11, MORE))));
+        assert!(t.poll_multi(id, &cx()).is_pending());
+        complete(&mut t, id, -libc::ECANCELED, 0);
+        assert_eq!(
+            t.poll_multi(id, &cx()),
+            Poll::Ready(Some((-libc::ECANCELED, 0)))
+        );
+        assert_eq!(t.in_flight, 1, "freed when the end is seen");
+        assert_eq!(t.poll_multi(id, &cx()), Poll::Ready(None));
+        assert_eq!(t.in_flight, 0);
+    }
+
+    #[test]
+    fn a_multishot_backlog_is_capped_once() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Plain, Keep::None, true);
+        let caps: Vec<bool> = (0..MULTISHOT_BACKLOG + 3)
+            .map(|i| match complete(&mut t, id, i as i32, MORE).0 {
+                Routed::Queued { cap } => cap,
+                r => panic!("{r:?}"),
+            })
+            .collect();
+        let at: Vec<usize> = caps
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            at,
+            vec![MULTISHOT_BACKLOG - 1],
+            "one cancel, when the backlog fills"
+        );
+    }
+
+    #[test]
+    fn an_ignored_multishot_is_cancelled_and_its_unread_results_discarded() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Accept, Keep::None, true);
+        complete(&mut t, id, 40, MORE);
+        complete(&mut t, id, -libc::EMFILE, MORE);
+        let (mut left, mut given) = (Leftovers::default(), Vec::new());
+        assert!(
+            t.ignore(id, false, Keep::None, &mut left, &mut given),
+            "a running multishot is always cancelled"
+        );
+        // Connections accepted for nobody are closed; errors are not fds.
+        assert_eq!(left.close, vec![40]);
+        std::mem::forget(left); // fd 40 is not really ours
+                                // Later results are discarded too; the last frees the slot.
+        let (r, _, left, _) = complete(&mut t, id, 41, MORE);
+        assert_eq!(r, Routed::Discarded);
+        assert_eq!(left.close, vec![41]);
+        std::mem::forget(left);
+        assert_eq!(t.in_flight, 1);
+        complete(&mut t, id, -libc::ECANCELED, 0);
+        assert_eq!(t.in_flight, 0);
+    }
+
+    #[test]
+    fn a_discarded_receive_gives_its_provided_buffer_back() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Plain, Keep::None, false);
+        let (mut left, mut given) = (Leftovers::default(), Vec::new());
+        t.ignore(id, true, Keep::None, &mut left, &mut given);
+        let (_, _, _, given) = complete(&mut t, id, 100, picked(17));
+        assert_eq!(given, vec![17]);
+        // A finished receive ignored before it was read: the same.
+        let id = open(&mut t, Kind::Plain, Keep::None, false);
+        complete(&mut t, id, 100, picked(18));
+        let mut given = Vec::new();
+        t.ignore(id, true, Keep::None, &mut Leftovers::default(), &mut given);
+        assert_eq!(given, vec![18]);
+    }
+
+    #[test]
+    fn the_table_grows_by_chunks_that_never_move() {
+        let mut t = OpTable::with_capacity(0);
+        assert_eq!(t.capacity(), 0);
+        let first = open(&mut t, Kind::Plain, Keep::None, false);
+        let kernel = t.chunks[0][first as usize].kernel.get() as usize;
+        let ids: Vec<OpId> = (0..CHUNK * 2)
+            .map(|_| open(&mut t, Kind::Plain, Keep::None, false))
+            .collect();
+        assert_eq!(t.capacity(), CHUNK * 3);
+        let mut all = ids.clone();
+        all.push(first);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), CHUNK * 2 + 1, "every id distinct");
+        assert_eq!(
+            t.chunks[0][first as usize].kernel.get() as usize,
+            kernel,
+            "the kernel's pointers into a slot stay valid as the table grows"
+        );
+        assert_eq!(t.live().len(), CHUNK * 2 + 1);
+    }
+
+    #[test]
+    fn an_abandoned_start_frees_its_slot_and_returns_its_memory() {
+        let mut t = OpTable::with_capacity(1);
+        let memory = Arc::new(());
+        let id = open(
+            &mut t,
+            Kind::Plain,
+            Keep::Bufs(Box::new(memory.clone())),
+            false,
+        );
+        let keep = t.abandon(id);
+        assert_eq!(t.in_flight, 0);
+        drop(keep);
+        assert_eq!(Arc::strong_count(&memory), 1);
+    }
+}

@@ -87,10 +87,10 @@ fn classify_setup_error(errno: Option<i32>, disabled: Option<&str>, seccomp: boo
     }
 }
 
-/// Whether this process runs under a seccomp filter (`Seccomp: 2` in
-/// /proc/self/status).
+/// Whether the calling thread runs under a seccomp filter (`Seccomp: 2`
+/// in its status; filters are per thread, inherited by new threads).
 fn under_seccomp_filter() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+    std::fs::read_to_string("/proc/thread-self/status").is_ok_and(|s| {
         s.lines()
             .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
     })
@@ -137,4 +137,149 @@ fn probe_now() -> Result<Caps, ProbeError> {
         multishot_accept: release_at_least(&release, 5, 19),
         release,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_at_least("6.1.0-18-amd64", 5, 19));
+        assert!(release_at_least("5.19.0", 5, 19));
+        assert!(!release_at_least("5.15.0-91-generic", 5, 19));
+        assert!(!release_at_least("4.19", 5, 1));
+        assert!(!release_at_least("", 5, 19));
+        assert!(!release_at_least("unknown", 0, 0));
+    }
+
+    #[test]
+    fn a_refused_setup_names_its_cause() {
+        use ProbeError::*;
+        assert_eq!(
+            classify_setup_error(Some(libc::ENOSYS), None, false),
+            NoSyscall
+        );
+        assert_eq!(
+            classify_setup_error(Some(libc::EPERM), Some("2"), true),
+            DisabledBySysctl
+        );
+        assert_eq!(
+            classify_setup_error(Some(libc::EPERM), Some("1"), false),
+            NotInGroup
+        );
+        // io_uring_disabled = 0: the refusal came from elsewhere.
+        assert_eq!(
+            classify_setup_error(Some(libc::EPERM), Some("0"), true),
+            Seccomp
+        );
+        assert_eq!(
+            classify_setup_error(Some(libc::EPERM), None, false),
+            Refused { errno: libc::EPERM }
+        );
+        assert_eq!(
+            classify_setup_error(Some(libc::EACCES), Some("0"), false),
+            Refused {
+                errno: libc::EACCES
+            }
+        );
+        assert_eq!(
+            classify_setup_error(Some(libc::ENOMEM), None, false),
+            LockedMemory
+        );
+        assert_eq!(
+            classify_setup_error(Some(libc::EINVAL), None, false),
+            Setup {
+                errno: Some(libc::EINVAL)
+            }
+        );
+    }
+
+    #[test]
+    fn probe_errors_read_as_the_reports_print_them() {
+        assert_eq!(
+            ProbeError::Refused { errno: libc::EPERM }.to_string(),
+            "io_uring_setup was refused (EPERM), by a seccomp filter or a security module"
+        );
+        assert_eq!(
+            ProbeError::Refused {
+                errno: libc::EACCES
+            }
+            .to_string(),
+            "io_uring_setup was refused (EACCES) by a security module"
+        );
+        assert_eq!(
+            ProbeError::MissingOpcodes {
+                missing: vec!["SENDMSG", "SHUTDOWN"]
+            }
+            .to_string(),
+            "this kernel's io_uring lacks IORING_OP_SENDMSG, IORING_OP_SHUTDOWN"
+        );
+        let setup = ProbeError::Setup {
+            errno: Some(libc::EINVAL),
+        }
+        .to_string();
+        assert_eq!(
+            setup,
+            format!(
+                "io_uring_setup failed: {}",
+                io::Error::from_raw_os_error(libc::EINVAL)
+            )
+        );
+    }
+
+    #[test]
+    fn the_probe_agrees_with_a_ring_set_up_here() {
+        if !crate::testing::uring() {
+            return;
+        }
+        let caps = probe().expect("io_uring runs here");
+        let ring = IoUring::new(8).expect("a ring, as the probe found");
+        assert_eq!(caps.ext_arg, ring.params().is_feature_ext_arg());
+        assert_eq!(caps.release, kernel_release());
+        assert!(!caps.release.is_empty());
+        assert_eq!(
+            caps.multishot_accept,
+            release_at_least(&caps.release, 5, 19)
+        );
+        // Every required opcode is there: the probe said so.
+        let mut p = Probe::new();
+        ring.submitter().register_probe(&mut p).unwrap();
+        for (code, name) in REQUIRED {
+            assert!(p.is_supported(*code), "IORING_OP_{name}");
+        }
+        // Once per process: the same answer again.
+        assert_eq!(probe().unwrap().release, caps.release);
+    }
+
+    #[test]
+    fn the_probe_fails_when_io_uring_setup_is_refused() {
+        // In a child process: a seccomp filter cannot be removed.
+        const CHILD: &str = "SPRINT_IO_PROBE_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            crate::testing::deny_io_uring_setup();
+            let err = probe_now().expect_err("io_uring_setup is denied");
+            println!("PROBE {err:?}");
+            return;
+        }
+        if !crate::testing::uring() {
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "driver::uring::probe::tests::the_probe_fails_when_io_uring_setup_is_refused",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("PROBE Seccomp"), "{stdout}");
+    }
 }

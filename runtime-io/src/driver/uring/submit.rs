@@ -173,3 +173,106 @@ impl Locked<'_> {
         std::mem::take(&mut self.state.unsubmitted) > 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ops::{Keep, Kind, Leftovers, Routed, IGNORE_TAG};
+    use super::*;
+    use io_uring::opcode;
+    use io_uring::types::{Fd, SubmitArgs, Timespec};
+    use std::time::{Duration, Instant};
+
+    /// Collects `want` CQEs from `ring`, waiting up to ten seconds.
+    fn reap(ring: &Ring, want: usize) -> Vec<(u64, i32, u32)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < want {
+            assert!(Instant::now() < deadline, "only {got:?} of {want} CQEs");
+            let ts = Timespec::new().nsec(100_000_000);
+            let args = SubmitArgs::new().timespec(&ts);
+            match ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(e) => panic!("io_uring_enter: {e}"),
+            }
+            // SAFETY: this test is the ring's only user.
+            got.extend(
+                unsafe { ring.completion() }.map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+        }
+        got
+    }
+
+    /// The whole path of a cancelled operation on a real ring: the slot is
+    /// taken and pushed under the lock, ignored with a cancel, and freed by
+    /// its last CQE, not before.
+    #[test]
+    fn a_cancelled_read_is_freed_by_its_last_cqe_on_a_real_ring() {
+        if !crate::testing::uring() {
+            return;
+        }
+        let ring = IoUring::new(8).expect("a ring");
+        if !ring.params().is_feature_ext_arg() {
+            crate::testing::skip("uring", "this kernel's io_uring has no EXT_ARG (5.11)");
+            return;
+        }
+        let ring = Ring::new(ring, State::new(OpTable::with_capacity(1), None));
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let mut buf = [0u8; 8];
+        let id = {
+            let mut st = ring.lock();
+            let (id, _) = st.ops.open(Kind::Plain, Keep::None, false, 0);
+            let sqe = opcode::Read::new(Fd(fds[0]), buf.as_mut_ptr(), 8)
+                .build()
+                .user_data(id as u64);
+            // SAFETY: `buf` and the pipe outlive the read: the test reaps
+            // its CQE before either goes.
+            unsafe { st.push(&sqe) }.unwrap();
+            assert!(st.take_unsubmitted());
+            assert!(!st.take_unsubmitted(), "taken once");
+            id
+        };
+        ring.submitter().submit().unwrap();
+        {
+            let mut st = ring.lock();
+            let s = &mut *st;
+            let mut left = Leftovers::default();
+            assert!(s
+                .ops
+                .ignore(id, true, Keep::None, &mut left, &mut s.bufring));
+            let cancel = opcode::AsyncCancel::new(id as u64)
+                .build()
+                .user_data(IGNORE_TAG);
+            // SAFETY: a cancel names a user_data, no memory.
+            unsafe { st.push(&cancel) }.unwrap();
+        }
+        let cqes = reap(&ring, 2);
+        let mut st = ring.lock();
+        let mut routed = Vec::new();
+        for &(ud, res, flags) in &cqes {
+            let s = &mut *st;
+            let (mut wake, mut left) = (Vec::new(), Leftovers::default());
+            routed.push(
+                s.ops
+                    .complete(ud, res, flags, &mut wake, &mut left, &mut s.bufring),
+            );
+            assert!(wake.is_empty(), "nobody waits on an ignored read");
+        }
+        assert!(
+            routed.contains(&Routed::Untracked),
+            "the cancel's own CQE: {cqes:?}"
+        );
+        assert!(routed.contains(&Routed::Discarded), "the read's: {cqes:?}");
+        let read = cqes.iter().find(|c| c.0 == id as u64).unwrap();
+        assert!(matches!(-read.1, libc::ECANCELED | libc::EINTR), "{read:?}");
+        assert!(st.ops.live().is_empty());
+        assert!(!st.ops.awaiting_kernel());
+        drop(st);
+        for fd in fds {
+            // SAFETY: the pipe's descriptors, owned here, closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
