@@ -13,10 +13,12 @@ mod probe_error;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
-pub use epoll::{EpollDriver, EpollHandle};
+// The drivers and their handles are built by `factory()` and reached by
+// sockets through `current()`: nothing for a user to call.
+pub(crate) use epoll::{EpollDriver, EpollHandle};
 pub use probe_error::ProbeError;
 #[cfg(target_os = "linux")]
-pub use uring::{UringDriver, UringHandle};
+pub(crate) use uring::{UringDriver, UringHandle};
 
 use crate::buf::BufferPool;
 use sprint_core::config::{IoDriver, Source};
