@@ -296,9 +296,13 @@ impl UringDriver {
                 Some(d) => {
                     let ts = Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos());
                     let sqe = opcode::Timeout::new(&ts).build().user_data(IGNORE_TAG);
-                    // SAFETY: the kernel reads the timespec while
-                    // submitting, in the `io_uring_enter` just below, and
-                    // `ts` outlives it.
+                    // SAFETY: the kernel only reads the timespec, once,
+                    // while submitting: in the `io_uring_enter` just below,
+                    // which `ts` outlives. (Were that enter refused before
+                    // submitting (EBUSY, EAGAIN), the entry would go in a later
+                    // enter and the kernel would read a stale value or fail
+                    // the timeout with EFAULT; it never writes through the
+                    // pointer. Kernels with EXT_ARG, 5.11+, never get here.)
                     unsafe { h.ring.lock().push(&sqe) }?;
                     h.ring.submitter().submit_and_wait(1).map(drop)
                 }
