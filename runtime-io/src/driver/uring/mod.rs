@@ -22,7 +22,7 @@
 //! through an eventfd that a read on the ring keeps armed.
 //!
 //! The parts, one file each:
-//! - [`probe`]: can io_uring run here, and with which features;
+//! - [`probe`](mod@probe): can io_uring run here, and with which features;
 //! - [`ops`]: the op slot table (slots, their life, completion routing);
 //! - [`submit`]: the submission queue and the state lock around it;
 //! - [`bufring`]: the provided-buffer ring receives pick buffers from;

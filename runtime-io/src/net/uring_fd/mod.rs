@@ -3,7 +3,7 @@
 //!
 //! Each direction has its own state behind its own lock: the read side
 //! ([`read`]: at most one receive in flight, and the data it brought that
-//! was not read yet) and the write side ([`write`]: at most one send in
+//! was not read yet) and the write side ([`write`](mod@write): at most one send in
 //! flight). Listeners accept through [`accept`]. This file holds the
 //! socket itself, the operations that only answer with a status
 //! (connect, shutdown, readiness), and the close.
