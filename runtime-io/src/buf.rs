@@ -169,7 +169,7 @@ impl BufferPool {
     /// A pool of `count` buffers of `size` bytes carved from `arena` (the
     /// worker's), or from the heap when the arena has no room; the second
     /// value says which.
-    pub fn new_in(
+    pub(crate) fn new_in(
         arena: Option<&std::sync::Arc<sprint_alloc::Arena>>,
         count: usize,
         size: usize,

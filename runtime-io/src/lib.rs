@@ -18,3 +18,5 @@ mod evented;
 #[cfg(unix)]
 pub mod net;
 mod readiness;
+#[doc(hidden)]
+pub mod testing;

@@ -86,7 +86,7 @@ fn too_many_open_files_is_emfile_and_the_listener_recovers() {
         return child(d.parse().unwrap(), spare.parse().unwrap());
     }
     let mut drivers = vec![IoDriver::Epoll];
-    if sprint_io::driver::uring_available().is_ok() {
+    if sprint_io::testing::uring() {
         drivers.push(IoDriver::Uring);
     }
     for (d, spare) in drivers.into_iter().flat_map(|d| [(d, 8), (d, 9)]) {

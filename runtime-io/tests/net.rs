@@ -10,14 +10,13 @@ use std::net::Shutdown;
 use std::time::Duration;
 
 /// Every driver this machine can run: epoll always, io_uring where the
-/// probe passes (the suite says which it skipped).
+/// probe passes (the suite says why it skipped it, and fails instead
+/// where SPRINT_REQUIRE names `uring`).
 fn drivers() -> Vec<IoDriver> {
-    match sprint_io::driver::uring_available() {
-        Ok(()) => vec![IoDriver::Epoll, IoDriver::Uring],
-        Err(why) => {
-            eprintln!("io_uring suite skipped: {why}");
-            vec![IoDriver::Epoll]
-        }
+    if sprint_io::testing::uring() {
+        vec![IoDriver::Epoll, IoDriver::Uring]
+    } else {
+        vec![IoDriver::Epoll]
     }
 }
 
@@ -499,8 +498,7 @@ fn unix_streams_echo_and_half_close() {
 /// the real-time class is the tuner's and is not applied here.)
 #[test]
 fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
-    if sprint_io::driver::uring_available().is_err() {
-        eprintln!("skipped: no io_uring");
+    if !sprint_io::testing::uring() {
         return;
     }
     let allowed = sprint_os::allowed_cpus().unwrap();

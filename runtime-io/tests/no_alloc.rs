@@ -23,7 +23,7 @@ fn main() {
 
 fn echo_round_trips_allocate_nothing_in_steady_state() {
     let mut drivers = vec![IoDriver::Epoll];
-    if sprint_io::driver::uring_available().is_ok() {
+    if sprint_io::testing::uring() {
         drivers.push(IoDriver::Uring);
     }
     for d in drivers {

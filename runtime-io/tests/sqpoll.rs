@@ -10,10 +10,11 @@ use std::time::Duration;
 
 #[test]
 fn sqpoll_echo_and_fan_out_complete() {
-    if sprint_io::driver::uring_available().is_err()
-        || sprint_os::allowed_cpus().map_or(0, |c| c.len()) < 2
-    {
-        eprintln!("skipped: needs io_uring and two CPUs");
+    if !sprint_io::testing::uring() {
+        return;
+    }
+    if sprint_os::allowed_cpus().map_or(0, |c| c.len()) < 2 {
+        eprintln!("skipped: SQPOLL needs two CPUs");
         return;
     }
     let rt = sprint::Builder::new()

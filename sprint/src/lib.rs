@@ -54,8 +54,9 @@ pub mod memory {
     }
 }
 
+pub use sprint_io::driver::ProbeError;
 /// Whether io_uring can run here, or why not (the I/O driver's probe).
-pub fn net_driver_probe() -> Result<(), String> {
+pub fn net_driver_probe() -> Result<(), ProbeError> {
     sprint_io::driver::uring_available()
 }
 

@@ -9,12 +9,16 @@
 //! is an error instead: forcing a driver never silently gives another.
 
 mod epoll;
+mod probe_error;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
-pub use epoll::{EpollDriver, EpollHandle};
+// The drivers and their handles are built by `factory()` and reached by
+// sockets through `current()`: nothing for a user to call.
+pub(crate) use epoll::{EpollDriver, EpollHandle};
+pub use probe_error::ProbeError;
 #[cfg(target_os = "linux")]
-pub use uring::{UringDriver, UringHandle};
+pub(crate) use uring::{UringDriver, UringHandle};
 
 use crate::buf::BufferPool;
 use sprint_core::config::{IoDriver, Source};
@@ -110,19 +114,19 @@ pub fn choose(config: &Config) -> io::Result<DriverChoice> {
 
 /// The start-up probe: io_uring's capabilities here, or why it cannot run.
 #[cfg(target_os = "linux")]
-fn probe_uring() -> Result<uring::Caps, String> {
+fn probe_uring() -> Result<uring::Caps, ProbeError> {
     uring::probe()
 }
 
 /// io_uring is a Linux interface: elsewhere the probe says so, and the
 /// runtime runs on mio's poller (kqueue on macOS and the BSDs).
 #[cfg(not(target_os = "linux"))]
-fn probe_uring() -> Result<(), String> {
-    Err("io_uring is a Linux interface: not available on this platform".into())
+fn probe_uring() -> Result<(), ProbeError> {
+    Err(ProbeError::NotLinux)
 }
 
 /// Whether io_uring can run here (the start-up probe), or why not.
-pub fn uring_available() -> Result<(), String> {
+pub fn uring_available() -> Result<(), ProbeError> {
     probe_uring().map(drop)
 }
 

@@ -1,0 +1,274 @@
+//! The read side of an io_uring socket.
+//!
+//! A borrowed read (`AsyncRead`, `read(&mut buf)`) never lends the
+//! caller's memory to the kernel: the receive lands in a provided buffer
+//! the kernel picks at completion (so 1,000 idle connections hold no
+//! memory), or in a pool buffer, and is copied out. The receive belongs to
+//! the stream, not to the future: a future dropped in flight leaves it
+//! running, and the next read returns its data. Nothing is lost and no
+//! freed memory is written. An owned read (`read_owned`) lends the
+//! caller's buffer; if its future is dropped, the driver keeps the buffer
+//! until the kernel is done, and the next read takes the data from it.
+//!
+//! With no provided buffer and no pool buffer to be had, the read waits
+//! for readability (`POLL_ADD`) and receives without blocking straight
+//! into the caller's memory.
+
+use super::{os_err, UringFd};
+use crate::buf::{IoBufMut, PoolBuf};
+use crate::driver::uring::{Keep, Kind, OpId};
+use io_uring::types::Fd;
+use io_uring::{cqueue, opcode, squeue};
+use std::future::poll_fn;
+use std::io;
+use std::task::{ready, Context, Poll};
+
+pub(super) enum Held {
+    Ring(u16),
+    Pool(PoolBuf),
+    Owned(Box<dyn IoBufMut>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    Ring,
+    Pool,
+    /// An owned read whose future still runs and drives it.
+    OwnedAlive,
+    /// An owned read whose future went away; the buffer is in the slot.
+    OwnedOrphan,
+    Poll,
+}
+
+pub(super) enum Read {
+    Idle,
+    InFlight(OpId, Via),
+    Data(Held, usize, usize),
+}
+
+impl UringFd {
+    fn held_bytes<'a>(&'a self, held: &'a Held, end: usize) -> &'a [u8] {
+        match held {
+            // SAFETY: this stream holds `bid` (its CQE named it, it is not
+            // given back yet) and the kernel wrote `end` bytes into it.
+            Held::Ring(bid) => unsafe { self.handle.ring_bytes(*bid, end) },
+            Held::Pool(p) => &p[..end.min(p.len())],
+            // SAFETY: the kernel wrote `end` bytes at the buffer's start.
+            Held::Owned(b) => unsafe { std::slice::from_raw_parts(b.stable_ptr(), end) },
+        }
+    }
+
+    pub(super) fn release_held(&self, held: Held) {
+        if let Held::Ring(bid) = held {
+            self.handle.recycle(bid);
+        }
+    }
+
+    fn start_recv(&self, avoid_ring: bool) -> io::Result<(OpId, Via)> {
+        let fd = Fd(self.fd);
+        if self.handle.has_bufring() && !avoid_ring {
+            let group = self.handle.bufring_group();
+            let id = self.handle.start(Kind::Plain, Keep::None, false, |_| {
+                opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+                    .buf_group(group)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            })?;
+            return Ok((id, Via::Ring));
+        }
+        if let Some(mut p) = self.handle.pool().take() {
+            let (ptr, cap) = (p.stable_mut_ptr(), p.bytes_total());
+            let id = self.handle.start(Kind::Plain, Keep::Pool(p), false, |_| {
+                opcode::Recv::new(fd, ptr, cap as u32).build()
+            })?;
+            return Ok((id, Via::Pool));
+        }
+        let id = self.handle.start(Kind::Plain, Keep::None, false, |_| {
+            opcode::PollAdd::new(fd, libc::POLLIN as u32).build()
+        })?;
+        Ok((id, Via::Poll))
+    }
+
+    /// The borrowed read: see the module notes.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        dst: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        // SAFETY: a slice is valid for writes of its length.
+        unsafe { self.poll_read_raw(cx, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// `poll_read` into `len` bytes at `dst`, which may be uninitialised.
+    ///
+    /// # Safety
+    /// `dst` is valid for writes of `len` bytes for the call.
+    pub(crate) unsafe fn poll_read_raw(
+        &self,
+        cx: &mut Context<'_>,
+        dst: *mut u8,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let mut side = self.read.lock();
+        let mut avoid_ring = false;
+        loop {
+            match &mut side.state {
+                Read::Data(held, pos, end) => {
+                    let n = {
+                        let src = &self.held_bytes(held, *end)[*pos..];
+                        let n = src.len().min(len);
+                        // SAFETY: `dst` takes `len >= n` bytes (the caller's
+                        // promise) and cannot overlap memory the stream owns.
+                        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
+                        n
+                    };
+                    *pos += n;
+                    if *pos == *end {
+                        if let Read::Data(held, ..) = std::mem::replace(&mut side.state, Read::Idle)
+                        {
+                            self.release_held(held);
+                        }
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Read::Idle => {
+                    if len == 0 {
+                        return Poll::Ready(Ok(0));
+                    }
+                    let (id, via) = self.start_recv(avoid_ring)?;
+                    side.state = Read::InFlight(id, via);
+                }
+                Read::InFlight(_, Via::OwnedAlive) => {
+                    side.wait(cx);
+                    return Poll::Pending;
+                }
+                Read::InFlight(id, via) => {
+                    let (id, via) = (*id, *via);
+                    let (res, flags, keep) = ready!(self.handle.poll_op(id, cx));
+                    side.state = Read::Idle;
+                    if res < 0 {
+                        if let Some(bid) = cqueue::buffer_select(flags) {
+                            self.handle.recycle(bid);
+                        }
+                        if res == -libc::ENOBUFS && via == Via::Ring {
+                            avoid_ring = true;
+                            continue;
+                        }
+                        return Poll::Ready(Err(os_err(res)));
+                    }
+                    let n = res as usize;
+                    let held = match (via, keep) {
+                        (Via::Poll, _) => {
+                            // Readable: read straight into the caller's buffer.
+                            // SAFETY: `dst` is valid for `len` bytes.
+                            let r =
+                                unsafe { libc::recv(self.fd, dst.cast(), len, libc::MSG_DONTWAIT) };
+                            if r < 0 {
+                                let e = io::Error::last_os_error();
+                                if e.kind() == io::ErrorKind::WouldBlock {
+                                    continue;
+                                }
+                                return Poll::Ready(Err(e));
+                            }
+                            return Poll::Ready(Ok(r as usize));
+                        }
+                        (Via::Ring, _) => match cqueue::buffer_select(flags) {
+                            Some(bid) => Held::Ring(bid),
+                            None => return Poll::Ready(Ok(0)),
+                        },
+                        (Via::Pool, Keep::Pool(mut p)) => {
+                            p.set_len(n);
+                            Held::Pool(p)
+                        }
+                        (Via::OwnedOrphan, Keep::BufMut(b)) => Held::Owned(b),
+                        _ => unreachable!("a receive's slot kept the wrong memory"),
+                    };
+                    if n == 0 {
+                        self.release_held(held);
+                        return Poll::Ready(Ok(0));
+                    }
+                    side.state = Read::Data(held, 0, n);
+                }
+            }
+        }
+    }
+
+    /// Reads into `buf` (its whole capacity; its length becomes the bytes
+    /// read); the kernel writes straight into it.
+    pub(crate) async fn read_owned<B: IoBufMut>(&self, mut buf: B) -> (io::Result<usize>, B) {
+        // Data or a receive already belongs to the stream: take it first.
+        let id = loop {
+            let r = poll_fn(|cx| {
+                let mut side = self.read.lock();
+                match side.state {
+                    Read::Idle => Poll::Ready(None),
+                    Read::InFlight(_, Via::OwnedAlive) => {
+                        side.wait(cx);
+                        Poll::Pending
+                    }
+                    _ => Poll::Ready(Some(())),
+                }
+            })
+            .await;
+            if r.is_some() {
+                let total = buf.bytes_total();
+                let ptr = buf.stable_mut_ptr();
+                // SAFETY: the buffer is valid for `total` bytes of writes
+                // (possibly uninitialised, which the raw read allows).
+                let res = poll_fn(|cx| unsafe { self.poll_read_raw(cx, ptr, total) }).await;
+                if let Ok(n) = res {
+                    // SAFETY: `poll_read` initialised the first `n` bytes.
+                    unsafe { buf.set_init(n) };
+                }
+                return (res, buf);
+            }
+            let mut side = self.read.lock();
+            if !matches!(side.state, Read::Idle) {
+                continue;
+            }
+            let (ptr, len) = (buf.stable_mut_ptr(), buf.bytes_total());
+            let fd = Fd(self.fd);
+            match self.handle.start(Kind::Plain, Keep::None, false, |_| {
+                opcode::Recv::new(fd, ptr, len as u32).build()
+            }) {
+                Ok(id) => {
+                    side.state = Read::InFlight(id, Via::OwnedAlive);
+                    break id;
+                }
+                Err(e) => return (Err(e), buf),
+            }
+        };
+        struct Orphan<'a, B: IoBufMut> {
+            fd: &'a UringFd,
+            id: OpId,
+            buf: Option<B>,
+        }
+        impl<B: IoBufMut> Drop for Orphan<'_, B> {
+            fn drop(&mut self) {
+                if let Some(b) = self.buf.take() {
+                    let mut side = self.fd.read.lock();
+                    self.fd.handle.attach(self.id, Keep::BufMut(Box::new(b)));
+                    side.state = Read::InFlight(self.id, Via::OwnedOrphan);
+                    side.wake_waiter();
+                }
+            }
+        }
+        let mut guard = Orphan {
+            fd: self,
+            id,
+            buf: Some(buf),
+        };
+        let (res, _, _) = poll_fn(|cx| self.handle.poll_op(id, cx)).await;
+        let mut buf = guard.buf.take().unwrap_or_else(|| unreachable!());
+        let mut side = self.read.lock();
+        side.state = Read::Idle;
+        side.wake_waiter();
+        drop(side);
+        if res < 0 {
+            return (Err(os_err(res)), buf);
+        }
+        // SAFETY: the kernel wrote `res` bytes at the buffer's start.
+        unsafe { buf.set_init(res as usize) };
+        (Ok(res as usize), buf)
+    }
+}
