@@ -121,6 +121,8 @@ fn child_applies_and_waits() {
     let settings = sprint::system::profile(&cfg, &[0], &[0, 1]);
     let guard = sprint::system::apply(&settings, sprint::Level::Aggressive, &j, true).unwrap();
     println!("APPLIED {}", guard.report.len());
+    // Held until the parent kills this process (the minute only bounds a
+    // child left behind).
     std::thread::sleep(std::time::Duration::from_secs(60));
     drop(guard);
 }
@@ -164,6 +166,8 @@ fn child_main_applies_and_waits() {
         let settings = sprint::system::profile(&cfg, &[0], &[0, 1]);
         let guard = sprint::system::apply(&settings, sprint::Level::Aggressive, &j, true).unwrap();
         println!("APPLIED {}", guard.report.len());
+        // Held until the parent's SIGTERM (the minute only bounds a child
+        // left behind).
         sprint::time::sleep(std::time::Duration::from_secs(60)).await;
         drop(guard);
     });
