@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p sprint-bench --example echo
-target/release/examples/echo run --runs "${1:-3}"
+"${CARGO_TARGET_DIR:-target}"/release/examples/echo run --runs "${1:-3}"

@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p sprint-bench --example memory
-target/release/examples/memory --runs "${1:-3}"
+"${CARGO_TARGET_DIR:-target}"/release/examples/memory --runs "${1:-3}"

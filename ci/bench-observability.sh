@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 small=${1:-2000}
 large=${2:-12000}
 cargo build --release -q -p sprint-bench --example observability
-bin=$PWD/target/release/examples/observability
+bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/examples/observability
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # The worker thread's instruction count (its profile is the one that runs

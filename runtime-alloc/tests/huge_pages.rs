@@ -2,6 +2,8 @@
 //! a system setting) and puts the old value back when it ends, even by a
 //! panic. One test in its own binary, so nothing runs beside it.
 
+mod common;
+
 use sprint_alloc::{Arena, ArenaConfig};
 
 const NR: &str = "/proc/sys/vm/nr_hugepages";
@@ -28,18 +30,21 @@ fn meminfo(key: &str) -> usize {
 #[test]
 fn reserved_huge_pages_back_the_preallocation() {
     let Ok(old) = std::fs::read_to_string(NR) else {
-        eprintln!("skipped: no {NR}");
+        common::skip("hugepages", format!("no {NR}"));
         return;
     };
     let old_n: usize = old.trim().parse().unwrap();
-    if std::fs::write(NR, format!("{}\n", old_n + 8)).is_err() {
-        eprintln!("skipped: cannot write {NR} (not root?)");
+    if let Err(e) = std::fs::write(NR, format!("{}\n", old_n + 8)) {
+        common::skip("root", format!("cannot write {NR} ({e})"));
         return;
     }
     let _restore = Restore(old);
     let free = meminfo("HugePages_Free:");
     if free < 4 {
-        eprintln!("skipped: the kernel found only {free} free huge pages");
+        common::skip(
+            "hugepages",
+            format!("the kernel found only {free} free huge pages"),
+        );
         return;
     }
     let arena = Arena::new(ArenaConfig {

@@ -112,8 +112,9 @@ overlay! {
 
 /// `SPRINT_*` names that map to a key other than their own lowercase.
 const ALIASES: &[(&str, &str)] = &[("SPRINT_IO", "io_driver")];
-/// Variables read elsewhere, not configuration keys.
-const OTHER_VARS: &[&str] = &["SPRINT_CONFIG", "SPRINT_LOG"];
+/// Variables read elsewhere, not configuration keys (`SPRINT_REQUIRE`: the
+/// test suites' declared skips, so CI may set it for every process).
+const OTHER_VARS: &[&str] = &["SPRINT_CONFIG", "SPRINT_LOG", "SPRINT_REQUIRE"];
 
 fn key_of_var(var: &str) -> Option<String> {
     if let Some((_, k)) = ALIASES.iter().find(|(v, _)| *v == var) {

@@ -36,6 +36,8 @@ fn max_threads_bounds_the_pool() {
             rt.handle().spawn_blocking(move || {
                 let now = running.fetch_add(1, SeqCst) + 1;
                 peak.fetch_max(now, SeqCst);
+                // Holds its thread, so that jobs would overlap beyond the
+                // bound if the pool let them (the behaviour under test).
                 std::thread::sleep(Duration::from_millis(20));
                 running.fetch_sub(1, SeqCst);
             })

@@ -43,13 +43,13 @@ fn one_cpu_and_a_memory_limit_give_one_worker_and_the_budget() {
     let cpu = PathBuf::from("/sys/fs/cgroup/cpu");
     let mem = PathBuf::from("/sys/fs/cgroup/memory");
     if !cpu.join("cpu.cfs_quota_us").exists() || !mem.join("memory.limit_in_bytes").exists() {
-        eprintln!("skipped: no cgroup v1 cpu and memory hierarchies here");
+        common::skip("cgroup-v1", "no cgroup v1 cpu and memory hierarchies here");
         return;
     }
     let name = format!("sprint-test-{}", std::process::id());
     let (cg_cpu, cg_mem) = (cpu.join(&name), mem.join(&name));
-    if std::fs::create_dir(&cg_cpu).is_err() {
-        eprintln!("skipped: cannot create a cgroup (not root?)");
+    if let Err(e) = std::fs::create_dir(&cg_cpu) {
+        common::skip("root", format!("cannot create {} ({e})", cg_cpu.display()));
         return;
     }
     let mut remove = Remove(vec![cg_cpu.clone()]);

@@ -180,7 +180,10 @@ fn without_the_privilege_locking_degrades_with_a_reason() {
 #[test]
 fn no_huge_pages_reserved_falls_back_to_transparent_ones_or_fails_when_strict() {
     if sprint_alloc::arena::free_huge_pages() > 0 {
-        eprintln!("skipped: this machine has explicit huge pages reserved");
+        common::skip(
+            "no-reserved-hugepages",
+            "this machine has explicit huge pages reserved",
+        );
         return;
     }
     let rt = builder(Level::Enterprise).build().unwrap();

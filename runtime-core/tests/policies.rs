@@ -46,6 +46,8 @@ fn steals_on(rt: &sprint_core::Runtime) -> u64 {
     rt.block_on(async {
         sprint_core::spawn_on(0, async {
             let hs: Vec<_> = (0..200)
+                // Each holds its worker's thread a moment (the behaviour
+                // under test: work the other worker may take meanwhile).
                 .map(|_| spawn(async { std::thread::sleep(Duration::from_micros(200)) }))
                 .collect();
             for h in hs {
@@ -101,16 +103,18 @@ fn busy_poll_never_parks_and_park_parks() {
     cfg.rt_policy = sprint_core::config::RtPolicy::None;
     cfg.workers = Some(1);
     let rt = ConfigBuilder::from_config(cfg).build().unwrap();
+    // Not a wait for an event: idle time in which a busy-polling worker
+    // would park if it wrongly did.
     std::thread::sleep(Duration::from_millis(30));
     rt.block_on(async { spawn(async {}).await.unwrap() });
     assert_eq!(rt.worker_stats()[0].parks, 0, "busy-poll never parks");
     drop(rt);
     let rt = common::rt(Level::Basic, 1);
-    std::thread::sleep(Duration::from_millis(30));
     rt.block_on(async { spawn(async {}).await.unwrap() });
-    assert!(
-        rt.worker_stats()[0].parks > 0,
-        "park strategy parks when idle"
+    common::wait_until(
+        Duration::from_secs(10),
+        "the park strategy parks when idle",
+        || rt.worker_stats()[0].parks > 0,
     );
 }
 
@@ -120,22 +124,26 @@ fn busy_poll_never_parks_and_park_parks() {
 fn the_idle_strategy_changes_live() {
     use sprint_core::config::IdleStrategy;
     let rt = common::rt(Level::Basic, 1);
-    let parks = || {
-        // Workers publish their counters before they sleep: a wake makes
-        // sure the figure is fresh.
-        rt.block_on(async { spawn(async {}).await.unwrap() });
-        std::thread::sleep(Duration::from_millis(20));
-        rt.worker_stats()[0].parks
+    let parks = || rt.worker_stats()[0].parks;
+    let wake = || rt.block_on(async { spawn(async {}).await.unwrap() });
+    // Woken (it runs a task), the worker parks again once idle.
+    let parks_after_a_wake = |what: &str| {
+        let before = parks();
+        wake();
+        common::wait_until(Duration::from_secs(10), what, || parks() > before);
     };
-    let before = parks();
-    assert!(parks() > before, "Basic parks when idle");
+    parks_after_a_wake("Basic parks when idle");
     rt.handle()
         .set_idle(IdleStrategy::BusyPoll, Duration::ZERO)
         .unwrap();
     assert_eq!(rt.handle().idle().0, IdleStrategy::BusyPoll);
     // The worker may finish one park it was in; after that it never parks.
+    wake();
     let settled = parks();
+    // Not a wait for an event: idle time in which a busy-polling worker
+    // would park if it wrongly did.
     std::thread::sleep(Duration::from_millis(100));
+    wake();
     assert!(
         parks() <= settled + 1,
         "a busy-polling worker does not park"
@@ -147,8 +155,7 @@ fn the_idle_strategy_changes_live() {
         rt.handle().idle(),
         (IdleStrategy::SpinThenPark, Duration::from_micros(50))
     );
-    let again = parks();
-    assert!(parks() > again, "spin-then-park parks again");
+    parks_after_a_wake("spin-then-park parks again");
 }
 
 /// At the levels that steal, a task spawned from outside the runtime onto a
@@ -169,7 +176,7 @@ fn remote_spawns_do_not_wait_behind_a_blocked_worker() {
                 s.store(true, Release);
                 let until = std::time::Instant::now() + Duration::from_secs(20);
                 // Blocks its worker's thread, as a mistaken synchronous call
-                // in a task would.
+                // in a task would (the behaviour under test), until released.
                 while !r.load(Acquire) && std::time::Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(1));
                 }

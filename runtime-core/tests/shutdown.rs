@@ -28,25 +28,31 @@ fn drop_cancels_pending_tasks_on_their_own_workers() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let rt = common::rt(level, 2);
         let l = log.clone();
+        // Tasks whose recorder exists (each makes it on its first poll).
+        let started = Arc::new(AtomicUsize::new(0));
+        let st = started.clone();
         rt.block_on(async move {
             for w in 0..2 {
-                let l = l.clone();
+                let (l, st) = (l.clone(), st.clone());
                 sprint_core::spawn_local_on(w, move || async move {
                     let rec = Recorder {
                         log: l,
                         label: "local",
                     };
                     let _keep = std::rc::Rc::new(rec);
+                    st.fetch_add(1, SeqCst);
                     std::future::pending::<()>().await;
                 })
                 .unwrap();
             }
-            let l2 = l.clone();
+            let (l2, st2) = (l.clone(), st.clone());
             spawn(async move {
                 let _r = Recorder {
                     log: l2,
                     label: "send",
                 };
+                st2.fetch_add(1, SeqCst);
+                // Pending until cancelled: a timer far away.
                 time::sleep(Duration::from_secs(3600)).await;
             });
             // A task parked on a channel whose sender sits in another
@@ -58,10 +64,13 @@ fn drop_cancels_pending_tasks_on_their_own_workers() {
                     log: l3,
                     label: "cycle",
                 };
+                st.fetch_add(1, SeqCst);
                 let _tx = tx;
                 rx.recv().await;
             });
-            time::sleep(Duration::from_millis(20)).await;
+        });
+        common::wait_until(Duration::from_secs(10), "all four tasks run", || {
+            started.load(SeqCst) == 4
         });
         drop(rt);
         let log = log.lock().unwrap().clone();
@@ -113,12 +122,19 @@ fn shutdown_timeout_reports_a_worker_stuck_in_a_blocking_poll() {
     let rt = common::rt(Level::Basic, 1);
     let release = Arc::new(AtomicUsize::new(0));
     let r = release.clone();
+    let running = Arc::new(AtomicUsize::new(0));
+    let run = running.clone();
     rt.spawn(async move {
+        run.store(1, SeqCst);
+        // Blocks its worker's thread (the behaviour under test) until
+        // released.
         while r.load(SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    std::thread::sleep(Duration::from_millis(10));
+    common::wait_until(Duration::from_secs(10), "the blocking task runs", || {
+        running.load(SeqCst) == 1
+    });
     let err = rt.shutdown_timeout(Duration::from_millis(50)).unwrap_err();
     assert_eq!(err.stuck, 1);
     release.store(1, SeqCst);
@@ -140,13 +156,18 @@ fn tasks_spawned_while_shutting_down_are_cancelled_too() {
         }
     }
     let c = count.clone();
+    let started = Arc::new(AtomicUsize::new(0));
+    let st = started.clone();
     rt.block_on(async move {
         sprint_core::spawn_local_on(0, move || async move {
             let _s = SpawnOnDrop(c);
+            st.store(1, SeqCst);
             std::future::pending::<()>().await
         })
         .unwrap();
-        time::sleep(Duration::from_millis(10)).await;
+    });
+    common::wait_until(Duration::from_secs(10), "the task holds its guard", || {
+        started.load(SeqCst) == 1
     });
     drop(rt);
     assert_eq!(

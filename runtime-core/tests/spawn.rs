@@ -97,11 +97,17 @@ fn abort_drops_the_future_and_reports_cancelled() {
         let rt = common::rt(level, 1);
         let dropped = Arc::new(AtomicBool::new(false));
         let d = DropFlag(dropped.clone());
+        let polled = Arc::new(AtomicBool::new(false));
+        let p = polled.clone();
         let h = rt.spawn(async move {
             let _d = d;
+            p.store(true, SeqCst);
             std::future::pending::<()>().await;
         });
-        std::thread::sleep(Duration::from_millis(5));
+        // Aborted once it waits, not before its first poll.
+        common::wait_until(Duration::from_secs(10), "the task is polled", || {
+            polled.load(SeqCst)
+        });
         assert!(!h.is_finished());
         h.abort();
         let err = rt.block_on(h).unwrap_err();

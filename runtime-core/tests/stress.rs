@@ -47,15 +47,11 @@ fn a_million_tasks_across_workers_all_deliver_their_outputs() {
         });
         assert_eq!(total, 3 * (N * (N - 1) / 2), "{level}");
         // Workers publish their counters when they go idle.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let spawned = loop {
-            let spawned: u64 = rt.worker_stats().iter().map(|s| s.spawned).sum();
-            if spawned >= N || std::time::Instant::now() > deadline {
-                break spawned;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert!(spawned >= N, "{level}: {spawned}");
+        common::wait_until(
+            std::time::Duration::from_secs(10),
+            &format!("{level}: the workers count {N} spawns"),
+            || rt.worker_stats().iter().map(|s| s.spawned).sum::<u64>() >= N,
+        );
     }
 }
 

@@ -4,8 +4,24 @@ mod common;
 use futures::future::{select, Either};
 use sprint_core::sync::{mpsc, oneshot, JoinSet};
 use sprint_core::{spawn, spawn_on, time, Level};
+use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// `fut`, setting `waiting` once it has returned `Pending` (it waits).
+async fn noting_a_wait<F: Future>(fut: F, waiting: Arc<AtomicBool>) -> F::Output {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        let r = fut.as_mut().poll(cx);
+        if r.is_pending() {
+            waiting.store(true, SeqCst);
+        }
+        r
+    })
+    .await
+}
 
 #[test]
 fn oneshot_delivers_and_reports_a_dropped_sender() {
@@ -61,8 +77,15 @@ fn a_full_channel_makes_senders_wait_and_try_send_says_full() {
         tx.try_send(1).unwrap();
         assert!(matches!(tx.try_send(2), Err(mpsc::TrySendError::Full(2))));
         let tx2 = tx.clone();
-        let blocked = spawn(async move { tx2.send(2).await });
-        time::sleep(Duration::from_millis(20)).await;
+        let waiting = Arc::new(AtomicBool::new(false));
+        let blocked = spawn(noting_a_wait(
+            async move { tx2.send(2).await },
+            waiting.clone(),
+        ));
+        common::wait_until_async(Duration::from_secs(10), "the send waits while full", || {
+            waiting.load(SeqCst)
+        })
+        .await;
         assert!(!blocked.is_finished(), "send waits while full");
         assert_eq!(rx.recv().await, Some(1));
         blocked.await.unwrap().unwrap();
@@ -81,8 +104,15 @@ fn a_dropped_receiver_fails_sends_and_wakes_waiting_senders() {
         let (tx, rx) = mpsc::channel(1);
         tx.send(0u8).await.unwrap();
         let tx2 = tx.clone();
-        let waiting = spawn(async move { tx2.send(1).await });
-        time::sleep(Duration::from_millis(10)).await;
+        let sender_waits = Arc::new(AtomicBool::new(false));
+        let waiting = spawn(noting_a_wait(
+            async move { tx2.send(1).await },
+            sender_waits.clone(),
+        ));
+        common::wait_until_async(Duration::from_secs(10), "the sender waits", || {
+            sender_waits.load(SeqCst)
+        })
+        .await;
         drop(rx);
         assert_eq!(waiting.await.unwrap(), Err(mpsc::SendError(1)));
         assert!(tx.is_closed());

@@ -45,7 +45,11 @@ fn waking_an_awake_worker_makes_no_unpark() {
 #[test]
 fn waking_a_sleeping_worker_unparks_it() {
     let rt = common::rt(Level::Basic, 2);
-    std::thread::sleep(Duration::from_millis(20));
+    // Basic parks at once when idle; the count goes up just before the
+    // worker sleeps (its parker is armed by then).
+    common::wait_until(Duration::from_secs(10), "worker 1 parks", || {
+        rt.worker_stats()[1].parks > 0
+    });
     let before = rt.worker_stats()[1].unparks;
     let v = rt.block_on(async { rt.handle().spawn_on(1, async { 5 }).unwrap().await.unwrap() });
     assert_eq!(v, 5);

@@ -312,6 +312,8 @@ fn a_cancelled_read_never_writes_into_its_buffer_later() {
             assert!(r.is_err());
             buf.fill(0xA5);
             s.write_all(&[7u8; 100]).await.unwrap();
+            // Not a wait for an event: time in which a receive the drop
+            // failed to cancel would write into the buffer.
             time::sleep(Duration::from_millis(20)).await;
             assert!(buf.iter().all(|b| *b == 0xA5), "{d}: canary overwritten");
             let mut next = [0u8; 256];
@@ -341,6 +343,8 @@ fn a_cancelled_owned_read_keeps_its_buffer_from_reuse() {
             assert!(r.is_err(), "{d}: nothing was sent, the read must time out");
             let mut canaries: Vec<Vec<u8>> = (0..16).map(|_| vec![0xA5u8; 4096]).collect();
             s.write_all(&[9u8; 300]).await.unwrap();
+            // Not a wait for an event: time in which a receive the drop
+            // failed to cancel would write into a reused buffer.
             time::sleep(Duration::from_millis(20)).await;
             for c in &canaries {
                 assert!(c.iter().all(|b| *b == 0xA5), "{d}: canary overwritten");
@@ -619,6 +623,9 @@ fn a_burst_beyond_the_accept_backlog_is_accepted_in_full() {
             for _ in 0..200 {
                 clients.push(std::net::TcpStream::connect(addr).unwrap());
             }
+            // Every connect above returned, so all 200 are queued; this
+            // gives the multishot accept time to run into its backlog (the
+            // case under test) before the listener takes them.
             time::sleep(Duration::from_millis(20)).await;
             let mut accepted = vec![a0];
             for _ in 0..200 {

@@ -4,6 +4,8 @@
 //! panic. These tests change system-wide settings, so they run one at a
 //! time (a lock) in this binary of their own.
 
+mod common;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -95,7 +97,7 @@ fn applied_child(test: &str, var: &str, journal: &Path) -> std::process::Child {
 fn a_sigkilled_tuner_is_undone_by_restore() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(orig) = Originals::save() else {
-        eprintln!("skipped: cannot write sysctls (not root?)");
+        common::skip("root", "cannot write sysctls");
         return;
     };
     let j = journal("crash");
@@ -124,6 +126,8 @@ fn child_applies_and_waits() {
     let settings = sprint_os::system::profile(&cfg, &[0], &[0, 1]);
     let guard = sprint_os::system::apply(&settings, sprint::Level::Aggressive, &j, true).unwrap();
     println!("APPLIED {}", guard.report.len());
+    // Held until the parent kills this process (the minute only bounds a
+    // child left behind).
     std::thread::sleep(std::time::Duration::from_secs(60));
     drop(guard);
 }
@@ -135,7 +139,7 @@ fn child_applies_and_waits() {
 fn sigterm_to_a_sprint_main_program_restores_its_settings() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(orig) = Originals::save() else {
-        eprintln!("skipped: cannot write sysctls (not root?)");
+        common::skip("root", "cannot write sysctls");
         return;
     };
     // Not SPRINT_*: the runtime refuses environment variables it does not
@@ -168,6 +172,8 @@ fn child_main_applies_and_waits() {
         let guard =
             sprint_os::system::apply(&settings, sprint::Level::Aggressive, &j, true).unwrap();
         println!("APPLIED {}", guard.report.len());
+        // Held until the parent's SIGTERM (the minute only bounds a child
+        // left behind).
         sprint::time::sleep(std::time::Duration::from_secs(60)).await;
         drop(guard);
     });
@@ -177,7 +183,7 @@ fn child_main_applies_and_waits() {
 fn apply_verify_restore_round_trip_and_a_locked_journal() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(orig) = Originals::save() else {
-        eprintln!("skipped: cannot write sysctls");
+        common::skip("root", "cannot write sysctls");
         return;
     };
     let j = journal("cli");
@@ -359,7 +365,7 @@ fn refusing_irq() -> Option<(String, String)> {
 fn restore_puts_back_everything_the_kernel_accepts_and_keeps_the_rest() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(orig) = changed_settings() else {
-        eprintln!("skipped: cannot write sysctls (not root?)");
+        common::skip("root", "cannot write sysctls");
         return;
     };
     let originals = orig.originals();
@@ -420,7 +426,7 @@ fn restore_puts_back_everything_the_kernel_accepts_and_keeps_the_rest() {
 fn a_journal_naming_a_foreign_file_is_refused_and_nothing_is_written() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(orig) = changed_settings() else {
-        eprintln!("skipped: cannot write sysctls (not root?)");
+        common::skip("root", "cannot write sysctls");
         return;
     };
     let before = orig.live();
@@ -463,7 +469,7 @@ fn a_torn_last_line_is_ignored_with_a_warning() {
         "{\"path\":\"/proc/sys/net/core/busy_poll\",\"old\":\"10\"}",
     ] {
         let Some(orig) = changed_settings() else {
-            eprintln!("skipped: cannot write sysctls (not root?)");
+            common::skip("root", "cannot write sysctls");
             return;
         };
         let changed = orig.live();
@@ -495,7 +501,7 @@ fn a_torn_last_line_is_ignored_with_a_warning() {
 fn restore_waits_a_bounded_time_for_a_dying_tuners_lock() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(orig) = Originals::save() else {
-        eprintln!("skipped: cannot write sysctls (not root?)");
+        common::skip("root", "cannot write sysctls");
         return;
     };
     let j = journal("dying");

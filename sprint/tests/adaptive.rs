@@ -57,11 +57,14 @@ fn a_load_step_moves_the_level_up_and_back_down() {
     let tid = rt.handle().worker_thread_ids()[0];
     let slack = || std::fs::read_to_string(format!("/proc/{tid}/timerslack_ns")).unwrap();
     let slack_before = slack();
-    // Idle: nothing recorded, the lowest level holds.
+    // Idle: nothing recorded, the lowest level holds. Not a wait for an
+    // event: six windows in which the controller would move if it wrongly
+    // did.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rt.stats().level, Level::Basic);
     assert_eq!(rt.stats().level_transitions, 0);
-    // The burst: every sample misses the objective.
+    // The burst: every sample misses the objective (the pause paces the
+    // load over the controller's windows).
     let burst = || {
         for _ in 0..5 {
             h.record(Duration::from_millis(5));

@@ -7,6 +7,8 @@
 //! or a memory controller the test says so and passes (declared skip,
 //! as in tests/cgroup.rs).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,8 +22,9 @@ struct Cgroup {
 }
 
 impl Cgroup {
-    /// A new cgroup limited to `bytes` (and no swap), or why not.
-    fn new(name: &str, bytes: u64) -> Result<Cgroup, String> {
+    /// A new cgroup limited to `bytes` (and no swap), or what is missing
+    /// (a `SPRINT_REQUIRE` name) and why.
+    fn new(name: &str, bytes: u64) -> Result<Cgroup, (&'static str, String)> {
         let root = Path::new("/sys/fs/cgroup");
         let v1 = root.join("memory");
         let (dir, v2) = if v1.join("memory.limit_in_bytes").exists() {
@@ -31,10 +34,13 @@ impl Cgroup {
         {
             (root.join(name), true)
         } else {
-            return Err("no cgroup v1 memory hierarchy, nor v2 with the memory controller".into());
+            return Err((
+                "memcg",
+                "no cgroup v1 memory hierarchy, nor v2 with the memory controller".into(),
+            ));
         };
         std::fs::create_dir(&dir)
-            .map_err(|e| format!("cannot create {} ({e}): not root?", dir.display()))?;
+            .map_err(|e| ("root", format!("cannot create {} ({e})", dir.display())))?;
         let cg = Cgroup { dir, v2 };
         let (limit, swap) = if v2 {
             ("memory.max", "memory.swap.max")
@@ -142,8 +148,8 @@ fn turbo_in_64_mib_starts_degraded_or_refuses_when_strict_and_is_never_killed() 
     }
     let cg = match Cgroup::new(&format!("sprint-turbo-{}", std::process::id()), 64 * MIB) {
         Ok(cg) => cg,
-        Err(why) => {
-            eprintln!("skipped: {why}");
+        Err((need, why)) => {
+            common::skip(need, why);
             return;
         }
     };
@@ -227,8 +233,8 @@ fn a_spawn_flood_in_256_mib_is_flagged_by_health_before_the_kill() {
     }
     let cg = match Cgroup::new(&format!("sprint-flood-{}", std::process::id()), 256 * MIB) {
         Ok(cg) => cg,
-        Err(why) => {
-            eprintln!("skipped: {why}");
+        Err((need, why)) => {
+            common::skip(need, why);
             return;
         }
     };

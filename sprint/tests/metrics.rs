@@ -4,6 +4,8 @@
 //! text from the real server, and the Grafana dashboard's queries naming
 //! metrics that exist.
 
+mod common;
+
 use sprint::config::{Pinning, RtPolicy};
 use sprint::metrics::{hist, Problem};
 use sprint::{Builder, Level, Runtime};
@@ -127,6 +129,7 @@ fn a_blocking_task_is_reported_as_a_stall_by_name() {
         sprint::task::Builder::new()
             .name("deliberately-blocking")
             .spawn(async {
+                // The stall under test: a poll that blocks its thread.
                 std::thread::sleep(Duration::from_millis(100));
             })
             .await
@@ -158,21 +161,30 @@ fn a_blocking_task_is_reported_as_a_stall_by_name() {
 
 #[test]
 fn a_poll_in_progress_past_the_threshold_is_reported() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let rt = rt(Level::Standard, 1, |c| c.stall_threshold_us = 10_000);
-    let (tx, rx) = std::sync::mpsc::channel();
+    let release = Arc::new(AtomicBool::new(false));
+    let r = release.clone();
     let h = rt.spawn(async move {
-        tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // The poll under test: it blocks its thread until released (or
+        // 20 s, so a failing test ends).
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !r.load(SeqCst) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     });
-    rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let health = rt.health();
-    assert!(
-        health
-            .iter()
-            .any(|p| matches!(p, Problem::StuckPoll { worker: 0, millis, .. } if *millis >= 50)),
-        "{health:?}"
+    let mut health = Vec::new();
+    common::wait_until(
+        Duration::from_secs(10),
+        "health reports the poll stuck for 50 ms",
+        || {
+            health = rt.health();
+            health
+                .iter()
+                .any(|p| matches!(p, Problem::StuckPoll { worker: 0, millis, .. } if *millis >= 50))
+        },
     );
+    release.store(true, SeqCst);
     rt.block_on(h).unwrap();
 }
 
@@ -272,6 +284,7 @@ fn stats_count_tasks_and_serialise() {
         let mut v = Vec::new();
         for i in 0..100u64 {
             v.push(sprint::spawn(async move {
+                // A timer to fire: timer_lateness is counted below.
                 sprint::time::sleep(Duration::from_millis(1)).await;
                 i
             }));
@@ -315,19 +328,37 @@ fn stats_count_tasks_and_serialise() {
 
 #[test]
 fn io_latency_is_recorded_on_both_drivers() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let mut drivers = vec![sprint::config::IoDriver::Epoll];
-    if sprint::net_driver_probe().is_ok() {
-        drivers.push(sprint::config::IoDriver::Uring);
+    match sprint::net_driver_probe() {
+        Ok(()) => drivers.push(sprint::config::IoDriver::Uring),
+        Err(why) => common::skip("uring", format!("the io_uring half: {why}")),
     }
     for d in drivers {
         let rt = rt(Level::Standard, 1, move |c| c.io_driver = d);
+        let waiting = Arc::new(AtomicBool::new(false));
+        let w = waiting.clone();
         rt.block_on(async {
             let l = sprint::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = l.local_addr().unwrap();
             let server = sprint::spawn(async move {
                 let (s, _) = l.accept().await.unwrap();
                 let mut b = [0u8; 4];
-                let mut got = 0;
+                // The first read waits (the client writes only once it
+                // has): an I/O wait to time.
+                let mut got = {
+                    use std::future::Future;
+                    let mut first = std::pin::pin!(s.read(&mut b));
+                    std::future::poll_fn(|cx| {
+                        let r = first.as_mut().poll(cx);
+                        if r.is_pending() {
+                            w.store(true, SeqCst);
+                        }
+                        r
+                    })
+                    .await
+                    .unwrap()
+                };
                 while got < 4 {
                     let n = s.read(&mut b[got..]).await.unwrap();
                     assert!(n > 0);
@@ -336,7 +367,10 @@ fn io_latency_is_recorded_on_both_drivers() {
                 s.write_all(&b).await.unwrap();
             });
             let c = sprint::net::TcpStream::connect(addr).await.unwrap();
-            sprint::time::sleep(Duration::from_millis(5)).await;
+            common::wait_until_async(Duration::from_secs(10), "the server's read waits", || {
+                waiting.load(SeqCst)
+            })
+            .await;
             c.write_all(b"ping").await.unwrap();
             let mut b = [0u8; 4];
             let mut got = 0;

@@ -7,6 +7,8 @@
 //! child process. Each prints its figures on a line that starts with
 //! `ATTACK` (`-- --nocapture` shows them).
 
+mod common;
+
 use sprint::config::RtPolicy;
 use sprint::metrics::export::{Limits, Server};
 use sprint::{Builder, Level, Runtime};
@@ -200,15 +202,6 @@ fn scrape_ok(addr: SocketAddr) -> String {
     assert_eq!(code, 200);
     assert!(body.ends_with("# EOF\n"), "{body}");
     body
-}
-
-/// Waits for `what` to hold, for at most 30 s.
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn nofile() -> libc::rlimit {
@@ -484,9 +477,11 @@ fn out_of_descriptors_the_server_pauses_accepting_and_then_serves() {
             });
             client.connect(&addr.into()).unwrap();
             // It fails, pauses and tries again: it does not give up.
-            wait_until("the server failed to accept twice", || {
-                server.stats().accept_errors >= 2
-            });
+            common::wait_until(
+                Duration::from_secs(30),
+                "the server failed to accept twice",
+                || server.stats().accept_errors >= 2,
+            );
             set_nofile(saved);
             let mut s = TcpStream::from(client);
             s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
