@@ -18,5 +18,5 @@ mod evented;
 #[cfg(unix)]
 pub mod net;
 mod readiness;
-#[doc(hidden)]
-pub mod testing;
+#[cfg(test)]
+mod testing;

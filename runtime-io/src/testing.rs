@@ -1,36 +1,6 @@
-//! Declared skips for Sprint's own tests (not for users).
-//!
-//! A test that needs something a machine may lack (io_uring, root) skips
-//! where it is missing, printing `skipped: <reason>`. Where the
-//! environment variable `SPRINT_REQUIRE` (a comma-separated list, e.g.
-//! `uring,root`) names that need, the skip fails the test instead, so a
-//! CI machine that cannot run the riskiest code does not pass silently.
-
-use std::fmt::Display;
-
-/// The environment variable that lists what must not be skipped.
-pub const REQUIRE_VAR: &str = "SPRINT_REQUIRE";
-
-/// Whether `SPRINT_REQUIRE` names `what` (`uring`, `root`, ...).
-pub fn require(what: &str) -> bool {
-    names(std::env::var(REQUIRE_VAR).ok().as_deref(), what)
-}
-
-/// Whether comma-separated `list` names `what`.
-fn names(list: Option<&str>, what: &str) -> bool {
-    list.is_some_and(|l| l.split(',').any(|w| w.trim() == what))
-}
-
-/// Skips a test that needs `what`, for `reason`: prints
-/// `skipped: <reason>` and returns, or panics if `SPRINT_REQUIRE` names
-/// `what`.
-#[track_caller]
-pub fn skip(what: &str, reason: impl Display) {
-    if require(what) {
-        panic!("{REQUIRE_VAR} names `{what}`, but this test cannot run it here: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-}
+//! The unit tests' declared io_uring skip (sprint-testkit's `skip`, which
+//! `SPRINT_REQUIRE=uring` turns into a failure), and a seccomp filter
+//! that makes io_uring unavailable in a child process.
 
 /// Whether io_uring can run here. Where it cannot, the caller skips:
 /// this prints why, or panics if `SPRINT_REQUIRE` names `uring`.
@@ -39,7 +9,7 @@ pub fn uring() -> bool {
     match crate::driver::uring_available() {
         Ok(()) => true,
         Err(why) => {
-            skip("uring", format_args!("io_uring cannot run here: {why}"));
+            sprint_testkit::skip("uring", format_args!("io_uring cannot run here: {why}"));
             false
         }
     }
@@ -48,7 +18,7 @@ pub fn uring() -> bool {
 /// Makes `io_uring_setup` fail with EPERM on the calling thread (and the
 /// threads it starts), as a container's seccomp profile does. For child
 /// processes of tests only: a filter cannot be removed.
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(target_os = "linux")]
 pub(crate) fn deny_io_uring_setup() {
     let mut filter = seccomp_deny_io_uring_setup();
     // SAFETY: prctl with plain integer arguments.
@@ -71,7 +41,7 @@ pub(crate) fn deny_io_uring_setup() {
 
 /// A classic-BPF seccomp program: `io_uring_setup` (this architecture's
 /// number) fails with EPERM, every other system call is allowed.
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(target_os = "linux")]
 fn seccomp_deny_io_uring_setup() -> Vec<libc::sock_filter> {
     const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
@@ -99,18 +69,6 @@ fn seccomp_deny_io_uring_setup() -> Vec<libc::sock_filter> {
 
 #[cfg(test)]
 mod tests {
-    use super::names;
-
-    #[test]
-    fn the_require_list_is_comma_separated_and_matches_whole_names() {
-        assert!(names(Some("uring"), "uring"));
-        assert!(names(Some("root, uring"), "uring"));
-        assert!(names(Some("uring,root"), "root"));
-        assert!(!names(Some("uring_sqpoll"), "uring"));
-        assert!(!names(Some(""), "uring"));
-        assert!(!names(None, "uring"));
-    }
-
     /// Where io_uring cannot run, `uring()` skips, or fails the test when
     /// SPRINT_REQUIRE names `uring`. In a child process: the seccomp
     /// filter that makes io_uring fail cannot be removed.
@@ -135,7 +93,7 @@ mod tests {
                     "--nocapture",
                 ])
                 .env(CHILD, "1")
-                .env(super::REQUIRE_VAR, require)
+                .env("SPRINT_REQUIRE", require)
                 .output()
                 .unwrap()
         };
@@ -147,7 +105,7 @@ mod tests {
         assert!(skipped.status.success(), "{out}\n{err}");
         assert!(out.contains("RAN false"), "{out}");
         assert!(
-            err.contains("skipped: io_uring cannot run here: io_uring_setup was refused (EPERM)"),
+            err.contains("io_uring cannot run here: io_uring_setup was refused (EPERM)"),
             "{err}"
         );
         let failed = child("root,uring");
@@ -158,7 +116,9 @@ mod tests {
         assert!(!failed.status.success(), "{out}\n{err}");
         assert!(!out.contains("RAN"), "{out}");
         assert!(
-            err.contains("SPRINT_REQUIRE names `uring`, but this test cannot run it here: io_uring cannot run here"),
+            err.contains(
+                "SPRINT_REQUIRE names \"uring\", but it is missing here: io_uring cannot run here"
+            ),
             "{err}"
         );
     }

@@ -4,6 +4,8 @@
 //! io_uring there (SPRINT_IO=uring, or strict) must fail with a clear
 //! error. The filter cannot be removed, hence the child process.
 
+mod common;
+
 use sprint_core::Level;
 use std::process::Command;
 
@@ -54,7 +56,7 @@ fn seccomp_denied_io_uring_falls_back_and_forcing_it_fails() {
     if std::env::var_os(CHILD).is_some() {
         return child();
     }
-    if !sprint_io::testing::uring() {
+    if !common::uring() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())

@@ -5,6 +5,8 @@
 //! the limit, so that either the connecting socket or the accepted one is
 //! the descriptor that does not fit.
 
+mod common;
+
 use sprint_core::config::IoDriver;
 use sprint_core::Level;
 use sprint_io::net::{TcpListener, TcpStream};
@@ -86,7 +88,7 @@ fn too_many_open_files_is_emfile_and_the_listener_recovers() {
         return child(d.parse().unwrap(), spare.parse().unwrap());
     }
     let mut drivers = vec![IoDriver::Epoll];
-    if sprint_io::testing::uring() {
+    if common::uring() {
         drivers.push(IoDriver::Uring);
     }
     for (d, spare) in drivers.into_iter().flat_map(|d| [(d, 8), (d, 9)]) {

@@ -1,5 +1,7 @@
 //! The socket suite. It runs once per driver the machine offers.
 
+mod common;
+
 use futures::{AsyncReadExt, AsyncWriteExt};
 use sprint::Runtime;
 use sprint_core::config::IoDriver;
@@ -13,7 +15,7 @@ use std::time::Duration;
 /// probe passes (the suite says why it skipped it, and fails instead
 /// where SPRINT_REQUIRE names `uring`).
 fn drivers() -> Vec<IoDriver> {
-    if sprint_io::testing::uring() {
+    if common::uring() {
         vec![IoDriver::Epoll, IoDriver::Uring]
     } else {
         vec![IoDriver::Epoll]
@@ -502,7 +504,7 @@ fn unix_streams_echo_and_half_close() {
 /// the real-time class is the tuner's and is not applied here.)
 #[test]
 fn turbo_polls_the_submission_queue_only_from_a_spare_cpu() {
-    if !sprint_io::testing::uring() {
+    if !common::uring() {
         return;
     }
     let allowed = sprint_os::allowed_cpus().unwrap();

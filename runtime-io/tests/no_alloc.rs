@@ -4,6 +4,8 @@
 //! global allocator checks it over a thousand echo round trips on each
 //! driver. (Its own binary: the allocator is process-wide.)
 
+mod common;
+
 use sprint_core::config::IoDriver;
 use sprint_core::Level;
 use sprint_io::net::{TcpListener, TcpStream};
@@ -23,7 +25,7 @@ fn main() {
 
 fn echo_round_trips_allocate_nothing_in_steady_state() {
     let mut drivers = vec![IoDriver::Epoll];
-    if sprint_io::testing::uring() {
+    if common::uring() {
         drivers.push(IoDriver::Uring);
     }
     for d in drivers {

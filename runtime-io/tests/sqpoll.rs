@@ -2,6 +2,8 @@
 //! whose ring has a kernel submission thread on the spare CPU serves an
 //! echo to a client thread, and a fan-out of writes, completely.
 
+mod common;
+
 use sprint_core::config::{IdleStrategy, IoDriver, RtPolicy};
 use sprint_core::Level;
 use sprint_io::net::TcpListener;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 #[test]
 fn sqpoll_echo_and_fan_out_complete() {
-    if !sprint_io::testing::uring() {
+    if !common::uring() {
         return;
     }
     if sprint_os::allowed_cpus().map_or(0, |c| c.len()) < 2 {

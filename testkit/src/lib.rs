@@ -67,7 +67,12 @@ pub async fn wait_until_async(within: Duration, what: &str, mut cond: impl FnMut
 /// Whether `SPRINT_REQUIRE` (comma-separated names: `root`, `uring`,
 /// `hugepages`, ...) names `need`.
 pub fn required(need: &str) -> bool {
-    std::env::var("SPRINT_REQUIRE").is_ok_and(|v| v.split(',').any(|n| n.trim() == need))
+    names(std::env::var("SPRINT_REQUIRE").ok().as_deref(), need)
+}
+
+/// Whether the comma-separated `list` names `need`, whole.
+fn names(list: Option<&str>, need: &str) -> bool {
+    list.is_some_and(|l| l.split(',').any(|n| n.trim() == need))
 }
 
 /// A declared skip: `need` is missing on this machine, because `why`. The
@@ -80,4 +85,19 @@ pub fn skip(need: &str, why: impl std::fmt::Display) {
         "SPRINT_REQUIRE names {need:?}, but it is missing here: {why}"
     );
     eprintln!("skipped (needs {need}; SPRINT_REQUIRE={need} makes this fail): {why}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn the_require_list_is_comma_separated_and_matches_whole_names() {
+        assert!(names(Some("uring"), "uring"));
+        assert!(names(Some("root, uring"), "uring"));
+        assert!(names(Some("uring,root"), "root"));
+        assert!(!names(Some("uring_sqpoll"), "uring"));
+        assert!(!names(Some(""), "uring"));
+        assert!(!names(None, "uring"));
+    }
 }

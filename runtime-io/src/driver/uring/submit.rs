@@ -213,7 +213,7 @@ mod tests {
         }
         let ring = IoUring::new(8).expect("a ring");
         if !ring.params().is_feature_ext_arg() {
-            crate::testing::skip("uring", "this kernel's io_uring has no EXT_ARG (5.11)");
+            sprint_testkit::skip("uring", "this kernel's io_uring has no EXT_ARG (5.11)");
             return;
         }
         let ring = Ring::new(ring, State::new(OpTable::with_capacity(1), None));
