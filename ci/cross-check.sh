@@ -23,7 +23,7 @@ if [ "${#missing[@]}" -gt 0 ] && ! rustup target add "${missing[@]}"; then
     exit 1
 fi
 for t in "${targets[@]}"; do
-    echo "== cargo check --target $t (sprint, sprint-tune, sprint-core, sprint-io, sprint-alloc)"
+    echo "== cargo check --target $t (sprint, sprint-tune, sprint-config, sprint-os, sprint-core, sprint-io, sprint-ops, sprint-alloc)"
     RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/cross" cargo check --target "$t" \
-        -p sprint -p sprint-core -p sprint-io -p sprint-alloc --lib --bins
+        -p sprint -p sprint-config -p sprint-os -p sprint-core -p sprint-io -p sprint-ops -p sprint-alloc --lib --bins
 done

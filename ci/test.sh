@@ -30,12 +30,12 @@ stage "benches and examples (criterion's test mode)" bounded 900 cargo test -p s
 stage loom bounded 900 env LOOM_MAX_PREEMPTIONS=4 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$target/loom" \
     cargo test -p sprint-core --lib --release loom
 
-# sprint-alloc, sprint-core and sprint-io tests. --cfg sprint_asan poisons
+# sprint-alloc, sprint-os, sprint-core and sprint-io tests. --cfg sprint_asan poisons
 # free slab cells, so a use after free of a task cell carved from an arena
 # is caught too.
 stage "AddressSanitizer + LeakSanitizer" bounded 1500 env RUSTC_BOOTSTRAP=1 \
     RUSTFLAGS="-Zsanitizer=address --cfg sprint_asan" CARGO_TARGET_DIR="$target/asan" \
-    cargo test -p sprint-alloc -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests
+    cargo test -p sprint-alloc -p sprint-os -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests
 
 # The libraries build on macOS and Windows with their settings gated
 # (under $target/cross).

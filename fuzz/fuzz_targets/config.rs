@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sprint_core::config::{Config, CpuList};
+use sprint_config::{Config, CpuList, Machine};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     }
     match Config::resolve(None, file.map(|t| (Path::new("fuzz.toml"), t)), vars) {
         Ok(cfg) => {
-            for r in [cfg.validate_with(&[0, 1], &[]), cfg.validate()] {
+            for r in [cfg.validate_on(&Machine::with_cpus(&[0, 1])), cfg.validate()] {
                 if let Err(e) = r {
                     assert!(!e.to_string().is_empty());
                 }
