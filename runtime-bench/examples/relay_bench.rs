@@ -21,8 +21,8 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use relay::wire;
 use serde::Serialize;
+use sprint_relay::wire;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ enum Cmd {
 #[derive(Parser, Clone)]
 struct StepArgs {
     /// The relay server binary.
-    #[arg(long, default_value = "target/release/relay")]
+    #[arg(long, default_value = "target/release/sprint-relay")]
     relay_bin: String,
     /// The burst's rate, transactions per second.
     #[arg(long, default_value_t = 100_000)]
@@ -119,7 +119,7 @@ struct LoadArgs {
 #[derive(Parser, Clone)]
 struct ReportArgs {
     /// The relay server binary.
-    #[arg(long, default_value = "target/release/relay")]
+    #[arg(long, default_value = "target/release/sprint-relay")]
     relay_bin: String,
     /// Offered rates, transactions per second.
     #[arg(
@@ -194,7 +194,7 @@ struct LoadResult {
 
 /// A framed transaction carrying `seq`.
 fn frame(seq: u64) -> Vec<u8> {
-    wire::tx_frame(&relay::sample::transaction(seq, 22).0)
+    wire::tx_frame(&sprint_relay::sample::transaction(seq, 22).0)
 }
 
 fn cpu_seconds_self() -> f64 {
@@ -334,7 +334,8 @@ fn load_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<LoadR
                     break;
                 }
                 let f = &buf[used..used + wire::HEADER + len];
-                match relay::sample::seq_of_frame(f).and_then(|s| s.checked_sub(a.seq_base)) {
+                match sprint_relay::sample::seq_of_frame(f).and_then(|s| s.checked_sub(a.seq_base))
+                {
                     Some(seq) if seq < total && frames[seq as usize] == f => {
                         let s = &mut seen[seq as usize];
                         if *s & (1 << (i % 16)) != 0 {
@@ -551,7 +552,7 @@ fn step(st: &StepArgs) -> std::io::Result<()> {
 }
 
 fn demo(d: &DemoArgs) -> std::io::Result<()> {
-    use relay::server::{self, Addrs};
+    use sprint_relay::server::{self, Addrs};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
     let level: sprint::Level = d
@@ -581,7 +582,7 @@ fn demo(d: &DemoArgs) -> std::io::Result<()> {
         };
         server::run_sprint(
             &rt,
-            relay::RelayConfig::default(),
+            sprint_relay::RelayConfig::default(),
             addrs,
             move |a| {
                 let _ = tx.send(a);
@@ -758,7 +759,10 @@ mod report {
             level => c.args(["--runtime", "sprint", "--level", level]),
         };
         let child = Server(c.spawn().map_err(|e| {
-            std::io::Error::other(format!("cannot start {} (build it: cargo build --release -p sprint-examples --bin relay): {e}", r.relay_bin))
+            std::io::Error::other(format!(
+                "cannot start {} (build it: cargo build --release -p sprint-relay): {e}",
+                r.relay_bin
+            ))
         })?);
         let until = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err() {

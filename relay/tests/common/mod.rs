@@ -5,9 +5,9 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::Transaction;
-use relay::server::{self, Addrs, Finished};
-use relay::wire::{self, Parsed};
-use relay::RelayConfig;
+use sprint_relay::server::{self, Addrs, Finished};
+use sprint_relay::wire::{self, Parsed};
+use sprint_relay::RelayConfig;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// A valid transaction, distinct per `i`, with an output script of
 /// `script` bytes.
 pub fn tx(i: u64, script: usize) -> (Vec<u8>, [u8; 32]) {
-    relay::sample::transaction(i, script)
+    sprint_relay::sample::transaction(i, script)
 }
 
 #[derive(Clone, Copy, Debug)]

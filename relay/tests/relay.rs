@@ -6,8 +6,8 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::Transaction;
-use relay::wire::{self, Parsed};
-use relay::{RelayConfig, SlowPolicy};
+use sprint_relay::wire::{self, Parsed};
+use sprint_relay::{RelayConfig, SlowPolicy};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

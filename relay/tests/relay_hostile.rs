@@ -7,8 +7,8 @@ mod common;
 
 use bitcoin::hashes::Hash;
 use common::{read_frames, tx, Rt, Running};
-use relay::wire;
-use relay::RelayConfig;
+use sprint_relay::wire;
+use sprint_relay::RelayConfig;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -302,7 +302,7 @@ impl Child {
     fn start(runtime: &str, nofile: u64) -> Child {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relay"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sprint-relay"));
         cmd.args(["--runtime", runtime, "--no-rt", "--seen", "10000"])
             .args([
                 "--publishers",

@@ -9,9 +9,9 @@
 mod common;
 
 use common::{tx, Rt, Running};
-use relay::sample::seq_of_frame;
-use relay::wire::{self, HEADER};
-use relay::{RelayConfig, SlowPolicy};
+use sprint_relay::sample::seq_of_frame;
+use sprint_relay::wire::{self, HEADER};
+use sprint_relay::{RelayConfig, SlowPolicy};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;

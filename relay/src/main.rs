@@ -2,12 +2,12 @@
 //! current-thread runtime, until SIGINT or SIGTERM; then it prints what it
 //! counted as one JSON line (the benchmark harness reads it).
 //!
-//! `cargo run --release -p sprint-examples --bin relay -- --runtime sprint --level turbo`
+//! `cargo run --release -p sprint-relay -- --runtime sprint --level turbo`
 
 use clap::Parser;
-use relay::server::{self, Addrs};
-use relay::{RelayConfig, SlowPolicy};
 use sprint::memory::counting::{self, Counting};
+use sprint_relay::server::{self, Addrs};
+use sprint_relay::{RelayConfig, SlowPolicy};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
