@@ -1,6 +1,6 @@
-//! Running the relay: on one Sprint worker, or on a tokio current-thread
-//! runtime with a `LocalSet` (the same relay code through the seam), until
-//! told to stop. Publishers connect to one address, subscribers to
+//! Running the relay: on one Sprint worker, or (the `tokio` feature) on a
+//! tokio current-thread runtime with a `LocalSet` (the same relay code
+//! through the seam), until told to stop. Publishers connect to one address, subscribers to
 //! another.
 
 use crate::core::{Counters, Relay, RelayConfig};
@@ -163,6 +163,7 @@ pub fn run_sprint(
 
 /// Runs the relay on a tokio current-thread runtime (a `LocalSet`) on
 /// this thread until `stop`.
+#[cfg(feature = "tokio")]
 pub fn run_tokio(
     cfg: RelayConfig,
     addrs: Addrs,

@@ -332,6 +332,7 @@ fn a_thousand_idle_subscribers_and_publishers_fit_in_256_mib_on_sprint() {
     idle("sprint");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_thousand_idle_subscribers_and_publishers_fit_in_256_mib_on_tokio() {
     idle("tokio");
@@ -397,6 +398,7 @@ fn a_connect_close_storm_leaves_memory_flat_and_the_honest_served_on_sprint() {
     storm("sprint");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_connect_close_storm_leaves_memory_flat_and_the_honest_served_on_tokio() {
     storm("tokio");

@@ -25,6 +25,7 @@ pub enum Rt {
     /// One Sprint worker at Standard.
     Sprint,
     /// tokio's current-thread runtime.
+    #[cfg(feature = "tokio")]
     Tokio,
 }
 
@@ -55,6 +56,7 @@ impl Running {
                     .unwrap();
                 server::run_sprint(&rt, cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap()
             }
+            #[cfg(feature = "tokio")]
             Rt::Tokio => server::run_tokio(cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap(),
         });
         let addrs = rx.recv_timeout(Duration::from_secs(10)).unwrap();
