@@ -16,11 +16,6 @@ use std::time::Duration;
 mod common;
 use common::{read_frames, tx, Rt, Running};
 
-/// Subscribers are registered when the relay accepts them.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(300));
-}
-
 fn fan_out(rt: Rt, decode: bool) {
     let relay = Running::start(
         rt,
@@ -30,7 +25,7 @@ fn fan_out(rt: Rt, decode: bool) {
         },
     );
     let mut subs: Vec<TcpStream> = (0..3).map(|_| relay.subscribe()).collect();
-    settle();
+    relay.wait_for_subscribers(3);
     // Two publishers: 200 transactions each, the last 50 of the second
     // repeating the first's.
     let mut expected = Vec::new();
@@ -53,7 +48,8 @@ fn fan_out(rt: Rt, decode: bool) {
         s.write_all(&bytes).unwrap();
         streams.push(s);
         // One publisher at a time, so that the duplicates come second.
-        std::thread::sleep(Duration::from_millis(100));
+        let read = 200 * (p + 1);
+        relay.wait_until(&format!("{read} frames read"), |c| c.frames == read);
     }
     for s in subs.iter_mut() {
         let got = read_frames(s, expected.len());
@@ -97,7 +93,7 @@ fn without_decoding_duplicates_are_found_by_the_payload_hash() {
 fn malformed(rt: Rt) {
     let relay = Running::start(rt, RelayConfig::default());
     let mut sub = relay.subscribe();
-    settle();
+    relay.wait_for_subscribers(1);
     let good = relay.publish();
     let (payload, _) = tx(1, 40);
     let ok = wire::tx_frame(&payload);
@@ -170,7 +166,7 @@ fn slow(rt: Rt, policy: SlowPolicy) {
     );
     let mut fast = relay.subscribe();
     let lazy = sluggish(relay.addrs.subscribers);
-    settle();
+    relay.wait_for_subscribers(2);
     let mut p = relay.publish();
     // 1,000 transactions of about 10 KB: far more than the lazy one's
     // socket buffers and queue hold.
@@ -228,7 +224,7 @@ fn relay_behind(rt: Rt) {
             s
         })
         .collect();
-    settle();
+    relay.wait_for_subscribers(2);
     let mut p = relay.publish();
     // 2,000 transactions of about 30 KB: 60 MB, more than the queues and
     // the kernel's socket buffers on the way hold (the relay's receive
@@ -242,14 +238,15 @@ fn relay_behind(rt: Rt) {
         p.write_all(&sent).unwrap();
         p
     });
-    // Nobody reads for a second: the socket buffers and both queues
-    // fill, together. Then each reads everything, on a thread of its own.
+    // Nobody reads until the socket buffers and both queues have filled,
+    // together, so far that the relay holds its publisher back. Then
+    // each reads everything, on a thread of its own.
+    relay.wait_until("the publisher held back (paused > 0)", |c| c.paused > 0);
     let readers: Vec<_> = subs
         .into_iter()
         .map(|mut s| {
             let want = frames.len();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(1));
                 let mut got = Vec::with_capacity(want);
                 let mut chunk = vec![0u8; 16 << 10];
                 while got.len() < want {
