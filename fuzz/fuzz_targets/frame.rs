@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relay::wire::{self, Malformed, Parsed, HEADER, MAINNET};
+use sprint_relay::wire::{self, Malformed, Parsed, HEADER, MAINNET};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -13,9 +13,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use relay::core::{Next, PubId, SubId};
-use relay::wire::{self, Parsed};
-use relay::{Relay, RelayConfig, SlowPolicy};
+use sprint_relay::core::{Next, PubId, SubId};
+use sprint_relay::wire::{self, Parsed};
+use sprint_relay::{Relay, RelayConfig, SlowPolicy};
 use std::task::Waker;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 
 use bitcoin::hashes::{sha256d, Hash};
 use libfuzzer_sys::fuzz_target;
-use relay::{wire, Relay, RelayConfig};
+use sprint_relay::{wire, Relay, RelayConfig};
 
 fuzz_target!(|payload: &[u8]| {
     let decoded: Result<bitcoin::Transaction, _> = bitcoin::consensus::deserialize(payload);

@@ -3,10 +3,10 @@
 //! no allocation while 5 000 transactions go to two subscribers. (The
 //! clients here use only buffers made before the measured part.)
 
-use relay::server::{self, Addrs};
-use relay::wire::{self, Parsed};
-use relay::RelayConfig;
 use sprint::memory::counting::{self, Counting};
+use sprint_relay::server::{self, Addrs};
+use sprint_relay::wire::{self, Parsed};
+use sprint_relay::RelayConfig;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

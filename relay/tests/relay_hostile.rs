@@ -7,8 +7,8 @@ mod common;
 
 use bitcoin::hashes::Hash;
 use common::{read_frames, tx, Rt, Running};
-use relay::wire;
-use relay::RelayConfig;
+use sprint_relay::wire;
+use sprint_relay::RelayConfig;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -70,6 +70,7 @@ fn resets_before_accept_leave_both_listeners_serving_on_sprint() {
     resets(Rt::Sprint);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn resets_before_accept_leave_both_listeners_serving_on_tokio() {
     resets(Rt::Tokio);
@@ -126,6 +127,7 @@ fn subscribers_that_close_are_noticed_and_freed_at_once_on_sprint() {
     hang_ups(Rt::Sprint);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn subscribers_that_close_are_noticed_and_freed_at_once_on_tokio() {
     hang_ups(Rt::Tokio);
@@ -179,6 +181,7 @@ fn connections_over_the_caps_are_refused_and_counted_on_sprint() {
     caps(Rt::Sprint);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn connections_over_the_caps_are_refused_and_counted_on_tokio() {
     caps(Rt::Tokio);
@@ -242,6 +245,7 @@ fn publishers_that_send_nothing_or_trickle_are_closed_on_sprint() {
     deadlines(Rt::Sprint);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn publishers_that_send_nothing_or_trickle_are_closed_on_tokio() {
     deadlines(Rt::Tokio);
@@ -285,6 +289,7 @@ fn a_witness_malleated_copy_sent_first_does_not_censor_the_original_on_sprint() 
     malleated(Rt::Sprint);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_witness_malleated_copy_sent_first_does_not_censor_the_original_on_tokio() {
     malleated(Rt::Tokio);
@@ -302,7 +307,7 @@ impl Child {
     fn start(runtime: &str, nofile: u64) -> Child {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relay"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sprint-relay"));
         cmd.args(["--runtime", runtime, "--no-rt", "--seen", "10000"])
             .args([
                 "--publishers",
@@ -413,6 +418,7 @@ fn running_out_of_descriptors_does_not_end_the_accept_loops_on_sprint() {
     out_of_descriptors("sprint");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn running_out_of_descriptors_does_not_end_the_accept_loops_on_tokio() {
     out_of_descriptors("tokio");

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{read_frames, tx};
-use relay::wire;
+use sprint_relay::wire;
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -157,7 +157,7 @@ impl Relay {
                 "-c",
                 r#"echo $$ > "$0/cgroup.procs" && exec "$@""#,
                 cg.dir.to_str().unwrap(),
-                env!("CARGO_BIN_EXE_relay"),
+                env!("CARGO_BIN_EXE_sprint-relay"),
             ])
             .args(["--runtime", runtime, "--no-rt", "--seen", "10000"])
             .args(["--publishers", "127.0.0.1:0"])
@@ -332,6 +332,7 @@ fn a_thousand_idle_subscribers_and_publishers_fit_in_256_mib_on_sprint() {
     idle("sprint");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_thousand_idle_subscribers_and_publishers_fit_in_256_mib_on_tokio() {
     idle("tokio");
@@ -397,6 +398,7 @@ fn a_connect_close_storm_leaves_memory_flat_and_the_honest_served_on_sprint() {
     storm("sprint");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_connect_close_storm_leaves_memory_flat_and_the_honest_served_on_tokio() {
     storm("tokio");

@@ -5,19 +5,18 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::Transaction;
-use relay::server::{self, Addrs, Finished};
-use relay::wire::{self, Parsed};
-use relay::RelayConfig;
+use sprint_relay::server::{self, Addrs, Control, Finished};
+use sprint_relay::wire::{self, Parsed};
+use sprint_relay::{Counters, RelayConfig};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// A valid transaction, distinct per `i`, with an output script of
 /// `script` bytes.
 pub fn tx(i: u64, script: usize) -> (Vec<u8>, [u8; 32]) {
-    relay::sample::transaction(i, script)
+    sprint_relay::sample::transaction(i, script)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -25,25 +24,26 @@ pub enum Rt {
     /// One Sprint worker at Standard.
     Sprint,
     /// tokio's current-thread runtime.
+    #[cfg(feature = "tokio")]
     Tokio,
 }
 
 pub struct Running {
     pub addrs: Addrs,
-    stop: Arc<AtomicBool>,
+    control: Control,
     thread: std::thread::JoinHandle<Finished>,
 }
 
 impl Running {
     pub fn start(rt: Rt, cfg: RelayConfig) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
+        let control = Control::new();
         let (tx, rx) = mpsc::channel();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let addrs = Addrs {
             publishers: any,
             subscribers: any,
         };
-        let s2 = stop.clone();
+        let c2 = control.clone();
         let thread = std::thread::spawn(move || match rt {
             Rt::Sprint => {
                 let rt = sprint::Builder::new()
@@ -53,14 +53,15 @@ impl Running {
                     .configure(|c| c.rt_policy = sprint::config::RtPolicy::None)
                     .build()
                     .unwrap();
-                server::run_sprint(&rt, cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap()
+                server::run_sprint(&rt, cfg, addrs, move |a| tx.send(a).unwrap(), c2).unwrap()
             }
-            Rt::Tokio => server::run_tokio(cfg, addrs, move |a| tx.send(a).unwrap(), s2).unwrap(),
+            #[cfg(feature = "tokio")]
+            Rt::Tokio => server::run_tokio(cfg, addrs, move |a| tx.send(a).unwrap(), c2).unwrap(),
         });
         let addrs = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         Running {
             addrs,
-            stop,
+            control,
             thread,
         }
     }
@@ -75,8 +76,33 @@ impl Running {
         TcpStream::connect(self.addrs.publishers).unwrap()
     }
 
+    /// Waits until the relay's counters satisfy `done` (they are copied
+    /// every 10 ms) and returns them; fails the test, naming `what` it
+    /// waited for, if they do not within 10 s.
+    pub fn wait_until(&self, what: &str, done: impl Fn(&Counters) -> bool) -> Counters {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.control.counters();
+            if done(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited 10 s for {what}; the relay's counters: {c:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the relay has registered `n` subscribers.
+    pub fn wait_for_subscribers(&self, n: u64) {
+        self.wait_until(&format!("{n} subscribers registered"), |c| {
+            c.subscribers == n
+        });
+    }
+
     pub fn finish(self) -> Finished {
-        self.stop.store(true, Ordering::Release);
+        self.control.stop();
         self.thread.join().unwrap()
     }
 }

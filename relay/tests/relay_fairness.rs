@@ -9,9 +9,9 @@
 mod common;
 
 use common::{tx, Rt, Running};
-use relay::sample::seq_of_frame;
-use relay::wire::{self, HEADER};
-use relay::{RelayConfig, SlowPolicy};
+use sprint_relay::sample::seq_of_frame;
+use sprint_relay::wire::{self, HEADER};
+use sprint_relay::{RelayConfig, SlowPolicy};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -160,11 +160,13 @@ fn a_flood_of_large_transactions_is_paced_and_the_honest_get_everything_on_sprin
     flood(Rt::Sprint, SlowPolicy::Skip, 4 << 20);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_flood_of_large_transactions_is_paced_and_the_honest_get_everything_on_tokio_drop() {
     flood(Rt::Tokio, SlowPolicy::Drop, 4 << 20);
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_flood_of_large_transactions_is_paced_and_the_honest_get_everything_on_tokio_skip() {
     flood(

@@ -1,7 +1,7 @@
 //! The seam between the relay and a runtime: a stream that reads and
 //! writes through `&self` (with the runtime's timer and spawn beside it),
 //! a listener, and the connection loops written once over them. Sprint's
-//! and tokio's types implement it.
+//! types implement it, and tokio's with the `tokio` feature.
 
 use crate::core::{Next, PubId, Relay, SubId};
 use std::cell::RefCell;
@@ -84,6 +84,7 @@ impl Listener for sprint::net::TcpListener {
     }
 }
 
+#[cfg(feature = "tokio")]
 impl Stream for tokio::net::TcpStream {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -114,6 +115,7 @@ impl Stream for tokio::net::TcpStream {
     }
 }
 
+#[cfg(feature = "tokio")]
 impl Listener for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
     async fn accept(&self) -> io::Result<tokio::net::TcpStream> {

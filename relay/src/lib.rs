@@ -13,6 +13,12 @@
 //! memory follows traffic, not connections (an idle connection holds no
 //! queue or buffer); a flooding publisher is paced to its share of each
 //! queue; the accept loops outlive any error.
+//!
+//! The crate is the library, the `sprint-relay` server (`src/main.rs`)
+//! and their tests. The tokio side of the seam (`server::run_tokio`,
+//! `sprint-relay --runtime tokio`), there to compare the two runtimes on
+//! the same code, is the `tokio` feature, on by default;
+//! `--no-default-features` builds the relay on Sprint alone.
 
 #![warn(missing_docs)]
 

@@ -1,13 +1,14 @@
 //! The relay as a server process: on Sprint at a level, or on tokio's
 //! current-thread runtime, until SIGINT or SIGTERM; then it prints what it
-//! counted as one JSON line (the benchmark harness reads it).
+//! counted as one JSON line (the benchmark harness reads it). `--runtime
+//! tokio` needs the `tokio` feature (on by default).
 //!
-//! `cargo run --release -p sprint-examples --bin relay -- --runtime sprint --level turbo`
+//! `cargo run --release -p sprint-relay -- --runtime sprint --level turbo`
 
 use clap::Parser;
-use relay::server::{self, Addrs};
-use relay::{RelayConfig, SlowPolicy};
 use sprint::memory::counting::{self, Counting};
+use sprint_relay::server::{self, Addrs};
+use sprint_relay::{RelayConfig, SlowPolicy};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -152,8 +153,7 @@ fn main() {
         Err(e) => fail(format!("cannot handle SIGUSR1: {e}")),
     }
     let start_allocs = counting::allocations();
-    let mut transitions = None;
-    let finished = match args.runtime.as_str() {
+    let (finished, transitions) = match args.runtime.as_str() {
         "sprint" => {
             let level: sprint::Level = args
                 .level
@@ -178,27 +178,31 @@ fn main() {
             let f = server::run_sprint(&rt, cfg, addrs, ready, stop);
             let stats = rt.stats();
             for t in &stats.transitions {
-                eprintln!(
-                    "relay: level {} -> {}: {}",
-                    t.from, t.to, t.reason
-                );
+                eprintln!("relay: level {} -> {}: {}", t.from, t.to, t.reason);
             }
-            transitions = Some(serde_json::json!({
+            let transitions = serde_json::json!({
                 "count": stats.level_transitions,
                 "path": stats.transitions.iter().map(|t| format!("{}->{}", t.from, t.to)).collect::<Vec<_>>(),
                 "unavailable": stats.unavailable_levels,
-            }));
-            f
+            });
+            (f, Some(transitions))
         }
+        #[cfg(feature = "tokio")]
         "tokio" => {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: args.cpu }) {
                 fail(format!("cannot pin to CPU {}", args.cpu));
             }
-            server::run_tokio(cfg, addrs, ready, stop)
+            (server::run_tokio(cfg, addrs, ready, stop), None)
         }
+        #[cfg(not(feature = "tokio"))]
+        "tokio" => fail(
+            "--runtime tokio: this relay was built without the `tokio` feature \
+             (cargo build -p sprint-relay --features tokio)"
+                .to_string(),
+        ),
         other => fail(format!("--runtime must be sprint or tokio, not {other:?}")),
-    }
-    .unwrap_or_else(|e| fail(format!("{e}")));
+    };
+    let finished = finished.unwrap_or_else(|e| fail(format!("{e}")));
     let allocations = counting::allocations() - start_allocs;
     let out = serde_json::json!({
         "counters": finished.counters,

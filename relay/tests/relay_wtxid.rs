@@ -6,7 +6,7 @@
 //! the segwit form, and its payload hash is its wtxid but not its txid.
 
 use bitcoin::hashes::{sha256d, Hash};
-use relay::{wire, Relay, RelayConfig};
+use sprint_relay::{wire, Relay, RelayConfig};
 
 /// Frames `payload` and hands it to a relay that decodes: whether it was
 /// relayed.
@@ -52,7 +52,7 @@ fn a_transaction_without_inputs_is_keyed_by_its_wtxid() {
 
 #[test]
 fn legacy_and_segwit_transactions_are_keyed_by_their_wtxid() {
-    let (legacy, _) = relay::sample::transaction(7, 40);
+    let (legacy, _) = sprint_relay::sample::transaction(7, 40);
     let mut tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&legacy).unwrap();
     let witnessed = {
         tx.input[0].witness.push([1u8; 72]);

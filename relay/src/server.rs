@@ -1,6 +1,6 @@
-//! Running the relay: on one Sprint worker, or on a tokio current-thread
-//! runtime with a `LocalSet` (the same relay code through the seam), until
-//! told to stop. Publishers connect to one address, subscribers to
+//! Running the relay: on one Sprint worker, or (the `tokio` feature) on a
+//! tokio current-thread runtime with a `LocalSet` (the same relay code
+//! through the seam), until told to stop. Publishers connect to one address, subscribers to
 //! another.
 
 use crate::core::{Counters, Relay, RelayConfig};
@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Where the relay listens.
@@ -105,22 +105,78 @@ impl Memory {
     }
 }
 
-/// Polls `stop` every 10 ms.
-async fn stopped_sprint(stop: Arc<AtomicBool>) {
-    while !stop.load(Ordering::Acquire) {
-        sprint::time::sleep(Duration::from_millis(10)).await;
+/// How another thread stops a running relay and watches it: the relay
+/// looks at its stop flag every 10 ms ([`Control::POLL`]) and copies its
+/// counters here each time, so a test can wait until they say something
+/// (a subscriber registered, a frame read) instead of sleeping. The
+/// copy is a lock and a memcpy every 10 ms, nothing per message.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    stop: Arc<AtomicBool>,
+    counters: Arc<Mutex<Counters>>,
+}
+
+impl Control {
+    /// How often the relay looks at its stop flag and copies its counters.
+    pub const POLL: Duration = Duration::from_millis(10);
+
+    /// A relay that runs until [`Control::stop`].
+    pub fn new() -> Control {
+        Control::default()
+    }
+
+    /// Asks the relay to stop (it does within [`Control::POLL`]).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// The relay's counters as of at most [`Control::POLL`] ago (all zero
+    /// before it starts).
+    pub fn counters(&self) -> Counters {
+        *self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn publish(&self, c: Counters) {
+        *self.counters.lock().unwrap_or_else(PoisonError::into_inner) = c;
     }
 }
 
-/// Runs the relay on worker 0 of `rt` until `stop`; `ready` gets the bound
-/// addresses.
+/// A relay stopped when `stop` is set (by a signal handler, say).
+impl From<Arc<AtomicBool>> for Control {
+    fn from(stop: Arc<AtomicBool>) -> Control {
+        Control {
+            stop,
+            ..Control::default()
+        }
+    }
+}
+
+/// Copies the counters into `control` every [`Control::POLL`] until it
+/// is stopped.
+async fn watched_sprint(relay: &RefCell<Relay>, control: &Control) {
+    loop {
+        control.publish(relay.borrow().counters);
+        if control.stopped() {
+            return;
+        }
+        sprint::time::sleep(Control::POLL).await;
+    }
+}
+
+/// Runs the relay on worker 0 of `rt` until `control` (or a flag, see
+/// [`Control`]'s `From`) says stop; `ready` gets the bound addresses.
 pub fn run_sprint(
     rt: &sprint::Runtime,
     cfg: RelayConfig,
     addrs: Addrs,
     ready: impl FnOnce(Addrs) + Send + 'static,
-    stop: Arc<AtomicBool>,
+    control: impl Into<Control>,
 ) -> std::io::Result<Finished> {
+    let control = control.into();
     let latency = sprint::metrics::histogram(
         "relay_latency",
         "Relay latency: a frame's arrival to its write to a subscriber.",
@@ -142,7 +198,7 @@ pub fn run_sprint(
             sprint::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
             sprint::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
         ];
-        stopped_sprint(stop).await;
+        watched_sprint(&relay, &control).await;
         for t in tasks {
             t.abort();
         }
@@ -162,13 +218,15 @@ pub fn run_sprint(
 }
 
 /// Runs the relay on a tokio current-thread runtime (a `LocalSet`) on
-/// this thread until `stop`.
+/// this thread until `control` says stop.
+#[cfg(feature = "tokio")]
 pub fn run_tokio(
     cfg: RelayConfig,
     addrs: Addrs,
     ready: impl FnOnce(Addrs),
-    stop: Arc<AtomicBool>,
+    control: impl Into<Control>,
 ) -> std::io::Result<Finished> {
+    let control = control.into();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -188,8 +246,12 @@ pub fn run_tokio(
             tokio::task::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
             tokio::task::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
         ];
-        while !stop.load(Ordering::Acquire) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        loop {
+            control.publish(relay.borrow().counters);
+            if control.stopped() {
+                break;
+            }
+            tokio::time::sleep(Control::POLL).await;
         }
         for t in tasks {
             t.abort();

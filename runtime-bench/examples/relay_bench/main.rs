@@ -1,0 +1,191 @@
+//! The relay's load generator and benchmark report.
+//!
+//! `load`: one thread (pin it to the other core) drives 4 publishers and
+//! 16 subscribers over TCP with mio. Sends are paced open-loop: message
+//! `i` is due at `start + i / rate` whatever the relay does. Latency is
+//! measured from that intended time, so a stall cannot hide queued
+//! messages (no coordinated omission), into an HDR histogram. Frames are
+//! built before the run: each transaction carries its sequence number,
+//! and every subscriber checks every frame byte for byte against the one
+//! sent, once (duplicates, corruption and losses are counted).
+//!
+//! `report`: runs the relay server (`--relay-bin`) on CPU 0 at each level
+//! and on tokio, at rising offered rates, with the generator on CPU 1;
+//! prints the table (throughput, latency percentiles, server CPU, RSS,
+//! global allocations per message, page faults), and writes JSON and SVG
+//! plots.
+//!
+//! `demo` (the README's first command) and `step` are described in
+//! their modules. This file is the command line; the parts:
+//!
+//! - [`load`]: the generator (connections, pacing, the send and read
+//!   loop);
+//! - [`measure`]: what a run measures (latency histograms, delivery
+//!   accounting, the generator's own lag and slack);
+//! - [`report`]: the modes that run the relay and print tables and plots
+//!   (`report`, `step`, `demo`).
+//!
+//! `cargo run --release -p sprint-bench --example relay_bench -- report`
+
+mod load;
+mod measure;
+mod report;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+
+#[derive(Parser)]
+#[command(about = "Load generator and report for the relay")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Drive a running relay once and print the result as JSON.
+    Load(LoadArgs),
+    /// Run the relay at each level and on tokio at rising rates.
+    Report(ReportArgs),
+    /// A short demo: the relay on Sprint in this process (CPU 0), the
+    /// generator on CPU 1, at rising rates, with the final table.
+    Demo(DemoArgs),
+    /// A load step (idle, a burst, idle) against fixed Basic, fixed Turbo
+    /// and the adaptive controller between them: p99 during the burst,
+    /// server CPU while idle.
+    Step(StepArgs),
+}
+
+#[derive(Parser, Clone)]
+struct StepArgs {
+    /// The relay server binary.
+    #[arg(long, default_value = "target/release/sprint-relay")]
+    relay_bin: String,
+    /// The burst's rate, transactions per second.
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
+    /// Seconds of burst.
+    #[arg(long, default_value_t = 10.0)]
+    burst: f64,
+    /// Seconds of idle before the burst.
+    #[arg(long, default_value_t = 5.0)]
+    idle: f64,
+    /// Seconds of idle after it; CPU is measured over the second half
+    /// (the adaptive controller steps down one level per
+    /// `adaptive_down_after` windows, 10 s by default).
+    #[arg(long, default_value_t = 60.0)]
+    after: f64,
+    /// Runs of each server, interleaved; the table gives the median and
+    /// the spread.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+#[derive(Parser, Clone)]
+struct DemoArgs {
+    /// Sprint's level (the default level unless given).
+    #[arg(long, default_value = "standard")]
+    level: String,
+    /// Offered rates, transactions per second.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000,100000")]
+    rates: Vec<u64>,
+    /// Seconds per rate.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+}
+
+#[derive(Parser, Clone)]
+struct LoadArgs {
+    /// Where the relay takes publishers.
+    #[arg(long, default_value = "127.0.0.1:8333")]
+    publishers: SocketAddr,
+    /// Where it takes subscribers.
+    #[arg(long, default_value = "127.0.0.1:8334")]
+    subscribers: SocketAddr,
+    /// Transactions per second offered.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds measured (after a 0.5 s warm-up at the same rate).
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 4)]
+    pubs: usize,
+    /// Subscriber connections.
+    #[arg(long, default_value_t = 16)]
+    subs: usize,
+    /// The CPU to run on.
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+    /// The first sequence number: a relay remembers the transactions it
+    /// saw, so runs against the same relay must not repeat them.
+    #[arg(long, default_value_t = 0)]
+    seq_base: u64,
+}
+
+#[derive(Parser, Clone)]
+struct ReportArgs {
+    /// The relay server binary.
+    #[arg(long, default_value = "target/release/sprint-relay")]
+    relay_bin: String,
+    /// Offered rates, transactions per second.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10000,50000,100000,200000,400000"
+    )]
+    rates: Vec<u64>,
+    /// Servers: tokio and Sprint's levels.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tokio,basic,standard,aggressive,enterprise,turbo"
+    )]
+    servers: Vec<String>,
+    /// Seconds measured per point.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Relay decoding on or off.
+    #[arg(long, default_value = "on")]
+    decode: String,
+    /// After the listed rates, keep raising each server's rate by a
+    /// quarter while it keeps up (see `--keep-up-p99-ms`), to find its
+    /// saturation point, up to this rate; 0 stops at the listed rates.
+    #[arg(long, default_value_t = 0)]
+    until_fail: u64,
+    /// A server keeps up at a rate when it delivers at least 99.9 % with
+    /// p99 latency under this many ms (above it, a backlog is building:
+    /// a server that reads less than it is sent leaves the backlog in TCP
+    /// and still delivers everything, late).
+    #[arg(long, default_value_t = 100.0)]
+    keep_up_p99_ms: f64,
+    /// Where the JSON and the plots go.
+    #[arg(long, default_value = "target/relay-report")]
+    out: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Load(a) => match load::run(&a) {
+            Ok(r) => println!("{}", serde_json::to_string(&r).unwrap()),
+            Err(e) => {
+                eprintln!("relay_bench load: {e}");
+                std::process::exit(1);
+            }
+        },
+        Cmd::Report(r) => report::run(&r),
+        Cmd::Step(st) => {
+            if let Err(e) = report::step::run(&st) {
+                eprintln!("relay_bench step: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Demo(d) => {
+            if let Err(e) = report::demo::run(&d) {
+                eprintln!("relay_bench demo: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The relay as a child process, for the `report` and `step` modes: the
+//! server binary (`--relay-bin`) started on CPU 0 at a level, on tokio or
+//! with the adaptive controller; its CPU time, page faults and resident
+//! memory read from /proc; and stopping it with SIGTERM to collect the
+//! JSON lines it printed (its allocation marks and its summary).
+
+use crate::ReportArgs;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// (utime + stime in seconds, minor faults) of a process.
+pub fn proc_stat(pid: u32) -> Option<(f64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = s[s.rfind(')')? + 2..].split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some((ticks / hz, f.get(7)?.parse().ok()?))
+}
+
+/// A process's resident memory, MB (0 if unknown).
+pub fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A running relay server; killed when dropped.
+pub struct Server(pub Child);
+
+impl Server {
+    /// SIGTERM, then everything it printed (its last line is its
+    /// summary).
+    pub fn stop(&mut self) -> String {
+        // SAFETY: a signal to our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let mut out = String::new();
+        if let Some(o) = self.0.stdout.as_mut() {
+            let _ = o.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `server` (`tokio`, `turbo-nort`, `adaptive` or a level) with
+/// publishers on `port` and subscribers on `port + 1`, and waits until it
+/// takes subscribers.
+pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server> {
+    let mut c = Command::new(&r.relay_bin);
+    c.args(["--cpu", "0", "--decode", &r.decode])
+        .args(["--publishers", &format!("127.0.0.1:{port}")])
+        .args(["--subscribers", &format!("127.0.0.1:{}", port + 1)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    match server {
+        "tokio" => c.args(["--runtime", "tokio"]),
+        "turbo-nort" => c.args(["--runtime", "sprint", "--level", "turbo", "--no-rt"]),
+        // Between Basic and Turbo, on the relay's own latency.
+        "adaptive" => c
+            .args(["--runtime", "sprint", "--level", "basic"])
+            .env("SPRINT_ADAPTIVE", "true")
+            .env("SPRINT_ADAPTIVE_OBJECTIVE", "relay_latency p99 < 50us")
+            .env("SPRINT_ADAPTIVE_MIN_LEVEL", "basic")
+            .env("SPRINT_ADAPTIVE_MAX_LEVEL", "turbo"),
+        level => c.args(["--runtime", "sprint", "--level", level]),
+    };
+    let child = Server(c.spawn().map_err(|e| {
+        std::io::Error::other(format!(
+            "cannot start {} (build it: cargo build --release -p sprint-relay): {e}",
+            r.relay_bin
+        ))
+    })?);
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err() {
+        if Instant::now() > until {
+            return Err(std::io::Error::other(format!(
+                "{server} did not start listening"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
+}
