@@ -328,3 +328,104 @@ fn mark_code_changes(before: &Config, after: &mut Config) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn variables_read_as_numbers_booleans_or_words() {
+        assert_eq!(env_value(" 42 "), toml::Value::Integer(42));
+        assert_eq!(env_value("on"), toml::Value::Boolean(true));
+        assert_eq!(env_value("No"), toml::Value::Boolean(false));
+        assert_eq!(
+            env_value("spin-then-park"),
+            toml::Value::String("spin-then-park".into())
+        );
+        assert_eq!(key_of_var("SPRINT_IO").as_deref(), Some("io_driver"));
+        assert_eq!(
+            key_of_var("SPRINT_IDLE_SPIN_US").as_deref(),
+            Some("idle_spin_us")
+        );
+        assert_eq!(key_of_var("SPRINT_LEVEL").as_deref(), Some("level"));
+        assert_eq!(key_of_var("SPRINT_NOPE"), None);
+    }
+
+    #[test]
+    fn precedence_is_preset_code_file_environment_and_each_value_says_whence() {
+        let file = Path::new("/etc/sprint.toml");
+        let c = Config::resolve_with(
+            Some(Level::Basic),
+            |c| {
+                c.coop_budget = 7;
+                c.event_interval = 5;
+            },
+            Some((file, "event_interval = 9\nidle_spin_us = 3\n")),
+            vars(&[("SPRINT_IDLE_SPIN_US", "4"), ("HOME", "/root")]),
+        )
+        .unwrap();
+        assert_eq!(c.level, Level::Basic);
+        assert_eq!(c.coop_budget, 7);
+        assert_eq!(c.event_interval, 9, "the file over code");
+        assert_eq!(c.idle_spin_us, 4, "the environment over the file");
+        let s = c.sources();
+        assert_eq!(s["level"], Source::Code);
+        assert_eq!(s["coop_budget"], Source::Code);
+        assert_eq!(s["event_interval"], Source::File(file.to_path_buf()));
+        assert_eq!(s["idle_spin_us"], Source::Env("SPRINT_IDLE_SPIN_US".into()));
+        assert_eq!(s["nice"], Source::Preset(Level::Basic));
+    }
+
+    #[test]
+    fn the_files_level_and_then_the_environments_choose_the_preset() {
+        let file = Path::new("f.toml");
+        let c = Config::resolve(
+            Some(Level::Basic),
+            Some((file, "level = \"turbo\"")),
+            vars(&[]),
+        )
+        .unwrap();
+        assert_eq!((c.level, c.idle), (Level::Turbo, IdleStrategy::BusyPoll));
+        let c = Config::resolve(
+            Some(Level::Basic),
+            Some((file, "level = \"turbo\"")),
+            vars(&[("SPRINT_LEVEL", "aggressive")]),
+        )
+        .unwrap();
+        assert_eq!(c.level, Level::Aggressive);
+        assert_eq!(c.sources()["level"], Source::Env("SPRINT_LEVEL".into()));
+    }
+
+    #[test]
+    fn unknown_keys_variables_and_values_are_errors_that_name_them() {
+        let e = Config::from_toml("idle_spn_us = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("TOML: ") && e.contains("idle_spn_us"), "{e}");
+        let e = Config::resolve(None, None, vars(&[("SPRINT_WORKRS", "2")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SPRINT_WORKRS") && e.contains("SPRINT_WORKERS"),
+            "{e}"
+        );
+        let e = Config::resolve(None, None, vars(&[("SPRINT_IDLE", "sometimes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SPRINT_IDLE") && e.contains("sometimes"), "{e}");
+        // Variables Sprint reads elsewhere are not configuration keys.
+        Config::resolve(
+            None,
+            None,
+            vars(&[("SPRINT_LOG", "debug"), ("SPRINT_REQUIRE", "root")]),
+        )
+        .unwrap();
+    }
+}

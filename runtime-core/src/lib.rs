@@ -10,6 +10,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod blocking;
+mod context;
 mod coop;
 pub mod driver;
 pub(crate) mod loom;

@@ -1,7 +1,7 @@
 //! Spawning: `spawn`, `spawn_local`, `spawn_on`, `spawn_blocking`, and a
 //! [`Builder`] that names tasks. Every task records where it was spawned.
 
-use crate::runtime::context;
+use crate::context;
 use crate::sched::{self, Placement, Shared, SpawnArgs, SpawnError};
 use crate::JoinHandle;
 use std::borrow::Cow;

@@ -36,7 +36,7 @@ impl<S: Source> Evented<S> {
             }
         };
         let slot = handle.register(&mut source)?;
-        let sample_every = handle.io_latency.as_ref().map_or(0, |m| m.sample_every);
+        let sample_every = handle.io_latency.as_ref().map_or(0, |m| m.sample_every());
         Ok(Evented {
             source: Some(source),
             handle,
@@ -105,7 +105,7 @@ impl<S: Source> Evented<S> {
         if since != 0 {
             w.store(0, Relaxed);
             if let Some(m) = &self.handle.io_latency {
-                m.io.record(sprint_core::metrics::nanos_between(
+                m.record_io(sprint_core::metrics::nanos_between(
                     since,
                     sprint_core::metrics::now_raw(),
                 ));

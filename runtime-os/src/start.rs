@@ -107,3 +107,57 @@ impl StartPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sprint_config::Level;
+
+    #[test]
+    fn a_plan_on_this_machine_places_one_worker_per_allowed_cpu() {
+        let allowed = crate::allowed_cpus().unwrap();
+        let p = StartPlan::new(&Config::for_level(Level::Basic)).unwrap();
+        assert_eq!(p.allowed_cpus, allowed.len());
+        assert_eq!(p.machine.allowed.as_deref(), Some(&allowed[..]));
+        // One per allowed CPU, fewer under a cgroup CPU quota.
+        assert!((1..=allowed.len()).contains(&p.plan.workers.len()));
+        assert!(p.plan.workers.iter().all(|w| allowed.contains(&w.cpu)));
+        assert!(!p.plan.workers.iter().any(|w| w.pinned), "Basic never pins");
+        assert_eq!(
+            p.memory.arenas,
+            vec![None; p.plan.workers.len()],
+            "no arenas at Basic"
+        );
+    }
+
+    #[test]
+    fn a_cpu_outside_the_allowed_set_is_a_config_error_naming_it() {
+        let mut c = Config::for_level(Level::Standard);
+        c.cpus = Some(sprint_config::CpuList::new(vec![
+            crate::allowed_cpus().unwrap().len() + 7,
+        ]));
+        match StartPlan::new(&c) {
+            Err(PlanError::Config(e)) => {
+                assert!(
+                    e.to_string()
+                        .contains("outside this process's allowed CPUs"),
+                    "{e}"
+                )
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn standard_gives_each_worker_an_arena_within_the_budget() {
+        let mut c = Config::for_level(Level::Standard);
+        c.workers = Some(2);
+        let p = StartPlan::new(&c).unwrap();
+        assert_eq!(p.memory.arenas.len(), 2);
+        for a in p.memory.arenas.iter().flatten() {
+            assert!(a.commit <= a.ceiling);
+            assert_eq!(a.commit, c.arena_prealloc_bytes.min(a.ceiling));
+        }
+        assert!(p.memory.limit.is_some());
+    }
+}

@@ -392,25 +392,15 @@ impl SystemInfo {
         // Capabilities are Linux's: elsewhere none is held.
         #[cfg(not(target_os = "linux"))]
         let cap = |_: &str| false;
-        let num = |p: &str| -> i64 {
-            std::fs::read_to_string(p)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        #[cfg(unix)]
-        let rlimit_memlock = {
-            let mut r = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: a valid out-pointer.
-            unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
-            (r.rlim_cur, r.rlim_max)
-        };
-        // No such limit: nothing bounds locking but the working set.
-        #[cfg(not(unix))]
+        #[cfg(target_os = "linux")]
+        let rlimit_memlock = crate::thread::memlock();
+        // Not read here: nothing bounds locking but the working set.
+        #[cfg(not(target_os = "linux"))]
         let rlimit_memlock = (u64::MAX, u64::MAX);
+        #[cfg(target_os = "linux")]
+        let rt_throttle = crate::thread::rt_throttling().unwrap_or((0, 0));
+        #[cfg(not(target_os = "linux"))]
+        let rt_throttle = (0, 0);
         SystemInfo {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
@@ -434,10 +424,7 @@ impl SystemInfo {
             rlimit_memlock,
             thp_mode: current(Path::new("/sys/kernel/mm/transparent_hugepage/enabled"))
                 .unwrap_or_else(|_| "unknown".into()),
-            rt_throttle: (
-                num("/proc/sys/kernel/sched_rt_runtime_us"),
-                num("/proc/sys/kernel/sched_rt_period_us"),
-            ),
+            rt_throttle,
             huge_pages_free: sprint_alloc::arena::free_huge_pages(),
         }
     }

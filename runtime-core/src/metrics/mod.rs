@@ -118,7 +118,9 @@ pub fn sample_io(every: u32) -> bool {
     })
 }
 
-/// One worker's built-in instruments. The worker's own thread is the only
+/// One worker's built-in instruments, read through the runtime's handle
+/// (`Handle::histograms`, `Handle::worker_stats`); an I/O driver records
+/// into it with [`WorkerMetrics::record_io`]. The worker's own thread is the only
 /// writer of `poll`, `schedule_delay` and `timer_lateness`; I/O
 /// completions may be recorded from other threads.
 ///
@@ -131,22 +133,35 @@ pub fn sample_io(every: u32) -> bool {
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
     /// One in how many operations the histograms time.
-    pub sample_every: u32,
+    pub(crate) sample_every: u32,
     /// Task poll duration.
-    pub poll: AtomicHistogram,
+    pub(crate) poll: AtomicHistogram,
     /// From a wake (or spawn) to the poll.
-    pub schedule_delay: AtomicHistogram,
+    pub(crate) schedule_delay: AtomicHistogram,
     /// From an I/O operation's submission to its completion.
-    pub io: AtomicHistogram,
+    pub(crate) io: AtomicHistogram,
     /// How late timers fired past their deadline.
-    pub timer_lateness: AtomicHistogram,
+    pub(crate) timer_lateness: AtomicHistogram,
     /// Polls longer than the stall threshold.
-    pub stalls: AtomicU64,
+    pub(crate) stalls: AtomicU64,
     /// The raw clock reading at the start of the poll in progress; 0 when
     /// the worker is not polling.
-    pub polling_since: AtomicU64,
+    pub(crate) polling_since: AtomicU64,
     /// The last stall, in words.
-    pub last_stall: Mutex<Option<String>>,
+    pub(crate) last_stall: Mutex<Option<String>>,
+}
+
+impl WorkerMetrics {
+    /// One in how many operations the histograms time (for an I/O driver's
+    /// [`sample_io`]).
+    pub fn sample_every(&self) -> u32 {
+        self.sample_every
+    }
+
+    /// Records one I/O operation's latency, submission to completion.
+    pub fn record_io(&self, ns: u64) {
+        self.io.record(ns);
+    }
 }
 
 /// A counter a user names; add from any thread.

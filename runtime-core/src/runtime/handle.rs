@@ -1,10 +1,10 @@
 //! The handle: what any thread, inside or outside the runtime, uses to
 //! reach it: spawn, block on, change the live settings, read counters.
 
-use super::context;
 use super::report::{MemoryStats, WorkerStats};
 use super::{IdleError, SchedulingError};
 use crate::config::Config;
+use crate::context;
 use crate::sched::{self, Shared};
 use std::future::Future;
 use std::pin::pin;

@@ -7,9 +7,7 @@
 //! - [`handle`](Handle): reaching a runtime from any thread.
 //! - `worker_start`: one worker thread's start, on that thread.
 //! - [`report`](StartReport): the typed start-up report and the counters.
-//! - `context`: which runtime the current thread is in.
 
-pub(crate) mod context;
 mod error;
 mod handle;
 mod report;

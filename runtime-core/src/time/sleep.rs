@@ -1,6 +1,6 @@
 use super::queue::TimerKey;
+use crate::context;
 use crate::coop;
-use crate::runtime::context;
 use crate::sched::worker::WorkerShared;
 use std::future::Future;
 use std::pin::Pin;

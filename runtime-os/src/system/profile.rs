@@ -159,4 +159,31 @@ mod tests {
             assert!(!is_tunable_path(Path::new(bad)), "{bad}");
         }
     }
+
+    #[test]
+    fn the_profile_follows_the_configured_tier_not_the_level() {
+        let names = |c: &Config| -> Vec<String> {
+            profile(c, &[0], &[0])
+                .into_iter()
+                .map(|s| s.path.display().to_string())
+                .collect()
+        };
+        let mut basic = Config::for_level(Level::Basic);
+        assert!(
+            names(&basic).is_empty(),
+            "Basic changes nothing machine-wide"
+        );
+        basic.system_profile = SystemProfile::Quiet;
+        assert_eq!(
+            names(&basic),
+            [
+                "/proc/sys/vm/stat_interval",
+                "/proc/sys/kernel/timer_migration"
+            ]
+        );
+        let mut turbo = Config::for_level(Level::Turbo);
+        assert!(names(&turbo).contains(&"/proc/sys/net/core/busy_poll".to_string()));
+        turbo.system_profile = SystemProfile::None;
+        assert!(names(&turbo).is_empty(), "an operator can turn it off");
+    }
 }

@@ -154,7 +154,7 @@ impl UringHandle {
             }
             // Multishot operations complete many times: no one latency.
             let started = match &self.io_latency {
-                Some(m) if !multishot && sprint_core::metrics::sample_io(m.sample_every) => {
+                Some(m) if !multishot && sprint_core::metrics::sample_io(m.sample_every()) => {
                     sprint_core::metrics::now_raw()
                 }
                 _ => 0,
@@ -281,7 +281,7 @@ impl UringHandle {
                     Routed::WakeUp => *rearm = true,
                     Routed::Finished { started } => {
                         if let (Some(m), true) = (&self.io_latency, started != 0) {
-                            m.io.record(sprint_core::metrics::nanos_between(started, now));
+                            m.record_io(sprint_core::metrics::nanos_between(started, now));
                         }
                     }
                     Routed::Queued { cap: true } => {
