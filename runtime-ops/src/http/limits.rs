@@ -6,7 +6,7 @@ use std::time::Duration;
 /// What one client may cost the `/metrics` server.
 ///
 /// ```
-/// use sprint_core::metrics::export::Limits;
+/// use sprint_ops::export::Limits;
 /// use std::time::Duration;
 ///
 /// let strict = Limits {
