@@ -13,15 +13,18 @@ pub enum SlowPolicy {
     Skip,
 }
 
+/// A slow-subscriber policy that is neither `drop` nor `skip`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("slow-subscriber policy must be drop or skip, not {0:?}")]
+pub struct ParseSlowPolicyError(pub String);
+
 impl std::str::FromStr for SlowPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseSlowPolicyError;
+    fn from_str(s: &str) -> Result<Self, ParseSlowPolicyError> {
         match s {
             "drop" => Ok(SlowPolicy::Drop),
             "skip" => Ok(SlowPolicy::Skip),
-            _ => Err(format!(
-                "slow-subscriber policy must be drop or skip, not {s:?}"
-            )),
+            _ => Err(ParseSlowPolicyError(s.to_string())),
         }
     }
 }

@@ -329,6 +329,6 @@ fn the_duplicate_key_is_the_bitcoin_crates_wtxid_with_and_without_witness() {
 
 #[test]
 fn a_bad_policy_name_is_a_clear_error() {
-    let e = "slowly".parse::<SlowPolicy>().unwrap_err();
+    let e = "slowly".parse::<SlowPolicy>().unwrap_err().to_string();
     assert!(e.contains("slowly") && e.contains("drop or skip"), "{e}");
 }

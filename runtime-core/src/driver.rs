@@ -5,7 +5,7 @@
 //! from another thread; while it has work it still turns the driver
 //! without blocking every `event_interval` polls, so that I/O completes
 //! under load. `sprint-io` implements [`Driver`]; the `sprint` facade
-//! passes its factory to [`Builder::driver`](crate::Builder::driver).
+//! passes its factory to [`Runtime::new`](crate::Runtime::new).
 //! Without a driver a worker sleeps on its thread's park token.
 
 use std::any::Any;

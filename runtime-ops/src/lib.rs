@@ -2,17 +2,23 @@
 //! only: [`Stats`] (everything measured, in one serde value), the
 //! [`health`] checks, the `/metrics` server ([`export`]), and the
 //! [`adaptive`] controller that moves the level while the runtime runs.
-//! The `sprint` facade starts each one where the configuration asks.
+//! The `sprint` facade starts each one where the configuration asks. The
+//! `/metrics` server is the `export` feature, the controller the
+//! `adaptive` feature (both on by default).
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod adaptive;
+#[cfg(feature = "export")]
 pub mod export;
 pub mod health;
+#[cfg(feature = "export")]
 mod http;
 pub mod stats;
 
-pub use adaptive::{AdaptiveState, Controller, Transition};
+#[cfg(feature = "adaptive")]
+pub use adaptive::Controller;
+pub use adaptive::{AdaptiveState, Transition};
 pub use health::Problem;
 pub use stats::Stats;
 

@@ -33,6 +33,7 @@ pub use sprint_io::net;
 /// the runtime reports ([`Stats`](metrics::Stats), health, `/metrics`).
 pub mod metrics {
     pub use sprint_core::metrics::*;
+    #[cfg(feature = "metrics-server")]
     pub use sprint_ops::export;
     pub use sprint_ops::health::Problem;
     pub use sprint_ops::stats::*;

@@ -5,7 +5,11 @@
 //! then shuts the executor down and puts back what it changed.
 
 use crate::{Config, Handle, JoinHandle};
-use sprint_ops::{export, Controller, Observed, Problem, Stats};
+#[cfg(feature = "metrics-server")]
+use sprint_ops::export;
+#[cfg(feature = "adaptive")]
+use sprint_ops::Controller;
+use sprint_ops::{Observed, Problem, Stats};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +32,25 @@ pub enum BuildError {
     /// The adaptive controller's thread could not start.
     #[error("cannot start the adaptive controller: {0}")]
     Adaptive(std::io::Error),
+    /// The configuration asks for a part this build of `sprint` left out.
+    #[error("{setting} needs sprint's `{feature}` feature, which this build leaves out")]
+    Unavailable {
+        /// The setting, e.g. `metrics_addr`.
+        setting: &'static str,
+        /// The feature that brings the part.
+        feature: &'static str,
+    },
 }
+
+/// The `/metrics` server, or nothing in a build without it.
+#[cfg(not(feature = "metrics-server"))]
+#[derive(Debug)]
+enum NoServer {}
+
+/// The adaptive controller, or nothing in a build without it.
+#[cfg(not(feature = "adaptive"))]
+#[derive(Debug)]
+enum NoController {}
 
 impl From<crate::ConfigError> for BuildError {
     fn from(e: crate::ConfigError) -> BuildError {
@@ -52,8 +74,14 @@ impl From<crate::ConfigError> for BuildError {
 pub struct Runtime {
     // Fields drop in order: the controller stops first (no level moves
     // during shutdown), then the /metrics server, then the executor.
+    #[cfg(feature = "adaptive")]
     adaptive: Option<Controller>,
+    #[cfg(not(feature = "adaptive"))]
+    adaptive: Option<NoController>,
+    #[cfg(feature = "metrics-server")]
     metrics: Option<export::Server>,
+    #[cfg(not(feature = "metrics-server"))]
+    metrics: Option<NoServer>,
     observed: Observed,
     core: sprint_core::Runtime,
 }
@@ -68,16 +96,32 @@ impl Runtime {
         for (worker, line) in core.start_report().drivers().iter().enumerate() {
             tracing::info!(worker, driver = %line, "I/O driver");
         }
+        #[cfg(feature = "adaptive")]
         let adaptive = if core.config().adaptive {
             Some(Controller::start(core.handle().clone()).map_err(BuildError::Adaptive)?)
         } else {
             None
         };
+        #[cfg(not(feature = "adaptive"))]
+        let adaptive: Option<NoController> = match core.config().adaptive {
+            true => {
+                return Err(BuildError::Unavailable {
+                    setting: "adaptive",
+                    feature: "adaptive",
+                })
+            }
+            false => None,
+        };
+        #[cfg(feature = "adaptive")]
+        let state = adaptive.as_ref().map(|c| c.state().clone());
+        #[cfg(not(feature = "adaptive"))]
+        let state = None;
         let observed = Observed::new(
             core.handle().clone(),
             Arc::new(core.start_report().clone()),
-            adaptive.as_ref().map(|c| c.state().clone()),
+            state,
         );
+        #[cfg(feature = "metrics-server")]
         let metrics = match &core.config().metrics_addr {
             Some(addr) => Some(export::Server::start(addr, observed.clone()).map_err(
                 |source| BuildError::Metrics {
@@ -85,6 +129,16 @@ impl Runtime {
                     source,
                 },
             )?),
+            None => None,
+        };
+        #[cfg(not(feature = "metrics-server"))]
+        let metrics: Option<NoServer> = match core.config().metrics_addr {
+            Some(_) => {
+                return Err(BuildError::Unavailable {
+                    setting: "metrics_addr",
+                    feature: "metrics-server",
+                })
+            }
             None => None,
         };
         Ok(Runtime {
@@ -159,7 +213,10 @@ impl Runtime {
 
     /// The address `/metrics` is served on, if it is.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
-        self.metrics.as_ref().map(|s| s.addr())
+        #[cfg(feature = "metrics-server")]
+        return self.metrics.as_ref().map(|s| s.addr());
+        #[cfg(not(feature = "metrics-server"))]
+        None
     }
 
     /// Shuts down: stops the controller and the `/metrics` server, cancels
