@@ -230,9 +230,12 @@ impl Runtime {
             observed,
             core,
         } = self;
-        drop(adaptive);
-        drop(metrics);
-        drop(observed);
+        {
+            // Stopped in this order, before the executor.
+            let _controller = adaptive;
+            let _server = metrics;
+            let _observed = observed;
+        }
         core.shutdown_timeout(timeout)
     }
 }
