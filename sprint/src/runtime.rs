@@ -231,10 +231,11 @@ impl Runtime {
             core,
         } = self;
         {
-            // Stopped in this order, before the executor.
-            let _controller = adaptive;
-            let _server = metrics;
+            // Locals drop last first: the controller, then the /metrics
+            // server, then the observer, all before the executor.
             let _observed = observed;
+            let _server = metrics;
+            let _controller = adaptive;
         }
         core.shutdown_timeout(timeout)
     }
