@@ -111,6 +111,7 @@ impl Observed {
     pub fn health(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let config = self.handle.config();
+        #[cfg(target_os = "linux")]
         let idle = self.handle.idle().0;
         #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut rt_workers = 0;

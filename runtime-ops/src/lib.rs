@@ -56,6 +56,7 @@ impl Observed {
 
     /// The scheduling class and priority worker `index` should have: what
     /// the controller last set, else what it settled on at start.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn expected_sched(&self, index: usize) -> Option<(i32, i32)> {
         self.adaptive
             .as_ref()

@@ -11,7 +11,6 @@ use crate::sched::worker::Core;
 use crate::sched::{self, Shared};
 use crate::task::raw::TaskRef;
 use crossbeam_deque::Worker as Deque;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 
 /// Everything a worker thread needs to start.
@@ -50,7 +49,10 @@ impl Start {
         let ws = shared.workers[index].clone();
         let pin_ok = !pinned || core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         #[cfg(target_os = "linux")]
-        ws.tid.store(sprint_os::thread::current_tid(), Relaxed);
+        ws.tid.store(
+            sprint_os::thread::current_tid(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut report = WorkerStart::default();
         let mut result = Ok(());
         if let Some(cfg) = arena {

@@ -49,8 +49,12 @@ fn original_slacks(handle: &Handle) -> Vec<Option<u64>> {
             return (tid > 0)
                 .then(|| sprint_os::thread::timer_slack(tid).ok())
                 .flatten();
+            // Timer slack is Linux's.
             #[cfg(not(target_os = "linux"))]
-            None
+            {
+                let _ = tid;
+                None
+            }
         })
         .collect()
 }

@@ -43,7 +43,9 @@ pub struct AdaptiveState {
     pub(crate) history: Mutex<Vec<Transition>>,
     pub(crate) unavailable: Mutex<Vec<(Level, String)>>,
     /// The scheduling class and priority the controller set on each
-    /// worker (`None`: untouched since the start), for drift checks.
+    /// worker (`None`: untouched since the start), for drift checks
+    /// (Linux's: elsewhere scheduling classes are not read).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) sched: Mutex<Vec<Option<(i32, i32)>>>,
 }
 
