@@ -40,6 +40,9 @@ struct Inner {
     max: usize,
     keep_alive: Duration,
     stack_size: usize,
+    /// Where its threads run; `None`: wherever the process may.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    cpus: Option<Vec<usize>>,
 }
 
 /// The pool. Cloning shares it.
@@ -63,10 +66,13 @@ impl<F: FnOnce() -> R, R> Future for BlockingTask<F> {
 
 impl BlockingPool {
     /// Starts the pool with its first thread.
+    /// `cpus`: where its threads run (off the pinned workers' CPUs);
+    /// `None`: wherever the process may.
     pub(crate) fn new(
         max: usize,
         keep_alive: Duration,
         stack_size: usize,
+        cpus: Option<Vec<usize>>,
     ) -> std::io::Result<BlockingPool> {
         let pool = BlockingPool {
             inner: Arc::new(Inner {
@@ -83,6 +89,7 @@ impl BlockingPool {
                 max: max.max(1),
                 keep_alive,
                 stack_size,
+                cpus,
             }),
         };
         let mut st = pool.inner.state.lock();
@@ -106,7 +113,17 @@ impl BlockingPool {
         std::thread::Builder::new()
             .name(format!("sprint-blocking-{n}"))
             .stack_size(self.inner.stack_size)
-            .spawn(move || run(inner, first))?;
+            .spawn(move || {
+                // Off the pinned workers' CPUs: a blocking job must not
+                // take a worker's core. (Affinity masks are Linux's.)
+                #[cfg(target_os = "linux")]
+                if let Some(cpus) = &inner.cpus {
+                    if let Err(e) = sprint_os::thread::set_affinity(0, cpus) {
+                        tracing::warn!(error = %e, ?cpus, "a blocking thread stays where it started");
+                    }
+                }
+                run(inner, first)
+            })?;
         st.threads += 1;
         st.spawned_total += 1;
         Ok(())

@@ -88,3 +88,60 @@ fn workers_get_the_configured_stack_size() {
         );
     }
 }
+
+#[test]
+fn the_starting_thread_and_the_blocking_pool_keep_off_pinned_workers() {
+    let allowed = sprint_os::allowed_cpus().unwrap();
+    let before = sprint_os::thread::affinity(0).unwrap();
+    if allowed.len() < 2 {
+        common::skip(
+            "two-cpus",
+            "one CPU: nothing is left beside a pinned worker",
+        );
+        return;
+    }
+    let last = *allowed.last().unwrap();
+    let rest: Vec<usize> = allowed.iter().copied().filter(|c| *c != last).collect();
+    // Named CPUs pin at every level, Basic too.
+    let rt = common::rt_with(Level::Basic, move |c| {
+        c.cpus = Some(sprint_core::config::CpuList::new(vec![last]));
+    });
+    assert!(rt.start_report().plan.workers[0].pinned);
+    let tid = rt.handle().worker_thread_ids()[0];
+    assert_eq!(sprint_os::thread::affinity(tid).unwrap(), vec![last]);
+    assert_eq!(
+        sprint_os::thread::affinity(0).unwrap(),
+        rest,
+        "the starting thread"
+    );
+    let blocking = rt.block_on(async {
+        sprint_core::spawn_blocking(|| sprint_os::thread::affinity(0).unwrap())
+            .await
+            .unwrap()
+    });
+    assert_eq!(blocking, rest, "a blocking thread");
+    // One started from the worker (which is pinned) too.
+    let from_worker = rt.block_on(async {
+        sprint_core::spawn_on(0, async {
+            let a = sprint_core::spawn_blocking(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                sprint_os::thread::affinity(0).unwrap()
+            });
+            let b = sprint_core::spawn_blocking(|| sprint_os::thread::affinity(0).unwrap());
+            (a.await.unwrap(), b.await.unwrap())
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert_eq!(from_worker, (rest.clone(), rest.clone()));
+    let line = rt
+        .start_report()
+        .tuning()
+        .into_iter()
+        .find(|l| l.scope == "calling thread")
+        .expect("the report names the move");
+    assert!(line.to_string().contains("applied"), "{line}");
+    drop(rt);
+    assert_eq!(sprint_os::thread::affinity(0).unwrap(), before, "put back");
+}

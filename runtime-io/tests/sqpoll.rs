@@ -16,7 +16,7 @@ fn sqpoll_echo_and_fan_out_complete() {
         return;
     }
     if sprint_os::allowed_cpus().map_or(0, |c| c.len()) < 2 {
-        eprintln!("skipped: SQPOLL needs two CPUs");
+        common::skip("two-cpus", "SQPOLL needs a CPU beside the worker's");
         return;
     }
     let rt = sprint::Builder::new()

@@ -97,11 +97,15 @@ impl Plan {
         };
         let cpus = if cpus.is_empty() { vec![0] } else { cpus };
         let n = config.workers.unwrap_or(cpus.len()).max(1);
-        let pinned = match config.pinning {
-            Pinning::Never => false,
-            Pinning::Always => true,
-            Pinning::Auto => cpus.len() >= 4,
-        };
+        // CPUs an operator names are meant: they pin at every level,
+        // unless the operator set `pinning` too.
+        let named = config.cpus.is_some() && config.left_to_level("pinning");
+        let pinned = named
+            || match config.pinning {
+                Pinning::Never => false,
+                Pinning::Always => true,
+                Pinning::Auto => cpus.len() >= 4,
+            };
         Plan {
             workers: (0..n)
                 .map(|i| WorkerPlan {
@@ -115,6 +119,30 @@ impl Plan {
             scheduling: config.scheduling,
             idle: config.idle,
         }
+    }
+}
+
+impl Plan {
+    /// The allowed CPUs no pinned worker takes: where the blocking pool and
+    /// the thread that started the runtime run when workers are pinned.
+    /// `None` when no worker is pinned, or when pinned workers take every
+    /// allowed CPU (then nothing is left to move the others to).
+    pub fn others(&self, allowed: &[usize]) -> Option<Vec<usize>> {
+        let pinned: Vec<usize> = self
+            .workers
+            .iter()
+            .filter(|w| w.pinned)
+            .map(|w| w.cpu)
+            .collect();
+        if pinned.is_empty() {
+            return None;
+        }
+        let rest: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !pinned.contains(c))
+            .collect();
+        (!rest.is_empty()).then_some(rest)
     }
 }
 
@@ -161,6 +189,37 @@ mod tests {
         let cpus: Vec<usize> = p.workers.iter().map(|w| w.cpu).collect();
         assert_eq!(cpus, [3, 1, 3]);
         assert_eq!(p.cpus_from, "config");
+    }
+
+    #[test]
+    fn named_cpus_pin_at_every_level_unless_pinning_is_set_too() {
+        for level in sprint_config::Level::ALL {
+            let mut c = Config::for_level(level);
+            c.cpus = Some(sprint_config::CpuList::new(vec![1]));
+            let p = Plan::new(&c, &[0, 1], &[]);
+            assert!(p.workers.iter().all(|w| w.pinned), "{level}");
+            assert_eq!(p.others(&[0, 1]), Some(vec![0]), "{level}");
+        }
+        let c = sprint_config::ConfigBuilder::new()
+            .level(sprint_config::Level::Standard)
+            .read_env(false)
+            .cpus(vec![1])
+            .configure(|c| c.pinning = Pinning::Never)
+            .resolve()
+            .unwrap();
+        let p = Plan::new(&c, &[0, 1], &[]);
+        assert!(
+            p.workers.iter().all(|w| !w.pinned),
+            "the operator said never"
+        );
+        assert_eq!(p.others(&[0, 1]), None);
+    }
+
+    #[test]
+    fn no_cpu_is_left_for_the_others_when_workers_take_them_all() {
+        let c = Config::for_level(sprint_config::Level::Aggressive);
+        let p = Plan::new(&c, &[0, 1], &[]);
+        assert_eq!(p.others(&[0, 1]), None);
     }
 
     #[test]

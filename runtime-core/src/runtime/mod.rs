@@ -54,6 +54,8 @@ pub struct Runtime {
     shut: bool,
     /// The process-wide settings, put back after the workers are gone.
     _process_tuning: Option<sprint_os::tune::ProcessGuard>,
+    /// The starting thread's affinity, put back after the workers are gone.
+    _calling_thread: Option<sprint_os::tune::AffinityGuard>,
     /// Undoes mlockall after the workers are gone (declared last: dropped
     /// after `Drop::drop` has joined them).
     _lock_all: Option<sprint_os::memory::LockAll>,
@@ -84,10 +86,16 @@ impl Runtime {
             mut memory,
             spare_cpus,
             allowed_cpus,
-            ..
+            machine,
         } = start;
         let mut process_tuning = Vec::new();
         let process_guard = sprint_os::tune::apply_process(&config, &mut process_tuning)?;
+        // Where workers are pinned, the blocking pool and the thread that
+        // starts the runtime (which runs `block_on`) keep off their CPUs.
+        let others = plan.others(machine.allowed.as_deref().unwrap_or(&[]));
+        let calling_thread = others.as_deref().and_then(|cpus| {
+            sprint_os::tune::keep_calling_thread_on(cpus, "calling thread", &mut process_tuning)
+        });
         sprint_os::memory::apply_allocator(&config, &mut memory.notes);
         let lock_all = if memory.lock_all {
             Some(sprint_os::memory::LockAll::apply(
@@ -135,6 +143,7 @@ impl Runtime {
             config.blocking_threads(n).max(1),
             Duration::from_millis(config.blocking_keep_alive_ms),
             config.stack_size,
+            others,
         )
         .map_err(|source| BuildError::Thread {
             name: "sprint-blocking-0".into(),
@@ -204,6 +213,7 @@ impl Runtime {
             done: done_rx,
             shut: false,
             _process_tuning: Some(process_guard),
+            _calling_thread: calling_thread,
             _lock_all: lock_all,
         };
         if let Some(e) = first_error {

@@ -281,5 +281,7 @@ mod thread;
 mod tuner;
 
 pub use process::{apply_process, ProcessGuard};
-pub use thread::{apply_thread, rt_busy_poll_denied, RtDenied, ThreadGuard};
+pub use thread::{
+    apply_thread, keep_calling_thread_on, rt_busy_poll_denied, AffinityGuard, RtDenied, ThreadGuard,
+};
 pub use tuner::{apply_with_fallback, TuneGuard, Tuner};

@@ -192,3 +192,84 @@ fn apply_thread_linux(
     undo.0.sort_by_key(|(name, _)| *name == "scheduling class");
     Ok(ThreadGuard { undo })
 }
+
+/// The thread that starts a runtime, moved off the pinned workers' CPUs;
+/// its mask is put back (by thread id, whichever thread drops the guard)
+/// when the runtime ends.
+#[derive(Debug)]
+pub struct AffinityGuard {
+    #[cfg(target_os = "linux")]
+    tid: crate::thread::Tid,
+    #[cfg(target_os = "linux")]
+    before: Vec<usize>,
+}
+
+impl Drop for AffinityGuard {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Err(e) = crate::thread::set_affinity(self.tid, &self.before) {
+            // The thread may have ended: then there is nothing to put back.
+            tracing::debug!(tid = self.tid, error = %e, "calling thread's affinity not put back");
+        }
+    }
+}
+
+/// Moves the calling thread to `cpus` (the CPUs no pinned worker takes),
+/// reporting the change under `scope`; `None` where it is already there
+/// or cannot be moved (the report says why).
+pub fn keep_calling_thread_on(
+    cpus: &[usize],
+    scope: &str,
+    report: &mut Vec<ReportLine>,
+) -> Option<AffinityGuard> {
+    let line = |outcome| ReportLine {
+        scope: scope.to_string(),
+        setting: "affinity (off the pinned workers' CPUs)".into(),
+        outcome,
+    };
+    #[cfg(target_os = "linux")]
+    {
+        let list = |c: &[usize]| sprint_config::CpuList::new(c.to_vec()).to_string();
+        let tid = crate::thread::current_tid();
+        let before = match crate::thread::affinity(0) {
+            Ok(b) => b,
+            Err(e) => {
+                report.push(line(Outcome::Skipped {
+                    reason: format!("cannot read this thread's affinity: {e}"),
+                }));
+                return None;
+            }
+        };
+        let mut want: Vec<usize> = cpus
+            .iter()
+            .copied()
+            .filter(|c| before.contains(c))
+            .collect();
+        want.sort_unstable();
+        if want.is_empty() || want == before {
+            report.push(line(Outcome::Unchanged {
+                value: list(&before),
+            }));
+            return None;
+        }
+        if let Err(e) = crate::thread::set_affinity(0, &want) {
+            report.push(line(Outcome::Skipped {
+                reason: format!("the kernel refused: {e}"),
+            }));
+            return None;
+        }
+        report.push(line(Outcome::Applied {
+            from: list(&before),
+            to: list(&want),
+        }));
+        Some(AffinityGuard { tid, before })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpus;
+        report.push(line(Outcome::Unsupported {
+            reason: "thread affinity is set per thread only on Linux".into(),
+        }));
+        None
+    }
+}
