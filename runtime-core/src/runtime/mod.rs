@@ -153,9 +153,10 @@ impl Runtime {
             // Calibrate the metrics clock here, not on a worker.
             let _ = crate::metrics::now_raw();
         }
+        let started = Instant::now();
         let info = crate::sched::RuntimeInfo {
             config: config.clone(),
-            started: Instant::now(),
+            started,
         };
         let shared = Arc::new(Shared::new(id, policy, workers, stealers, blocking, info));
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -202,7 +203,7 @@ impl Runtime {
             handle: Handle { shared },
             config,
             report: StartReport {
-                started: Instant::now(),
+                started,
                 plan,
                 process_tuning,
                 memory: memory.notes,
@@ -234,7 +235,6 @@ impl Runtime {
         if let Some(e) = first_error {
             return Err(e);
         }
-        rt.report.started = rt.handle.shared.info.started;
         tracing::debug!(runtime = id, plan = %rt.report.plan, "sprint runtime started");
         for line in rt.report.tuning() {
             tracing::info!(runtime = id, "tuning: {line}");
