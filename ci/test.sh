@@ -25,10 +25,14 @@ bounded() { timeout --kill-after=30 "$1" "${@:2}"; }
 stage "test: workspace" bounded 1500 cargo test --workspace --exclude sprint-bench --all-targets
 stage "test: doc" bounded 600 cargo test --workspace --exclude sprint-bench --doc
 stage "benches and examples (criterion's test mode)" bounded 900 cargo test -p sprint-bench --all-targets
+# Nothing below reads the debug build (each later stage builds with flags
+# of its own into a folder of its own).
+prune "$target/debug"
 
 # The inbox and the sleep/unpark protocol.
 stage loom bounded 900 env LOOM_MAX_PREEMPTIONS=4 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$target/loom" \
     cargo test -p sprint-core --lib --release loom
+prune "$target/loom"
 
 # sprint-alloc, sprint-os, sprint-core and sprint-io tests. --cfg sprint_asan poisons
 # free slab cells, so a use after free of a task cell carved from an arena
@@ -36,10 +40,12 @@ stage loom bounded 900 env LOOM_MAX_PREEMPTIONS=4 RUSTFLAGS="--cfg loom" CARGO_T
 stage "AddressSanitizer + LeakSanitizer" bounded 1500 env RUSTC_BOOTSTRAP=1 \
     RUSTFLAGS="-Zsanitizer=address --cfg sprint_asan" CARGO_TARGET_DIR="$target/asan" \
     cargo test -p sprint-alloc -p sprint-os -p sprint-core -p sprint-io --target x86_64-unknown-linux-gnu --tests
+prune "$target/asan"
 
 # The libraries build on macOS and Windows with their settings gated
 # (under $target/cross).
 stage "cross-check" bounded 900 bash ci/cross-check.sh
+prune "$target/cross"
 
 # Each target for FUZZ_SECONDS (60 s) under AddressSanitizer; a crash fails.
 stage fuzz bounded 1800 env FUZZ_SECONDS="${FUZZ_SECONDS:-60}" CARGO_TARGET_DIR="$target/fuzz" bash ci/fuzz.sh
