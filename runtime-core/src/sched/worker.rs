@@ -286,8 +286,13 @@ pub(crate) struct Core {
     /// `shared.slab`, copied here so the spawn path skips the `OnceLock`.
     slab: Option<Arc<sprint_alloc::Slab>>,
     /// The I/O driver, if the runtime has one: turned by maintenance and
-    /// slept in by `park`.
+    /// slept in by `park`, and by a socket through
+    /// [`turn_now`](crate::driver::turn_now).
     driver: OwnerCell<Option<Box<dyn Driver>>>,
+    /// The driver is turning: a [`turn_now`](crate::driver::turn_now)
+    /// reached from inside that turn (a buffer's `Drop`, say) does not
+    /// borrow it again.
+    in_turn: Cell<bool>,
 }
 
 impl std::fmt::Debug for Core {
@@ -335,6 +340,7 @@ impl Core {
             alive: Cell::new(0),
             cells: OwnerCell::new(CellCache::default()),
             driver: OwnerCell::new(None),
+            in_turn: Cell::new(false),
         }
     }
 

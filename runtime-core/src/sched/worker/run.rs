@@ -23,6 +23,7 @@ use crate::sched::Scheduling;
 use crate::task::harness;
 use crate::task::raw::TaskRef;
 use crossbeam_deque::Worker as Deque;
+use std::cell::Cell;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
@@ -158,11 +159,29 @@ impl Core {
         harness::drop_reference(task);
     }
 
-    /// Turns the driver, if any; true if it has one.
-    pub(super) fn turn_driver(&self, timeout: Option<Duration>) -> bool {
-        // SAFETY: the cell's contract (owner_cell.rs); `turn` only wakes
-        // tasks (queueing them), it never polls one, so it cannot reach the
-        // driver again.
+    /// Turns the driver, if any; true if it has one and it turned (false
+    /// too when reached from inside the driver's own turn, which is not
+    /// entered twice).
+    pub(crate) fn turn_driver(&self, timeout: Option<Duration>) -> bool {
+        if self.in_turn.replace(true) {
+            return false;
+        }
+        struct Out<'a>(&'a Cell<bool>);
+        impl Drop for Out<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _out = Out(&self.in_turn);
+        // SAFETY: the cell's contract (owner_cell.rs). This is the owner
+        // thread (the core is reached only from its worker thread), and no
+        // other borrow of the driver is live: the loop borrows it only
+        // here and in `park`'s and shutdown's one-line looks, never around
+        // a poll, so a task's poll (which may come here through
+        // `driver::turn_now`) is outside any borrow; and `in_turn` turns
+        // away a call from inside `turn` itself (`turn` only wakes tasks,
+        // queueing them, and drops buffers the kernel is done with; a
+        // buffer's `Drop` is the one way back here).
         unsafe {
             self.driver.with(|driver| {
                 let Some(driver) = driver else {

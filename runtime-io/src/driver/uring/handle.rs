@@ -174,6 +174,11 @@ impl UringHandle {
         };
         if foreign || self.sqpoll {
             self.flush();
+        } else {
+            // The owner: submit now and record what the kernel completed
+            // at submission, so that the caller's next look at `id` finds
+            // it done (see `sprint_core::driver::turn_now`).
+            sprint_core::driver::turn_now();
         }
         Ok(id)
     }
