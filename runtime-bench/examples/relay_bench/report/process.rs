@@ -1,6 +1,8 @@
 //! The relay as a child process, for the `report` and `step` modes: the
-//! server binary (`--relay-bin`) started on CPU 0 at a level, on tokio or
-//! with the adaptive controller; its CPU time, page faults and resident
+//! server binary (`--relay-bin`) started with `--cpu 0` (its runtime's
+//! thread pinned there, the same way for each: Sprint's worker, tokio's
+//! and monoio's thread, glommio's executor) at a Sprint level, on tokio,
+//! monoio or glommio, or with the adaptive controller; its CPU time, page faults and resident
 //! memory read from /proc; and stopping it with SIGTERM to collect the
 //! JSON lines it printed (its allocation marks and its summary).
 
@@ -55,7 +57,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts `server` (`tokio`, `turbo-nort`, `adaptive` or a level) with
+/// Starts `server` (`tokio`, `monoio`, `glommio`, `turbo-nort`,
+/// `adaptive` or a level) with
 /// publishers on `port` and subscribers on `port + 1`, and waits until it
 /// takes subscribers.
 pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server> {
@@ -63,10 +66,18 @@ pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server>
     c.args(["--cpu", "0", "--decode", &r.decode])
         .args(["--publishers", &format!("127.0.0.1:{port}")])
         .args(["--subscribers", &format!("127.0.0.1:{}", port + 1)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stdout(Stdio::piped());
+    // What it says on stderr goes to a file, read back if it fails to
+    // start (it says why: a runtime it was built without, say).
+    let dir = if r.out.is_empty() {
+        std::env::temp_dir()
+    } else {
+        std::path::PathBuf::from(&r.out)
+    };
+    let log = dir.join(format!("server-{server}.log"));
+    c.stderr(std::fs::File::create(&log).map_or_else(|_| Stdio::null(), Stdio::from));
     match server {
-        "tokio" => c.args(["--runtime", "tokio"]),
+        "tokio" | "monoio" | "glommio" => c.args(["--runtime", server]),
         "turbo-nort" => c.args(["--runtime", "sprint", "--level", "turbo", "--no-rt"]),
         // Between Basic and Turbo, on the relay's own latency.
         "adaptive" => c
@@ -77,14 +88,21 @@ pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server>
             .env("SPRINT_ADAPTIVE_MAX_LEVEL", "turbo"),
         level => c.args(["--runtime", "sprint", "--level", level]),
     };
-    let child = Server(c.spawn().map_err(|e| {
+    let mut child = Server(c.spawn().map_err(|e| {
         std::io::Error::other(format!(
-            "cannot start {} (build it: cargo build --release -p sprint-relay): {e}",
+            "cannot start {} (build it: cargo build --release -p sprint-relay --features monoio,glommio): {e}",
             r.relay_bin
         ))
     })?);
     let until = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err() {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(std::io::Error::other(format!(
+                "{server} exited before listening ({status}): {}",
+                said.trim()
+            )));
+        }
         if Instant::now() > until {
             return Err(std::io::Error::other(format!(
                 "{server} did not start listening"
