@@ -178,6 +178,23 @@ fn check_runtimes(r: &ReportArgs) -> Result<(), String> {
     }
 }
 
+/// Why a loaded machine disturbs the runs even when the other work on it
+/// is niced, if the kernel groups processes by session: with
+/// `sched_autogroup_enabled`, a nice value counts only within its
+/// session, and each session shares a CPU equally with the generator's
+/// (measured: the generator's busy loop got 0.35 of its CPU beside two
+/// niced processes of other sessions, and every run was disturbed).
+fn autogroup_note() -> Option<&'static str> {
+    let on = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    on.then_some(
+        "note: kernel.sched_autogroup_enabled is 1: other sessions' work shares the CPUs \
+         with this run equally whatever its nice value; for undisturbed runs keep the machine \
+         otherwise idle, or have the other sessions write 19 to /proc/self/autogroup (or set \
+         the sysctl to 0 while this runs)",
+    )
+}
+
 pub fn run(r: &ReportArgs) {
     if let Err(e) = std::fs::create_dir_all(&r.out) {
         eprintln!("report: cannot create {}: {e}", r.out);
@@ -186,6 +203,9 @@ pub fn run(r: &ReportArgs) {
     if let Err(e) = check_runtimes(r) {
         eprintln!("report: {e}");
         std::process::exit(1);
+    }
+    if let Some(note) = autogroup_note() {
+        eprintln!("report: {note}");
     }
     let runs = r.runs.max(1);
     let n = r.servers.len();
@@ -276,6 +296,11 @@ pub fn run(r: &ReportArgs) {
     let points = tables::points(&rows, &r.servers);
     tables::print_points(&points, &rows, r.disturbed_lag_us);
     print_problems(&rows);
+    if rows.iter().any(|x| x.disturbed) {
+        if let Some(note) = autogroup_note() {
+            println!("{note}");
+        }
+    }
     for (run, server, rate, why) in &failures {
         println!("  run {} {server} at {rate}/s did not run: {why}", run + 1);
     }
