@@ -275,3 +275,81 @@ pub fn median_runs(rows: &[Row], points: &[Point]) -> Vec<Row> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::LoadResult;
+
+    fn row(server: &str, run: usize, p99_us: f64, disturbed: bool) -> Row {
+        Row {
+            server: server.into(),
+            run,
+            disturbed,
+            load: LoadResult {
+                offered_rate: 10_000,
+                messages: 10_000,
+                subscribers: 16,
+                delivered_per_s: 160_000.0,
+                delivered_fraction: 1.0,
+                p50_us: p99_us / 2.0,
+                p95_us: p99_us,
+                p99_us,
+                p999_us: p99_us,
+                max_us: p99_us,
+                duplicates: 0,
+                corrupted: 0,
+                missing: 0,
+                closed_subscribers: 0,
+                generator_cpu: 1.0,
+                generator_idle: 0.5,
+                send_lag_p99_us: if disturbed { 5_000.0 } else { 20.0 },
+                cdf: vec![],
+                p99_by_second_us: vec![],
+            },
+            server_cpu: 0.5,
+            server_cpu_us_per_delivery: 1.0,
+            rss_mb: 10.0,
+            allocations: None,
+            allocations_per_message: 0.0,
+            page_faults: 0,
+        }
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let s = Spread::of([4.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.lo, s.hi), (2.5, 1.0, 4.0));
+        let s = Spread::of([5.0, 1.0, 3.0]).unwrap();
+        assert_eq!((s.median, s.lo, s.hi), (3.0, 1.0, 5.0));
+        assert!(Spread::of([]).is_none());
+    }
+
+    #[test]
+    fn disturbed_runs_are_counted_but_left_out_of_the_medians() {
+        let rows = [
+            row("tokio", 0, 100.0, false),
+            row("tokio", 1, 9_000.0, true),
+            row("tokio", 2, 200.0, false),
+            row("basic", 0, 50.0, true),
+        ];
+        let p = points(&rows, &["tokio".into(), "basic".into()]);
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (p[0].server.as_str(), p[0].runs, p[0].kept),
+            ("tokio", 3, 2)
+        );
+        let p99 = p[0].p99_us.unwrap();
+        assert_eq!((p99.median, p99.lo, p99.hi), (150.0, 100.0, 200.0));
+        assert_eq!(
+            p[0].send_lag_p99_us,
+            vec![20.0, 5_000.0, 20.0],
+            "every run, in order"
+        );
+        assert_eq!((p[1].kept, p[1].runs), (0, 1));
+        assert!(p[1].p99_us.is_none(), "no run kept: no median");
+        let m = median_runs(&rows, &p);
+        assert_eq!(m.len(), 1, "a point with no run kept is not plotted");
+        assert_eq!(m[0].load.p99_us, 100.0, "the lower middle of two");
+    }
+}
