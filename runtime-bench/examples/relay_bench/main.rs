@@ -154,6 +154,11 @@ struct ReportArgs {
     /// this many µs is disturbed: listed, and left out of the medians.
     #[arg(long, default_value_t = 200.0)]
     disturbed_lag_us: f64,
+    /// A run whose server's threads waited for a CPU (runnable, while
+    /// something else had it) more than this share of the measured
+    /// window, in %, is disturbed too.
+    #[arg(long, default_value_t = 1.0)]
+    disturbed_wait_pct: f64,
     /// Also print every run's row (RSS, allocations, page faults too).
     #[arg(long)]
     per_run: bool,

@@ -8,10 +8,13 @@
 //! not on all the runs of one. Around each load run it reads the server's
 //! CPU, page faults, resident memory and allocation marks.
 //!
-//! The generator measures its own lateness (its send lag p99): a run
-//! where that is over `--disturbed-lag-us` is *disturbed* (the generator
-//! did not get its CPU on time, so the latency it measured is partly its
-//! own) and is left out of the medians, and listed. The tables
+//! The generator measures its own lateness (its send lag p99), and the
+//! report how long the server's thread on CPU 0 waited, runnable, for
+//! that CPU: a run where the first is over `--disturbed-lag-us`, or the
+//! second over `--disturbed-wait-pct` of the time, is *disturbed* (the
+//! generator or the server did not get its CPU on time, so the latency
+//! measured is partly something else's) and is left out of the medians,
+//! and listed. The tables
 //! ([`tables`]) give, for each server and rate, the median and the range
 //! over the runs kept, then the summary in the shape of issue 15's
 //! table; `--until-fail` goes on past the listed rates, in each run, with
@@ -32,7 +35,7 @@ mod tables;
 
 use crate::measure::LoadResult;
 use crate::{load, LoadArgs, ReportArgs};
-use process::{proc_stat, rss_mb, start};
+use process::{proc_stat, rss_mb, run_queue_wait_s, start};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -48,6 +51,10 @@ pub struct Row {
     load: LoadResult,
     /// Server CPU over the run, in cores.
     server_cpu: f64,
+    /// Share of the measured window the server's thread on CPU 0 spent
+    /// runnable but waiting for it (taken by something else): over
+    /// `--disturbed-wait-pct`, the run is disturbed.
+    server_wait_share: f64,
     /// Server CPU per delivered frame, µs.
     server_cpu_us_per_delivery: f64,
     rss_mb: f64,
@@ -83,7 +90,8 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
     // this thread starts must not inherit that.
     let load = std::thread::spawn(move || {
         load::run_marked(&args, move || {
-            *at.lock().unwrap_or_else(|e| e.into_inner()) = proc_stat(pid);
+            *at.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((proc_stat(pid), run_queue_wait_s(pid), Instant::now()));
             // SAFETY: a signal to the child's pid.
             unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
         })
@@ -92,10 +100,13 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
     .unwrap_or_else(|_| Err(std::io::Error::other("the generator panicked")));
     let wall = t0.elapsed().as_secs_f64();
     let (cpu1, faults1) = proc_stat(pid).unwrap_or_default();
-    let faults0 = at_measure
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .map_or(faults1, |(_, f)| f);
+    let wait1 = run_queue_wait_s(pid);
+    let mark = *at_measure.lock().unwrap_or_else(|e| e.into_inner());
+    let faults0 = mark.and_then(|(s, _, _)| s).map_or(faults1, |(_, f)| f);
+    let server_wait_share = match mark {
+        Some((_, Some(w0), t)) => (wait1.unwrap_or(w0) - w0) / t.elapsed().as_secs_f64().max(1e-3),
+        _ => 0.0,
+    };
     let rss = rss_mb(pid);
     // SAFETY: signals to the child's pid: a last allocation mark, then
     // stop.
@@ -123,6 +134,7 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
         run: 0,
         disturbed: false,
         server_cpu: (cpu1 - cpu0) / wall,
+        server_wait_share,
         server_cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / deliveries,
         rss_mb: rss,
         allocations,
@@ -245,14 +257,16 @@ pub fn run(r: &ReportArgs) {
                 match point(r, server, rate, port) {
                     Ok(mut row) => {
                         row.run = run;
-                        row.disturbed = row.load.send_lag_p99_us > r.disturbed_lag_us;
+                        row.disturbed = row.load.send_lag_p99_us > r.disturbed_lag_us
+                            || row.server_wait_share * 100.0 > r.disturbed_wait_pct;
                         let l = &row.load;
                         let ok =
                             l.delivered_fraction >= 0.999 && l.p99_us <= r.keep_up_p99_ms * 1e3;
                         if row.disturbed {
                             eprintln!(
-                                "  disturbed: the generator's send lag p99 was {:.0} µs",
-                                l.send_lag_p99_us
+                                "  disturbed: the generator's send lag p99 was {:.0} µs, the server waited for a CPU {:.1} % of the time",
+                                l.send_lag_p99_us,
+                                row.server_wait_share * 100.0
                             );
                         }
                         if ok && state.failed.is_none() {
@@ -294,7 +308,7 @@ pub fn run(r: &ReportArgs) {
         print_rows(&rows);
     }
     let points = tables::points(&rows, &r.servers);
-    tables::print_points(&points, &rows, r.disturbed_lag_us);
+    tables::print_points(&points, &rows, r.disturbed_lag_us, r.disturbed_wait_pct);
     print_problems(&rows);
     if rows.iter().any(|x| x.disturbed) {
         if let Some(note) = autogroup_note() {

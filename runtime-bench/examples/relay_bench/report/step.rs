@@ -23,6 +23,7 @@ pub fn run(st: &StepArgs) -> std::io::Result<()> {
         keep_up_p99_ms: 100.0,
         runs: 1,
         disturbed_lag_us: f64::INFINITY,
+        disturbed_wait_pct: f64::INFINITY,
         per_run: false,
     };
     let servers = ["basic", "turbo", "adaptive"];

@@ -2,7 +2,9 @@
 //! server and rate the median and the range (lowest–highest) over the
 //! runs kept, the runs left out as disturbed (the generator itself was
 //! late: its send lag p99 over `--disturbed-lag-us`, so the latency it
-//! measured is partly its own), and a summary in the shape of issue 15's
+//! measured is partly its own; or the server's threads waited for a CPU
+//! taken by something else more than `--disturbed-wait-pct` of the
+//! time), and a summary in the shape of issue 15's
 //! table, one column per server, written as Markdown to paste.
 
 use super::Row;
@@ -70,6 +72,8 @@ pub struct Point {
     /// The generator's send lag p99 of each run, µs, in run order
     /// (disturbed ones included).
     pub send_lag_p99_us: Vec<f64>,
+    /// The server's share of time waiting for a CPU, %, each run.
+    pub server_wait_pct: Vec<f64>,
     /// Whether a kept run delivered less than 99.9 %.
     pub fell_behind: bool,
 }
@@ -105,6 +109,7 @@ pub fn points(rows: &[Row], servers: &[String]) -> Vec<Point> {
                 p999_us: of(&|x| x.load.p999_us),
                 server_cpu: of(&|x| x.server_cpu),
                 send_lag_p99_us: all.iter().map(|x| x.load.send_lag_p99_us).collect(),
+                server_wait_pct: all.iter().map(|x| x.server_wait_share * 100.0).collect(),
                 fell_behind: kept.iter().any(|x| x.load.delivered_fraction < 0.999),
             });
         }
@@ -113,21 +118,31 @@ pub fn points(rows: &[Row], servers: &[String]) -> Vec<Point> {
 }
 
 /// Prints each point's medians and ranges, then the runs left out.
-pub fn print_points(points: &[Point], rows: &[Row], disturbed_lag_us: f64) {
+pub fn print_points(
+    points: &[Point],
+    rows: &[Row],
+    disturbed_lag_us: f64,
+    disturbed_wait_pct: f64,
+) {
     println!(
-        "median (lowest–highest) over the runs kept; a run is left out as disturbed when the generator's send lag p99 is over {disturbed_lag_us} µs"
+        "median (lowest–highest) over the runs kept; a run is left out as disturbed (*) when the generator's send lag p99 is over {disturbed_lag_us} µs or the server waited for a CPU over {disturbed_wait_pct} % of the time"
     );
     println!(
-        "{:>11} {:>7} {:>5} {:>25} {:>22} {:>22} {:>22} {:>19}  send lag p99 µs, each run",
+        "{:>11} {:>7} {:>5} {:>25} {:>22} {:>22} {:>22} {:>19}  send lag p99 µs / server wait %, each run",
         "server", "rate/s", "kept", "delivered %", "p50 µs", "p99 µs", "p99.9 µs", "server CPU"
     );
     for p in points {
         let lags: Vec<String> = p
             .send_lag_p99_us
             .iter()
-            .map(|l| {
-                let mark = if *l > disturbed_lag_us { "*" } else { "" };
-                format!("{l:.0}{mark}")
+            .zip(&p.server_wait_pct)
+            .map(|(l, w)| {
+                let mark = if *l > disturbed_lag_us || *w > disturbed_wait_pct {
+                    "*"
+                } else {
+                    ""
+                };
+                format!("{l:.0}/{w:.1}{mark}")
             })
             .collect();
         println!(
@@ -153,11 +168,12 @@ pub fn print_points(points: &[Point], rows: &[Row], disturbed_lag_us: f64) {
         );
         for x in disturbed {
             println!(
-                "  run {} {} at {}/s: send lag p99 {:.0} µs (p99 {:.1} µs, {:.3} % delivered)",
+                "  run {} {} at {}/s: send lag p99 {:.0} µs, server waited {:.1} % (p99 {:.1} µs, {:.3} % delivered)",
                 x.run + 1,
                 x.server,
                 x.load.offered_rate,
                 x.load.send_lag_p99_us,
+                x.server_wait_share * 100.0,
                 x.load.p99_us,
                 x.load.delivered_fraction * 100.0
             );
@@ -308,6 +324,7 @@ mod tests {
                 p99_by_second_us: vec![],
             },
             server_cpu: 0.5,
+            server_wait_share: 0.0,
             server_cpu_us_per_delivery: 1.0,
             rss_mb: 10.0,
             allocations: None,
