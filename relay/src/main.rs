@@ -1,7 +1,10 @@
 //! The relay as a server process: on Sprint at a level, or on tokio's
-//! current-thread runtime, until SIGINT or SIGTERM; then it prints what it
-//! counted as one JSON line (the benchmark harness reads it). `--runtime
-//! tokio` needs the `tokio` feature (on by default).
+//! current-thread runtime, monoio's legacy (epoll) driver or a glommio
+//! executor, on one CPU (`--cpu`), until SIGINT or SIGTERM; then it prints
+//! what it counted as one JSON line (the benchmark harness reads it).
+//! `--runtime tokio|monoio|glommio` needs the feature of that name
+//! (`tokio` is on by default; `--list-runtimes` prints what this binary
+//! has).
 //!
 //! `cargo run --release -p sprint-relay -- --runtime sprint --level turbo`
 
@@ -19,11 +22,15 @@ use std::time::Duration;
 static GLOBAL: Counting = Counting;
 
 #[derive(Parser)]
-#[command(about = "A Bitcoin transaction relay on Sprint or tokio")]
+#[command(about = "A Bitcoin transaction relay on Sprint, tokio, monoio or glommio")]
 struct Args {
-    /// `sprint` or `tokio`.
+    /// `sprint`, `tokio`, `monoio` or `glommio`.
     #[arg(long, default_value = "sprint")]
     runtime: String,
+    /// Print the runtimes this binary was built with, one a line, and
+    /// exit.
+    #[arg(long)]
+    list_runtimes: bool,
     /// Sprint's level.
     #[arg(long, default_value = "standard")]
     level: String,
@@ -87,8 +94,43 @@ fn fail(msg: String) -> ! {
     std::process::exit(2);
 }
 
+/// The runtimes this binary was built with.
+const RUNTIMES: &[&str] = &[
+    "sprint",
+    #[cfg(feature = "tokio")]
+    "tokio",
+    #[cfg(feature = "monoio")]
+    "monoio",
+    #[cfg(feature = "glommio")]
+    "glommio",
+];
+
+/// The error for a runtime this binary was built without.
+#[cfg(not(all(feature = "tokio", feature = "monoio", feature = "glommio")))]
+fn missing(runtime: &str) -> ! {
+    fail(format!(
+        "--runtime {runtime}: this relay was built without the `{runtime}` feature; \
+         build it with: cargo build --release -p sprint-relay --features monoio,glommio \
+         (tokio is on by default)"
+    ))
+}
+
+/// Pins this thread (the one the runtime will run on) to `cpu`.
+#[cfg(any(feature = "tokio", feature = "monoio"))]
+fn pin(cpu: usize) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        fail(format!("cannot pin to CPU {cpu}"));
+    }
+}
+
 fn main() {
     let args = Args::parse();
+    if args.list_runtimes {
+        for r in RUNTIMES {
+            println!("{r}");
+        }
+        return;
+    }
     let decode = match args.decode.as_str() {
         "on" => true,
         "off" => false,
@@ -189,18 +231,30 @@ fn main() {
         }
         #[cfg(feature = "tokio")]
         "tokio" => {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: args.cpu }) {
-                fail(format!("cannot pin to CPU {}", args.cpu));
-            }
+            pin(args.cpu);
             (server::run_tokio(cfg, addrs, ready, stop), None)
         }
-        #[cfg(not(feature = "tokio"))]
-        "tokio" => fail(
-            "--runtime tokio: this relay was built without the `tokio` feature \
-             (cargo build -p sprint-relay --features tokio)"
-                .to_string(),
+        #[cfg(feature = "monoio")]
+        "monoio" => {
+            pin(args.cpu);
+            (server::run_monoio(cfg, addrs, ready, stop), None)
+        }
+        // glommio pins its executor's thread itself (Placement::Fixed).
+        #[cfg(feature = "glommio")]
+        "glommio" => (
+            server::run_glommio(cfg, addrs, ready, stop, Some(args.cpu)),
+            None,
         ),
-        other => fail(format!("--runtime must be sprint or tokio, not {other:?}")),
+        #[cfg(not(feature = "tokio"))]
+        "tokio" => missing("tokio"),
+        #[cfg(not(feature = "monoio"))]
+        "monoio" => missing("monoio"),
+        #[cfg(not(feature = "glommio"))]
+        "glommio" => missing("glommio"),
+        other => fail(format!(
+            "--runtime must be one of {}, not {other:?}",
+            RUNTIMES.join(", ")
+        )),
     };
     let finished = finished.unwrap_or_else(|e| fail(format!("{e}")));
     let allocations = counting::allocations() - start_allocs;

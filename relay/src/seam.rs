@@ -1,7 +1,8 @@
 //! The seam between the relay and a runtime: a stream that reads and
 //! writes through `&self` (with the runtime's timer and spawn beside it),
 //! a listener, and the connection loops written once over them. Sprint's
-//! types implement it, and tokio's with the `tokio` feature.
+//! types implement it, tokio's with the `tokio` feature, and monoio's and
+//! glommio's with theirs (`seam/on_monoio.rs`, `seam/on_glommio.rs`).
 
 use crate::core::{Next, PubId, Relay, SubId};
 use std::cell::RefCell;
@@ -11,6 +12,15 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "glommio")]
+mod on_glommio;
+#[cfg(feature = "monoio")]
+mod on_monoio;
+#[cfg(feature = "glommio")]
+pub use on_glommio::{GlommioListener, GlommioStream};
+#[cfg(feature = "monoio")]
+pub use on_monoio::{MonoioListener, MonoioStream};
 
 /// A connected stream, and the runtime it runs on.
 pub trait Stream: std::os::fd::AsRawFd + 'static {

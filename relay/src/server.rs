@@ -1,7 +1,8 @@
 //! Running the relay: on one Sprint worker, or (the `tokio` feature) on a
-//! tokio current-thread runtime with a `LocalSet` (the same relay code
-//! through the seam), until told to stop. Publishers connect to one address, subscribers to
-//! another.
+//! tokio current-thread runtime with a `LocalSet`, or (the `monoio` and
+//! `glommio` features) on monoio's legacy (epoll) driver or on a glommio
+//! executor — the same relay code through the seam — until told to stop.
+//! Publishers connect to one address, subscribers to another.
 
 use crate::core::{Counters, Relay, RelayConfig};
 use crate::seam::{self, Role};
@@ -256,6 +257,108 @@ pub fn run_tokio(
         for t in tasks {
             t.abort();
         }
+        let c = relay.borrow().counters;
+        Ok::<_, std::io::Error>(c)
+    })?;
+    Ok(Finished {
+        counters,
+        latency: None,
+    })
+}
+
+/// Copies the counters into `control` every [`Control::POLL`], on any
+/// runtime's timer, until it is stopped.
+#[cfg(any(feature = "monoio", feature = "glommio"))]
+async fn watched<S: seam::Stream>(relay: &RefCell<Relay>, control: &Control) {
+    loop {
+        control.publish(relay.borrow().counters);
+        if control.stopped() {
+            return;
+        }
+        S::sleep(Control::POLL).await;
+    }
+}
+
+/// Runs the relay on monoio's legacy (epoll) driver on this thread until
+/// `control` says stop. Pin the thread first to place it (the server
+/// binary does, as for tokio).
+///
+/// monoio's task handles cannot abort: the accept loops and the
+/// connections still open are dropped with the runtime when this returns
+/// (a process that goes on should not count on their sockets closing).
+#[cfg(feature = "monoio")]
+pub fn run_monoio(
+    cfg: RelayConfig,
+    addrs: Addrs,
+    ready: impl FnOnce(Addrs),
+    control: impl Into<Control>,
+) -> std::io::Result<Finished> {
+    use seam::{MonoioListener, MonoioStream, Stream};
+    let control = control.into();
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    let counters = rt.block_on(async move {
+        let pubs = MonoioListener(monoio::net::TcpListener::bind(addrs.publishers)?);
+        let subs = MonoioListener(monoio::net::TcpListener::bind(addrs.subscribers)?);
+        let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
+        let memory = Memory::start();
+        ready(Addrs {
+            publishers: pubs.0.local_addr()?,
+            subscribers: subs.0.local_addr()?,
+        });
+        type S = MonoioStream;
+        S::spawn(seam::accept_loop(relay.clone(), pubs, Role::Publishers));
+        S::spawn(seam::accept_loop(relay.clone(), subs, Role::Subscribers));
+        S::spawn(seam::housekeeping::<S>(relay.clone(), memory));
+        watched::<S>(&relay, &control).await;
+        let c = relay.borrow().counters;
+        Ok::<_, std::io::Error>(c)
+    })?;
+    Ok(Finished {
+        counters,
+        latency: None,
+    })
+}
+
+/// Runs the relay on a glommio `LocalExecutor` made on this thread until
+/// `control` says stop: pinned to `cpu` (`Placement::Fixed`), or where
+/// the thread may run (`Placement::Unbound`) without one.
+#[cfg(feature = "glommio")]
+pub fn run_glommio(
+    cfg: RelayConfig,
+    addrs: Addrs,
+    ready: impl FnOnce(Addrs),
+    control: impl Into<Control>,
+    cpu: Option<usize>,
+) -> std::io::Result<Finished> {
+    use seam::{GlommioListener, GlommioStream};
+    let control = control.into();
+    let placement = match cpu {
+        Some(cpu) => glommio::Placement::Fixed(cpu),
+        None => glommio::Placement::Unbound,
+    };
+    let ex = glommio::LocalExecutorBuilder::new(placement)
+        .make()
+        .map_err(|e| std::io::Error::other(format!("glommio executor: {e}")))?;
+    let counters = ex.run(async move {
+        let bind = |a| glommio::net::TcpListener::bind(a).map_err(std::io::Error::from);
+        let pubs = GlommioListener(bind(addrs.publishers)?);
+        let subs = GlommioListener(bind(addrs.subscribers)?);
+        let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
+        let memory = Memory::start();
+        ready(Addrs {
+            publishers: pubs.0.local_addr().map_err(std::io::Error::from)?,
+            subscribers: subs.0.local_addr().map_err(std::io::Error::from)?,
+        });
+        type S = GlommioStream;
+        // Dropping a glommio task cancels it: these end with the run.
+        let _tasks = [
+            glommio::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
+            glommio::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
+            glommio::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
+        ];
+        watched::<S>(&relay, &control).await;
         let c = relay.borrow().counters;
         Ok::<_, std::io::Error>(c)
     })?;

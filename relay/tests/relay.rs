@@ -1,4 +1,5 @@
-//! The relay, on Sprint and on tokio through the same seam: every new
+//! The relay, on Sprint and on tokio (and monoio and glommio, with their
+//! features) through the same seam: every new
 //! transaction reaches every subscriber once; duplicates are dropped;
 //! each kind of malformed input is counted and closes only its own
 //! connection; a slow subscriber is dropped or skipped by the policy while
@@ -66,11 +67,12 @@ fn fan_out(rt: Rt, decode: bool) {
     assert_eq!(f.counters.relayed, 350);
     assert_eq!(f.counters.duplicates, 50);
     assert_eq!(f.counters.deliveries, 3 * 350);
-    // Sprint's histogram records the relay's latency; tokio has none.
-    match rt {
-        Rt::Sprint => assert!(f.latency.unwrap().count >= 3 * 350),
-        #[cfg(feature = "tokio")]
-        Rt::Tokio => assert!(f.latency.is_none()),
+    // Sprint's histogram records the relay's latency; the others have
+    // none.
+    if matches!(rt, Rt::Sprint) {
+        assert!(f.latency.unwrap().count >= 3 * 350);
+    } else {
+        assert!(f.latency.is_none());
     }
 }
 
@@ -83,6 +85,18 @@ fn every_new_transaction_reaches_every_subscriber_once_on_sprint() {
 #[test]
 fn every_new_transaction_reaches_every_subscriber_once_on_tokio() {
     fan_out(Rt::Tokio, true);
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn every_new_transaction_reaches_every_subscriber_once_on_monoio() {
+    fan_out(Rt::Monoio, true);
+}
+
+#[cfg(feature = "glommio")]
+#[test]
+fn every_new_transaction_reaches_every_subscriber_once_on_glommio() {
+    fan_out(Rt::Glommio, true);
 }
 
 #[test]
@@ -145,6 +159,18 @@ fn malformed_input_is_counted_and_closes_only_its_connection_on_sprint() {
 #[test]
 fn malformed_input_is_counted_and_closes_only_its_connection_on_tokio() {
     malformed(Rt::Tokio);
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn malformed_input_is_counted_and_closes_only_its_connection_on_monoio() {
+    malformed(Rt::Monoio);
+}
+
+#[cfg(feature = "glommio")]
+#[test]
+fn malformed_input_is_counted_and_closes_only_its_connection_on_glommio() {
+    malformed(Rt::Glommio);
 }
 
 /// A subscriber that never reads, with a small receive buffer.
@@ -302,6 +328,30 @@ fn a_slow_subscriber_is_skipped_by_the_skip_policy_on_tokio() {
 #[test]
 fn a_slow_subscriber_is_dropped_on_tokio_too() {
     slow(Rt::Tokio, SlowPolicy::Drop);
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn a_slow_subscriber_is_dropped_on_monoio() {
+    slow(Rt::Monoio, SlowPolicy::Drop);
+}
+
+#[cfg(feature = "glommio")]
+#[test]
+fn a_slow_subscriber_is_dropped_on_glommio() {
+    slow(Rt::Glommio, SlowPolicy::Drop);
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_monoio() {
+    relay_behind(Rt::Monoio);
+}
+
+#[cfg(feature = "glommio")]
+#[test]
+fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_glommio() {
+    relay_behind(Rt::Glommio);
 }
 
 /// The relay keys duplicates by the payload's double SHA-256, which the

@@ -1,5 +1,5 @@
-//! What the relay's integration tests share: a relay on Sprint or tokio
-//! in this process, and clients that read frames.
+//! What the relay's integration tests share: a relay on Sprint, tokio,
+//! monoio or glommio in this process, and clients that read frames.
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -26,6 +26,12 @@ pub enum Rt {
     /// tokio's current-thread runtime.
     #[cfg(feature = "tokio")]
     Tokio,
+    /// monoio's legacy (epoll) driver.
+    #[cfg(feature = "monoio")]
+    Monoio,
+    /// A glommio executor, unpinned.
+    #[cfg(feature = "glommio")]
+    Glommio,
 }
 
 pub struct Running {
@@ -57,6 +63,12 @@ impl Running {
             }
             #[cfg(feature = "tokio")]
             Rt::Tokio => server::run_tokio(cfg, addrs, move |a| tx.send(a).unwrap(), c2).unwrap(),
+            #[cfg(feature = "monoio")]
+            Rt::Monoio => server::run_monoio(cfg, addrs, move |a| tx.send(a).unwrap(), c2).unwrap(),
+            #[cfg(feature = "glommio")]
+            Rt::Glommio => {
+                server::run_glommio(cfg, addrs, move |a| tx.send(a).unwrap(), c2, None).unwrap()
+            }
         });
         let addrs = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         Running {

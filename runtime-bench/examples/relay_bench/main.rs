@@ -9,11 +9,12 @@
 //! and every subscriber checks every frame byte for byte against the one
 //! sent, once (duplicates, corruption and losses are counted).
 //!
-//! `report`: runs the relay server (`--relay-bin`) on CPU 0 at each level
-//! and on tokio, at rising offered rates, with the generator on CPU 1;
-//! prints the table (throughput, latency percentiles, server CPU, RSS,
-//! global allocations per message, page faults), and writes JSON and SVG
-//! plots.
+//! `report`: runs the relay server (`--relay-bin`, the same relay code on
+//! every runtime) on CPU 0 on tokio, monoio, glommio and at Sprint's
+//! levels, at rising offered rates, with the generator on CPU 1, over
+//! several interleaved runs; leaves out the runs where the generator was
+//! itself late (disturbed); prints the median and range of each measure
+//! and a summary in issue 15's shape, and writes JSON and SVG plots.
 //!
 //! `demo` (the README's first command) and `step` are described in
 //! their modules. This file is the command line; the parts:
@@ -45,7 +46,8 @@ struct Cli {
 enum Cmd {
     /// Drive a running relay once and print the result as JSON.
     Load(LoadArgs),
-    /// Run the relay at each level and on tokio at rising rates.
+    /// Run the relay on tokio, monoio, glommio and at Sprint's levels at
+    /// rising rates, over interleaved runs.
     Report(ReportArgs),
     /// A short demo: the relay on Sprint in this process (CPU 0), the
     /// generator on CPU 1, at rising rates, with the final table.
@@ -132,25 +134,44 @@ struct ReportArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "10000,50000,100000,200000,400000"
+        default_value = "10000,25000,50000,100000,200000"
     )]
     rates: Vec<u64>,
-    /// Servers: tokio and Sprint's levels.
+    /// Servers: tokio, monoio, glommio and Sprint's levels (also
+    /// turbo-nort and adaptive). monoio and glommio need the relay built
+    /// with `--features monoio,glommio`.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "tokio,basic,standard,aggressive,enterprise,turbo"
+        default_value = "tokio,monoio,glommio,basic,standard,enterprise,turbo"
     )]
     servers: Vec<String>,
+    /// Runs, interleaved: each run takes every rate, and every server
+    /// once at each rate, the servers' order rotated each run.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// A run whose generator sent late (its send lag p99) by more than
+    /// this many µs is disturbed: listed, and left out of the medians.
+    #[arg(long, default_value_t = 200.0)]
+    disturbed_lag_us: f64,
+    /// A run whose server's threads waited for a CPU (runnable, while
+    /// something else had it) more than this share of the measured
+    /// window, in %, is disturbed too.
+    #[arg(long, default_value_t = 1.0)]
+    disturbed_wait_pct: f64,
+    /// Also print every run's row (RSS, allocations, page faults too).
+    #[arg(long)]
+    per_run: bool,
     /// Seconds measured per point.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Relay decoding on or off.
     #[arg(long, default_value = "on")]
     decode: String,
-    /// After the listed rates, keep raising each server's rate by a
-    /// quarter while it keeps up (see `--keep-up-p99-ms`), to find its
-    /// saturation point, up to this rate; 0 stops at the listed rates.
+    /// After the listed rates, keep raising the rate by a quarter, in each
+    /// run, for the servers that keep up (see `--keep-up-p99-ms`), to
+    /// find their saturation points, up to this rate; 0 stops at the
+    /// listed rates.
     #[arg(long, default_value_t = 0)]
     until_fail: u64,
     /// A server keeps up at a rate when it delivers at least 99.9 % with

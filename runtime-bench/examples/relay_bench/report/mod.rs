@@ -1,11 +1,27 @@
-//! The `report` mode: the relay server (`--relay-bin`) on CPU 0 at each
-//! level and on tokio, at rising offered rates (and past them, with
-//! `--until-fail`, while a server keeps up), the generator on CPU 1.
-//! Around each load run it reads the server's CPU, page faults, resident
-//! memory and allocation marks; then it prints the table (throughput,
-//! latency percentiles, server CPU, RSS, global allocations per message,
-//! page faults), the generator's own slack and each server's saturation
-//! point, and writes `report.json` and the plots.
+//! The `report` mode: every server (`--servers`: tokio, monoio, glommio
+//! and Sprint's levels, each the same relay code in the relay server
+//! binary `--relay-bin`, its runtime's thread pinned to CPU 0) at each
+//! offered rate (`--rates`), the generator on CPU 1, over `--runs` runs
+//! INTERLEAVED: each run takes every rate in turn and every server once
+//! at each, the servers' order rotated from one run to the next, so that
+//! whatever disturbs the machine for a while falls on several servers and
+//! not on all the runs of one. Around each load run it reads the server's
+//! CPU, page faults, resident memory and allocation marks.
+//!
+//! The generator measures its own lateness (its send lag p99), and the
+//! report how long the server's thread on CPU 0 waited, runnable, for
+//! that CPU: a run where the first is over `--disturbed-lag-us`, or the
+//! second over `--disturbed-wait-pct` of the time, is *disturbed* (the
+//! generator or the server did not get its CPU on time, so the latency
+//! measured is partly something else's) and is left out of the medians,
+//! and listed. The tables
+//! ([`tables`]) give, for each server and rate, the median and the range
+//! over the runs kept, then the summary in the shape of issue 15's
+//! table; `--until-fail` goes on past the listed rates, in each run, with
+//! the servers that kept up, and the saturation line gives each server's
+//! highest rate kept up in each run. `report.json` holds every run's row
+//! (`summary.json` the points), and the plots show each point's median
+//! run.
 //!
 //! The other modes that print a report are beside it: `step`
 //! ([`step`]), `demo` ([`demo`]); the relay as a child process is
@@ -15,10 +31,11 @@ pub mod demo;
 mod plot;
 pub mod process;
 pub mod step;
+mod tables;
 
 use crate::measure::LoadResult;
 use crate::{load, LoadArgs, ReportArgs};
-use process::{proc_stat, rss_mb, start};
+use process::{proc_stat, rss_mb, run_queue_wait_s, start};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -26,9 +43,18 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     server: String,
+    /// The run it belongs to, from 0.
+    run: usize,
+    /// The generator's send lag p99 was over `--disturbed-lag-us`: left
+    /// out of the medians.
+    disturbed: bool,
     load: LoadResult,
     /// Server CPU over the run, in cores.
     server_cpu: f64,
+    /// Share of the measured window the server's thread on CPU 0 spent
+    /// runnable but waiting for it (taken by something else): over
+    /// `--disturbed-wait-pct`, the run is disturbed.
+    server_wait_share: f64,
     /// Server CPU per delivered frame, µs.
     server_cpu_us_per_delivery: f64,
     rss_mb: f64,
@@ -64,7 +90,8 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
     // this thread starts must not inherit that.
     let load = std::thread::spawn(move || {
         load::run_marked(&args, move || {
-            *at.lock().unwrap_or_else(|e| e.into_inner()) = proc_stat(pid);
+            *at.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((proc_stat(pid), run_queue_wait_s(pid), Instant::now()));
             // SAFETY: a signal to the child's pid.
             unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
         })
@@ -73,10 +100,13 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
     .unwrap_or_else(|_| Err(std::io::Error::other("the generator panicked")));
     let wall = t0.elapsed().as_secs_f64();
     let (cpu1, faults1) = proc_stat(pid).unwrap_or_default();
-    let faults0 = at_measure
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .map_or(faults1, |(_, f)| f);
+    let wait1 = run_queue_wait_s(pid);
+    let mark = *at_measure.lock().unwrap_or_else(|e| e.into_inner());
+    let faults0 = mark.and_then(|(s, _, _)| s).map_or(faults1, |(_, f)| f);
+    let server_wait_share = match mark {
+        Some((_, Some(w0), t)) => (wait1.unwrap_or(w0) - w0) / t.elapsed().as_secs_f64().max(1e-3),
+        _ => 0.0,
+    };
     let rss = rss_mb(pid);
     // SAFETY: signals to the child's pid: a last allocation mark, then
     // stop.
@@ -101,7 +131,10 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
     let deliveries = (load.delivered_per_s * r.seconds).max(1.0);
     Ok(Row {
         server: server.to_string(),
+        run: 0,
+        disturbed: false,
         server_cpu: (cpu1 - cpu0) / wall,
+        server_wait_share,
         server_cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / deliveries,
         rss_mb: rss,
         allocations,
@@ -111,78 +144,239 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
     })
 }
 
-/// A server, the highest rate it sustained, and the first rate it did
-/// not with what happened there.
-type Saturation = (String, u64, Option<(u64, String)>);
+/// In one run, a server's highest rate kept up with and the first one
+/// that was not, with what happened there.
+#[derive(Debug, Clone, Default)]
+struct Kept {
+    sustained: u64,
+    failed: Option<(u64, String)>,
+}
+
+/// Whether the servers' runtimes are all in the relay binary: a clear
+/// error (how to build it) if not.
+fn check_runtimes(r: &ReportArgs) -> Result<(), String> {
+    let build = "cargo build --release -p sprint-relay --features monoio,glommio";
+    let out = std::process::Command::new(&r.relay_bin)
+        .arg("--list-runtimes")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}; build it with: {build}", r.relay_bin))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} does not list its runtimes (an older build?); rebuild it with: {build}",
+            r.relay_bin
+        ));
+    }
+    let has = String::from_utf8_lossy(&out.stdout);
+    let has: Vec<&str> = has.lines().collect();
+    let runtime = |s: &str| match s {
+        "tokio" | "monoio" | "glommio" => s.to_string(),
+        _ => "sprint".to_string(),
+    };
+    let missing: Vec<String> = r
+        .servers
+        .iter()
+        .map(|s| runtime(s))
+        .filter(|rt| !has.contains(&rt.as_str()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} was built without {} (it has {}); build it with: {build}",
+            r.relay_bin,
+            missing.join(", "),
+            has.join(", ")
+        ))
+    }
+}
+
+/// Why a loaded machine disturbs the runs even when the other work on it
+/// is niced, if the kernel groups processes by session: with
+/// `sched_autogroup_enabled`, a nice value counts only within its
+/// session, and each session shares a CPU equally with the generator's
+/// (measured: the generator's busy loop got 0.35 of its CPU beside two
+/// niced processes of other sessions, and every run was disturbed).
+fn autogroup_note() -> Option<&'static str> {
+    let on = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    on.then_some(
+        "note: kernel.sched_autogroup_enabled is 1: other sessions' work shares the CPUs \
+         with this run equally whatever its nice value; for undisturbed runs keep the machine \
+         otherwise idle, or have the other sessions write 19 to /proc/self/autogroup (or set \
+         the sysctl to 0 while this runs)",
+    )
+}
 
 pub fn run(r: &ReportArgs) {
     if let Err(e) = std::fs::create_dir_all(&r.out) {
         eprintln!("report: cannot create {}: {e}", r.out);
         std::process::exit(1);
     }
+    if let Err(e) = check_runtimes(r) {
+        eprintln!("report: {e}");
+        std::process::exit(1);
+    }
+    if let Some(note) = autogroup_note() {
+        eprintln!("report: {note}");
+    }
+    let runs = r.runs.max(1);
+    let n = r.servers.len();
     let mut rows = Vec::new();
-    let total = r.servers.len() * r.rates.len();
+    // (run, server, rate, why) of each point that did not run.
+    let mut failures: Vec<(usize, String, u64, String)> = Vec::new();
+    // Per run, per server (in `r.servers`' order).
+    let mut kept: Vec<Vec<Kept>> = vec![vec![Kept::default(); n]; runs];
+    let total = runs * n * r.rates.len();
     let mut port = 18_333u16;
-    // Per server: the highest rate kept up with and the first one
-    // that was not, with what happened there.
-    let mut saturation: Vec<Saturation> = Vec::new();
     let mut done = 0;
-    for server in &r.servers {
+    for (run, kept) in kept.iter_mut().enumerate() {
+        // The servers' order, rotated by one each run.
+        let order: Vec<usize> = (0..n).map(|i| (i + run) % n.max(1)).collect();
         let mut rates = r.rates.clone();
-        let (mut sustained, mut failed) = (0u64, None);
         let mut k = 0;
         while k < rates.len() {
             let rate = rates[k];
             k += 1;
-            done += 1;
-            eprintln!(
-                "[{done}/{}] {server} at {rate}/s ({} s)",
-                total.max(done),
-                r.seconds
-            );
-            port += 2;
-            let ok = match point(r, server, rate, port) {
-                Ok(row) => {
-                    let l = &row.load;
-                    let ok = l.delivered_fraction >= 0.999 && l.p99_us <= r.keep_up_p99_ms * 1e3;
-                    if !ok && failed.is_none() {
-                        failed = Some((
-                            rate,
-                            format!(
-                                "{:.1} % delivered, {} subscriber(s) dropped as slow, p99 {:.1} ms",
-                                l.delivered_fraction * 100.0,
-                                l.closed_subscribers,
-                                l.p99_us / 1e3
-                            ),
-                        ));
-                    }
-                    rows.push(row);
-                    ok
+            // Past the listed rates (`--until-fail`), only the servers
+            // that have kept up so far in this run.
+            let ladder = k > r.rates.len();
+            for &i in &order {
+                let server = &r.servers[i];
+                let state = &mut kept[i];
+                if ladder && state.failed.is_some() {
+                    continue;
                 }
-                Err(e) => {
-                    eprintln!("  {server} at {rate}/s failed: {e}");
-                    if failed.is_none() {
-                        failed = Some((rate, e.to_string()));
+                done += 1;
+                eprintln!(
+                    "[run {}/{runs}] [{done}/{}] {server} at {rate}/s ({} s)",
+                    run + 1,
+                    total.max(done),
+                    r.seconds
+                );
+                port = port.checked_add(2).unwrap_or(18_335);
+                match point(r, server, rate, port) {
+                    Ok(mut row) => {
+                        row.run = run;
+                        row.disturbed = row.load.send_lag_p99_us > r.disturbed_lag_us
+                            || row.server_wait_share * 100.0 > r.disturbed_wait_pct;
+                        let l = &row.load;
+                        let ok =
+                            l.delivered_fraction >= 0.999 && l.p99_us <= r.keep_up_p99_ms * 1e3;
+                        if row.disturbed {
+                            eprintln!(
+                                "  disturbed: the generator's send lag p99 was {:.0} µs, the server waited for a CPU {:.1} % of the time",
+                                l.send_lag_p99_us,
+                                row.server_wait_share * 100.0
+                            );
+                        }
+                        if ok && state.failed.is_none() {
+                            state.sustained = state.sustained.max(rate);
+                        } else if state.failed.is_none() {
+                            state.failed = Some((
+                                rate,
+                                format!(
+                                    "{:.1} % delivered, {} subscriber(s) dropped as slow, p99 {:.1} ms{}",
+                                    l.delivered_fraction * 100.0,
+                                    l.closed_subscribers,
+                                    l.p99_us / 1e3,
+                                    if row.disturbed { " (disturbed)" } else { "" }
+                                ),
+                            ));
+                        }
+                        rows.push(row);
                     }
-                    false
+                    Err(e) => {
+                        eprintln!("  {server} at {rate}/s failed: {e}");
+                        if state.failed.is_none() {
+                            state.failed = Some((rate, e.to_string()));
+                        }
+                        failures.push((run, server.clone(), rate, e.to_string()));
+                    }
                 }
-            };
-            if ok && failed.is_none() {
-                sustained = sustained.max(rate);
             }
-            // The ladder: past the listed rates, a quarter more each
-            // step (rounded to 10 000/s) while the server keeps up.
-            if k == rates.len() && ok && failed.is_none() && r.until_fail > 0 {
+            // The ladder: past the listed rates, a quarter more each step
+            // (rounded to 10 000/s) while a server keeps up.
+            if k == rates.len() && r.until_fail > 0 && kept.iter().any(|s| s.failed.is_none()) {
                 let next = (rate * 5 / 4).div_ceil(10_000) * 10_000;
                 if next <= r.until_fail {
                     rates.push(next);
                 }
             }
         }
-        saturation.push((server.clone(), sustained, failed));
     }
+    if r.per_run {
+        print_rows(&rows);
+    }
+    let points = tables::points(&rows, &r.servers);
+    tables::print_points(&points, &rows, r.disturbed_lag_us, r.disturbed_wait_pct);
+    print_problems(&rows);
+    if rows.iter().any(|x| x.disturbed) {
+        if let Some(note) = autogroup_note() {
+            println!("{note}");
+        }
+    }
+    for (run, server, rate, why) in &failures {
+        println!("  run {} {server} at {rate}/s did not run: {why}", run + 1);
+    }
+    let gen: Vec<String> = r
+        .servers
+        .iter()
+        .map(|s| {
+            let of = |f: fn(&Row) -> f64| {
+                tables::Spread::of(rows.iter().filter(|x| &x.server == s).map(f))
+                    .map_or("—".to_string(), |v| v.cell(2))
+            };
+            format!(
+                "{s}: {} cores, idle {}",
+                of(|x| x.load.generator_cpu),
+                of(|x| x.load.generator_idle)
+            )
+        })
+        .collect();
+    println!("generator (every run): {}", gen.join("; "));
     println!(
-        "{:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7} {:>10} {:>7}",
+        "saturation (the highest rate kept up with: >= 99.9 % delivered at p99 <= {} ms; per run, and the first rate not):",
+        r.keep_up_p99_ms
+    );
+    for (i, server) in r.servers.iter().enumerate() {
+        let each: Vec<String> = kept
+            .iter()
+            .map(|run| match &run[i].failed {
+                Some((rate, why)) => format!("{}/s (at {rate}/s: {why})", run[i].sustained),
+                None => format!("{}/s (every rate tried)", run[i].sustained),
+            })
+            .collect();
+        println!("{server:>11}: {}", each.join("; "));
+    }
+    tables::print_summary(&points, &r.servers, &r.rates);
+    let json = format!("{}/report.json", r.out);
+    if let Err(e) = std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&rows).unwrap_or_default(),
+    ) {
+        eprintln!("report: cannot write {json}: {e}");
+    }
+    let summary = format!("{}/summary.json", r.out);
+    if let Err(e) = std::fs::write(
+        &summary,
+        serde_json::to_string_pretty(&points).unwrap_or_default(),
+    ) {
+        eprintln!("report: cannot write {summary}: {e}");
+    }
+    if let Err(e) = plot::plot(&tables::median_runs(&rows, &points), &r.out) {
+        eprintln!("report: plots failed: {e}");
+    }
+    eprintln!(
+        "wrote {json}, {summary}, {0}/p99_vs_load.svg and {0}/latency_cdf.svg (each point's median run)",
+        r.out
+    );
+}
+
+/// Every run's row, in the order run (`--per-run`).
+fn print_rows(rows: &[Row]) {
+    println!(
+        "{:>4} {:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7} {:>10} {:>7} {:>8}",
+        "run",
         "server",
         "rate/s",
         "delivered/s",
@@ -195,68 +389,39 @@ pub fn run(r: &ReportArgs) {
         "µs/deliv",
         "RSS MB",
         "allocs",
-        "faults"
+        "faults",
+        "lag µs"
     );
-    for x in &rows {
+    for x in rows {
         let l = &x.load;
         println!(
-            "{:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10} {:>7}",
-            x.server, l.offered_rate, l.delivered_per_s, l.delivered_fraction * 100.0,
+            "{:>4} {:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10} {:>7} {:>7.0}{}",
+            x.run + 1, x.server, l.offered_rate, l.delivered_per_s, l.delivered_fraction * 100.0,
             l.p50_us, l.p95_us, l.p99_us, l.p999_us, x.server_cpu,
             x.server_cpu_us_per_delivery, x.rss_mb,
-            x.allocations.map_or("-".to_string(), |n| n.to_string()), x.page_faults
+            x.allocations.map_or("-".to_string(), |n| n.to_string()), x.page_faults,
+            l.send_lag_p99_us, if x.disturbed { "*" } else { " " }
         );
+    }
+}
+
+/// Runs where the relay dropped subscribers as slow, or what the
+/// subscribers got was not what was sent.
+fn print_problems(rows: &[Row]) {
+    for x in rows {
+        let l = &x.load;
+        let at = format!("  run {} {} at {}/s:", x.run + 1, x.server, l.offered_rate);
         if l.closed_subscribers > 0 {
             println!(
-                "{:>11} the relay dropped {} subscriber(s) as slow",
-                "", l.closed_subscribers
+                "{at} the relay dropped {} subscriber(s) as slow",
+                l.closed_subscribers
             );
         }
         if l.duplicates + l.corrupted > 0 || (l.missing > 0 && l.delivered_fraction > 0.999) {
             println!(
-                "{:>11} integrity: {} duplicates, {} corrupted, {} missing",
-                "", l.duplicates, l.corrupted, l.missing
+                "{at} integrity: {} duplicates, {} corrupted, {} missing",
+                l.duplicates, l.corrupted, l.missing
             );
         }
     }
-    let gen: Vec<String> = rows
-        .iter()
-        .map(|x| {
-            format!(
-                "{}@{}: {:.2} cores, {:.0} % of its time idle, send lag p99 {:.1} µs",
-                x.server,
-                x.load.offered_rate,
-                x.load.generator_cpu,
-                x.load.generator_idle * 100.0,
-                x.load.send_lag_p99_us
-            )
-        })
-        .collect();
-    println!("generator: {}", gen.join("; "));
-    println!(
-        "saturation (the highest rate kept up with: >= 99.9 % delivered at p99 <= {} ms; and the first one not):",
-        r.keep_up_p99_ms
-    );
-    for (server, sustained, failed) in &saturation {
-        match failed {
-            Some((rate, why)) => {
-                println!("{server:>11}: sustained {sustained}/s; at {rate}/s: {why}")
-            }
-            None => println!("{server:>11}: sustained {sustained}/s, every rate tried"),
-        }
-    }
-    let json = format!("{}/report.json", r.out);
-    if let Err(e) = std::fs::write(
-        &json,
-        serde_json::to_string_pretty(&rows).unwrap_or_default(),
-    ) {
-        eprintln!("report: cannot write {json}: {e}");
-    }
-    if let Err(e) = plot::plot(&rows, &r.out) {
-        eprintln!("report: plots failed: {e}");
-    }
-    eprintln!(
-        "wrote {json}, {0}/p99_vs_load.svg and {0}/latency_cdf.svg",
-        r.out
-    );
 }

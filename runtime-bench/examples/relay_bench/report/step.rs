@@ -21,6 +21,10 @@ pub fn run(st: &StepArgs) -> std::io::Result<()> {
         out: String::new(),
         until_fail: 0,
         keep_up_p99_ms: 100.0,
+        runs: 1,
+        disturbed_lag_us: f64::INFINITY,
+        disturbed_wait_pct: f64::INFINITY,
+        per_run: false,
     };
     let servers = ["basic", "turbo", "adaptive"];
     // Per server: (burst p99, burst p95, delivered %, idle CPU) of each run.
