@@ -257,9 +257,11 @@ pub struct Config {
     pub allocator: Allocator,
     /// Per-worker arenas.
     pub arenas: bool,
-    /// Bytes each worker's arena commits at start (less when it would not
-    /// fit in the memory limit with its headroom: see
-    /// sprint-os's memory fit).
+    /// Bytes each worker's arena commits at start: the preallocation per
+    /// worker, prefaulted and locked where the level says (less when it
+    /// would not fit in the memory limit with its headroom: see
+    /// sprint-os's memory fit). The workers' preallocations together must
+    /// fit in the memory budget, or validation refuses the value.
     pub arena_prealloc_bytes: usize,
     /// Touch the arena's pages at start.
     pub prefault: bool,

@@ -78,9 +78,17 @@ const ALLOCATOR: Row<Allocator> = Row([
     A::Mimalloc,
 ]);
 const ARENAS: Row<bool> = Row([false, true, true, true, true]);
+/// Each worker's arena preallocation: what a worker may use before its
+/// arena grows, stated per worker (not a share of RAM).
 const PREALLOC: Row<usize> = Row([0, 4 * MIB, 16 * MIB, 32 * MIB, 64 * MIB]);
 const PREFAULT: Row<bool> = Row([false, false, true, true, true]);
-const LOCK: Row<LockMemory> = Row([L::None, L::None, L::None, L::Arenas, L::All]);
+/// Turbo locks its arenas' preallocation, as Enterprise does. It locked
+/// everything (mlockall, MCL_CURRENT | MCL_FUTURE) until issue 15: every
+/// later mapping was then faulted in and locked whole (thread stacks, the
+/// allocator's reservations), which cost about 0.9 s of CPU at start and
+/// over a GiB resident for an echo server. `lock_memory = all` still asks
+/// for it.
+const LOCK: Row<LockMemory> = Row([L::None, L::None, L::None, L::Arenas, L::Arenas]);
 const HUGE: Row<bool> = Row([false, false, false, true, true]);
 const NUMA: Row<bool> = Row([false, false, false, true, true]);
 const RECLAIM: Row<Reclaim> = Row([R::Soon, R::Lazy, R::Keep, R::Keep, R::Never]);

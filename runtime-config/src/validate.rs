@@ -153,6 +153,24 @@ impl Config {
                 ));
             }
         }
+        // A worker's preallocation must fit in the budget: a typo
+        // (`arena_prealloc_bytes = 64 GiB` on 16 GiB) is refused here,
+        // named, rather than committed, prefaulted and locked at start.
+        // Within the budget, many workers' preallocations shrink to each
+        // one's share (memory.rs says so in the report; strict refuses).
+        if let (true, Some(b)) = (self.arenas, budget) {
+            if self.arena_prealloc_bytes > b {
+                return Err(ConfigError::limit(
+                    "arena_prealloc_bytes",
+                    self.arena_prealloc_bytes,
+                    format!("{b} bytes"),
+                    format!(
+                        "one worker's arena preallocation must fit in {}",
+                        budget_words(b)
+                    ),
+                ));
+            }
+        }
         if let Some(cpus) = &self.cpus {
             let ids = cpus.ids();
             if ids.is_empty() {

@@ -471,3 +471,33 @@ fn the_adaptive_fields_are_validated_even_with_the_controller_off() {
         "invalid value for `shutdown_timeout_ms`: 18446744073709551615: the limit is 86400000 ms (one day)",
     );
 }
+
+#[test]
+fn a_preallocation_over_the_memory_budget_names_the_field_and_the_limit() {
+    // Turbo on 2 CPUs and 4 GiB: a budget of 95 %.
+    let mut c = Config::for_level(Level::Turbo);
+    c.validate_on(&on(&[0, 1], 4 << 30)).unwrap();
+    let budget = ((4u64 << 30) / 100 * 95) as usize;
+    c.arena_prealloc_bytes = budget;
+    c.validate_on(&on(&[0, 1], 4 << 30)).unwrap();
+    c.arena_prealloc_bytes = budget + 1;
+    let msg = refused_on(&c, &[0, 1], 4 << 30).to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "invalid value for `arena_prealloc_bytes`: {}: the limit is {budget} bytes: one worker's arena preallocation must fit in the memory budget 3891 MiB (95 % of 4096 MiB)",
+            budget + 1
+        )
+    );
+    // Without arenas the value is not used, so not checked.
+    c.arenas = false;
+    c.validate_on(&on(&[0, 1], 4 << 30)).unwrap();
+}
+
+#[test]
+fn turbo_locks_its_arenas_not_the_whole_process() {
+    let t = Config::for_level(Level::Turbo);
+    assert_eq!(t.lock_memory, sprint_config::LockMemory::Arenas);
+    assert_eq!(t.arena_prealloc_bytes, 64 << 20);
+    assert!(t.prefault && t.arenas);
+}

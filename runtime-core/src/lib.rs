@@ -24,7 +24,7 @@ pub mod time;
 
 pub use runtime::{
     BuildError, Handle, IdleError, MemoryStats, Runtime, SchedulingError, ShutdownTimeout,
-    StartReport, WorkerStart, WorkerStats,
+    StartMemory, StartReport, WorkerStart, WorkerStats,
 };
 pub use sched::SpawnError;
 pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, try_spawn_local};

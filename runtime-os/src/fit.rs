@@ -105,6 +105,16 @@ pub fn resident_bytes() -> Option<u64> {
     None
 }
 
+/// The process's locked memory in bytes (`VmLck` in /proc/self/status:
+/// the size of every locked mapping, touched or not); `None` where there
+/// is no procfs.
+pub fn locked_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// What a level would make resident at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Demand {

@@ -275,6 +275,11 @@ impl LockAll {
         Ok(LockAll(false))
     }
 
+    /// Whether mlockall was made (and is undone on drop).
+    pub fn locked(&self) -> bool {
+        self.0
+    }
+
     #[cfg(unix)]
     fn mlockall() -> Result<(), LockAllError> {
         // SAFETY: mlockall has no memory preconditions.

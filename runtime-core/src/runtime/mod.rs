@@ -15,10 +15,10 @@ mod worker_start;
 
 pub use error::{BuildError, IdleError, SchedulingError, ShutdownTimeout};
 pub use handle::Handle;
-pub use report::{MemoryStats, StartReport, WorkerStart, WorkerStats};
+pub use report::{MemoryStats, StartMemory, StartReport, WorkerStart, WorkerStats};
 
 use crate::blocking::BlockingPool;
-use crate::config::Config;
+use crate::config::{Config, LockMemory};
 use crate::driver::{DriverFactory, WorkerInfo};
 use crate::sched::worker::WorkerShared;
 use crate::sched::{self, Policy, Shared};
@@ -105,6 +105,7 @@ impl Runtime {
         } else {
             None
         };
+        let planned_arenas: Vec<_> = memory.arenas.iter().flatten().cloned().collect();
         let mut arenas = std::mem::take(&mut memory.arenas).into_iter();
         let shared_config = Arc::new(config.clone());
         let id = NEXT_RUNTIME.fetch_add(1, Relaxed);
@@ -208,6 +209,13 @@ impl Runtime {
                 process_tuning,
                 memory: memory.notes,
                 memory_limit: memory.limit,
+                start_memory: StartMemory {
+                    prealloc_per_worker: planned_arenas.iter().map(|a| a.commit).max().unwrap_or(0),
+                    arenas: 0,
+                    prefaulted: planned_arenas.iter().any(|a| a.prefault),
+                    lock: LockMemory::None,
+                    locked_bytes: 0,
+                },
                 workers: vec![WorkerStart::default(); n],
             },
             threads,
@@ -235,6 +243,7 @@ impl Runtime {
         if let Some(e) = first_error {
             return Err(e);
         }
+        rt.report_locked_memory();
         tracing::debug!(runtime = id, plan = %rt.report.plan, "sprint runtime started");
         for line in rt.report.tuning() {
             tracing::info!(runtime = id, "tuning: {line}");
@@ -243,6 +252,44 @@ impl Runtime {
             tracing::info!(runtime = id, "memory: {line}");
         }
         Ok(rt)
+    }
+
+    /// Fills the start report's memory held and locked, now that every
+    /// worker has made its arena, and says it among the process settings.
+    fn report_locked_memory(&mut self) {
+        let stats = self.handle.memory_stats();
+        let m = &mut self.report.start_memory;
+        m.arenas = stats.iter().filter(|s| s.arena.capacity > 0).count();
+        let arenas_locked: u64 = stats.iter().map(|s| s.arena.locked as u64).sum();
+        let all = self._lock_all.as_ref().is_some_and(|l| l.locked());
+        (m.lock, m.locked_bytes) = if all {
+            let vmlck = sprint_os::fit::locked_bytes().unwrap_or(arenas_locked);
+            (LockMemory::All, vmlck)
+        } else if arenas_locked > 0 {
+            (LockMemory::Arenas, arenas_locked)
+        } else {
+            (LockMemory::None, 0)
+        };
+        let asked = self.config.lock_memory;
+        let outcome = match (asked, m.lock) {
+            (LockMemory::None, _) => sprint_os::tune::Outcome::Unchanged {
+                value: "nothing locked (lock_memory = none)".into(),
+            },
+            (_, LockMemory::None) => sprint_os::tune::Outcome::Skipped {
+                reason: format!(
+                    "lock_memory = {asked}, but nothing was locked (the memory report says why)"
+                ),
+            },
+            _ => sprint_os::tune::Outcome::Applied {
+                from: "nothing locked".into(),
+                to: m.locked_line().trim_start_matches("locked: ").to_string(),
+            },
+        };
+        self.report.process_tuning.push(sprint_os::ReportLine {
+            scope: "process".into(),
+            setting: "locked memory".into(),
+            outcome,
+        });
     }
 
     /// The handle, to clone and send to other threads.

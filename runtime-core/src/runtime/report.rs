@@ -26,6 +26,73 @@ pub struct WorkerStart {
     pub sched: Option<(i32, i32)>,
 }
 
+/// The memory a runtime holds at start: each worker's preallocation, and
+/// what is locked in RAM and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartMemory {
+    /// Bytes each worker's arena committed at start (`arena_prealloc_bytes`,
+    /// less where the memory limit did not leave room); 0 without arenas.
+    pub prealloc_per_worker: usize,
+    /// Workers with an arena.
+    pub arenas: usize,
+    /// Whether the preallocation was touched at start (`prefault`).
+    pub prefaulted: bool,
+    /// How memory is locked, as it turned out: `arenas` (mlock of each
+    /// worker's arena as far as it is committed), `all` (mlockall: every
+    /// mapping, now and later) or `none` (not asked, or refused: the
+    /// memory report says why).
+    pub lock: sprint_config::LockMemory,
+    /// Bytes locked: the arenas' mlocked bytes; under mlockall, the
+    /// process's locked mappings (VmLck).
+    pub locked_bytes: u64,
+}
+
+/// `n` bytes in the largest whole unit.
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+impl StartMemory {
+    /// The preallocation, in words.
+    pub fn prealloc_line(&self) -> String {
+        if self.arenas == 0 {
+            return "preallocation: none (no arenas: the global allocator serves)".into();
+        }
+        format!(
+            "preallocation: {} per worker (arena_prealloc_bytes), {} worker(s), {}",
+            bytes(self.prealloc_per_worker as u64),
+            self.arenas,
+            if self.prefaulted {
+                "prefaulted at start"
+            } else {
+                "faulted in on use"
+            }
+        )
+    }
+
+    /// What is locked, in words.
+    pub fn locked_line(&self) -> String {
+        use sprint_config::LockMemory;
+        match self.lock {
+            LockMemory::None => "locked: nothing (lock_memory = none, or refused)".into(),
+            LockMemory::Arenas => format!(
+                "locked: {} by mlock of the {} worker arena(s) as committed",
+                bytes(self.locked_bytes),
+                self.arenas
+            ),
+            LockMemory::All => format!(
+                "locked: {} of mappings by mlockall (MCL_CURRENT | MCL_FUTURE: every later mapping is faulted in and locked whole)",
+                bytes(self.locked_bytes)
+            ),
+        }
+    }
+}
+
 /// The start-up report: what the runtime planned and applied, runtime-wide
 /// then per worker.
 #[derive(Debug, Clone)]
@@ -40,6 +107,8 @@ pub struct StartReport {
     pub memory: Vec<String>,
     /// The memory limit the start was checked against.
     pub memory_limit: Option<MemoryLimit>,
+    /// The preallocation per worker and the memory locked.
+    pub start_memory: StartMemory,
     /// Each worker's start, in worker order.
     pub workers: Vec<WorkerStart>,
 }
@@ -54,9 +123,14 @@ impl StartReport {
         out
     }
 
-    /// The memory plan, runtime-wide then per worker.
+    /// The memory plan, runtime-wide then per worker; the first two lines
+    /// are the preallocation per worker and what is locked.
     pub fn memory(&self) -> Vec<String> {
-        let mut out = self.memory.clone();
+        let mut out = vec![
+            self.start_memory.prealloc_line(),
+            self.start_memory.locked_line(),
+        ];
+        out.extend(self.memory.iter().cloned());
         for (i, w) in self.workers.iter().enumerate() {
             out.extend(w.memory.iter().map(|n| format!("sprint-worker-{i}: {n}")));
         }
