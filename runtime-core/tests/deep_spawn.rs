@@ -89,7 +89,13 @@ fn the_arena_grows_in_large_steps_and_a_depth_reached_again_takes_no_page_fault(
 
     let faults = on_worker(round());
     let again = rt.handle().memory_stats().remove(0);
-    assert_eq!(faults, 0, "minor page faults on the worker thread");
+    if sprint_alloc::arena::under_asan() {
+        // Its allocator quarantines what is freed and maps fresh memory
+        // (and shadow memory) for what is allocated, on any thread.
+        println!("under AddressSanitizer: {faults} minor faults, not asserted");
+    } else {
+        assert_eq!(faults, 0, "minor page faults on the worker thread");
+    }
     assert_eq!(again.slab.cells_carved, warm.slab.cells_carved, "{again:?}");
     assert_eq!(again.slab.fallback_allocations, 0, "{again:?}");
     assert_eq!(again.arena, warm.arena, "no growth the second time");
