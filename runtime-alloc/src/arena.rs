@@ -32,7 +32,9 @@ pub struct ArenaConfig {
     pub prefault: bool,
     /// mlock the committed pages.
     pub lock: bool,
-    /// Explicit huge pages if reserved, else transparent ones.
+    /// Explicit huge pages for the preallocation if reserved (a note, or
+    /// in strict mode an error, if not). Either way the arena asks for
+    /// transparent huge pages (madvise) for the rest.
     pub huge_pages: bool,
     /// Bind the memory to this NUMA node.
     pub numa_node: Option<usize>,
@@ -228,6 +230,15 @@ impl Arena {
             if let (Err(e), true) = (r, reserved > huge_bytes) {
                 degrade(format!("transparent huge pages refused ({e})"), &mut notes)?;
             }
+        } else {
+            // Transparent huge pages all the same, where the kernel gives
+            // them (best effort, nothing asked was refused): the slab walks
+            // through its cells, and with many tasks outstanding 4 KiB
+            // pages cost a TLB miss every 25 cells (spawn_join_deep at
+            // Standard: 0.98 of glommio's time per task on 4 KiB pages,
+            // 0.70 on huge ones). Growth is in whole huge pages.
+            // SAFETY: advice on our own reservation.
+            let _ = unsafe { os::advise_huge(base, reserved) };
         }
         arena.huge_bytes = huge_bytes;
         *arena.committed.get_mut() = huge_bytes;
