@@ -10,9 +10,9 @@
 //! Growth happens on the spawn path (the spawn that carves past the
 //! committed end commits, prefaults and locks the next stretch), so it is
 //! made in large steps ([`grow_target`]): by half of what is committed, at
-//! least [`MIN_GROWTH`], in whole huge pages. A worker that reaches 1 M
-//! small tasks (256 MiB of cells) from Standard's 4 MiB grows 10 times,
-//! not 250; once its cells are carved they are recycled, and spawning at
+//! least [`MIN_GROWTH`], in whole huge pages (and transparent huge pages
+//! are asked for at every level). A worker that reaches 1 M small tasks
+//! (160 MiB of cells) from Standard's 4 MiB grows 9 times, not 156; once its cells are carved they are recycled, and spawning at
 //! that depth takes no page fault (at the levels that prefault, not even
 //! the first time, outside those steps).
 
