@@ -1,14 +1,19 @@
 //! spawn+join and same-worker ping-pong on Sprint (Standard, inside a
 //! worker), tokio (current_thread on its LocalRuntime, and multi_thread),
-//! monoio and glommio, side by side in one criterion group each.
+//! monoio and glommio, side by side in one criterion group each; and
+//! spawn+join at depth ([`DEPTH`] tasks outstanding) on Sprint at every
+//! level beside tokio current_thread, monoio and glommio, in ns per task,
+//! with the minor page faults of the spawning thread printed after each.
 //!
 //! `cargo bench -p sprint-bench --bench executor`
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
 
+use criterion::SamplingMode;
 use criterion::{criterion_group, criterion_main, Criterion};
+use sprint::config::{RtPolicy, SystemProfile};
 use sprint::{Builder, Level};
-use sprint_bench::{ping_pong_local, ping_pong_send, spawn_join};
+use sprint_bench::{ping_pong_local, ping_pong_send, spawn_join, spawn_join_deep, Deep, DEPTH};
 use std::time::Duration;
 
 fn sprint_rt() -> sprint::Runtime {
@@ -19,9 +24,10 @@ fn sprint_rt() -> sprint::Runtime {
         .expect("a Standard runtime")
 }
 
-fn on_worker<F>(rt: &sprint::Runtime, f: F) -> Duration
+fn on_worker<F>(rt: &sprint::Runtime, f: F) -> F::Output
 where
-    F: std::future::Future<Output = Duration> + Send + 'static,
+    F: std::future::Future + Send + 'static,
+    F::Output: Send,
 {
     rt.block_on(async move {
         sprint::spawn_on(0, f)
@@ -100,6 +106,115 @@ fn spawn_join_group(c: &mut Criterion) {
     g.finish();
 }
 
+/// One worker at `level`, as the level sets it up except what would
+/// change the machine for everyone: no real-time class (a SCHED_FIFO
+/// busy-poller starves the machine), no lowered nice value and no system
+/// profile. None of these is on the spawn path.
+fn sprint_at(level: Level) -> sprint::Runtime {
+    Builder::new()
+        .level(level)
+        .read_env(false)
+        .workers(1)
+        .configure(|c| {
+            c.rt_policy = RtPolicy::None;
+            c.nice = 0;
+            c.system_profile = SystemProfile::None;
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("a {level} runtime: {e}"))
+}
+
+/// Runs `iters` deep rounds with `round`, keeps each round's minor page
+/// faults, and returns the time per task.
+fn deep_rounds(iters: u64, faults: &mut Vec<u64>, mut round: impl FnMut() -> Deep) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let d = round();
+        total += d.elapsed;
+        faults.extend(d.minor_faults);
+    }
+    total / DEPTH as u32
+}
+
+/// Prints the minor page faults of the spawning thread per deep round:
+/// the first round (cold) and the most of any later one (warm).
+fn print_faults(name: &str, faults: &[u64]) {
+    if faults.is_empty() {
+        return; // Filtered out of this run.
+    }
+    let first = faults.first().copied().unwrap_or(0);
+    let later = faults.iter().skip(1).max().copied().unwrap_or(0);
+    println!(
+        "faults: spawn_join_deep/{name} first {first} later_max {later} rounds {}",
+        faults.len()
+    );
+}
+
+fn spawn_join_deep_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spawn_join_deep");
+    g.sampling_mode(SamplingMode::Flat);
+    let levels = [
+        ("sprint_basic", Level::Basic),
+        ("sprint_standard", Level::Standard),
+        ("sprint_aggressive", Level::Aggressive),
+        ("sprint_enterprise", Level::Enterprise),
+        ("sprint_turbo", Level::Turbo),
+    ];
+    for (name, level) in levels {
+        let rt = sprint_at(level);
+        let mut faults = Vec::new();
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                deep_rounds(iters, &mut faults, || {
+                    on_worker(
+                        &rt,
+                        spawn_join_deep(DEPTH, || sprint::spawn_local(async {})),
+                    )
+                })
+            })
+        });
+        drop(rt);
+        print_faults(name, &faults);
+    }
+    let rt = tokio_local();
+    let mut faults = Vec::new();
+    g.bench_function("tokio_current_thread", |b| {
+        b.iter_custom(|iters| {
+            deep_rounds(iters, &mut faults, || {
+                rt.block_on(spawn_join_deep(
+                    DEPTH,
+                    || tokio::task::spawn_local(async {}),
+                ))
+            })
+        })
+    });
+    drop(rt);
+    print_faults("tokio_current_thread", &faults);
+    let mut rt = monoio_rt();
+    let mut faults = Vec::new();
+    g.bench_function("monoio", |b| {
+        b.iter_custom(|iters| {
+            deep_rounds(iters, &mut faults, || {
+                rt.block_on(spawn_join_deep(DEPTH, || monoio::spawn(async {})))
+            })
+        })
+    });
+    drop(rt);
+    print_faults("monoio", &faults);
+    let ex = glommio_rt();
+    let mut faults = Vec::new();
+    g.bench_function("glommio", |b| {
+        b.iter_custom(|iters| {
+            deep_rounds(iters, &mut faults, || {
+                ex.run(spawn_join_deep(DEPTH, || glommio::spawn_local(async {})))
+            })
+        })
+    });
+    drop(ex);
+    print_faults("glommio", &faults);
+    g.finish();
+}
+
 fn ping_pong_group(c: &mut Criterion) {
     let mut g = c.benchmark_group("ping_pong");
     let rt = sprint_rt();
@@ -149,9 +264,23 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
 }
 
+/// A deep round takes 0.1–0.6 s: ten rounds a runtime after one warm-up
+/// round keep the group near two minutes.
+fn deep_config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1))
+}
+
 criterion_group! {
     name = executor;
     config = config();
     targets = spawn_join_group, ping_pong_group
 }
-criterion_main!(executor);
+criterion_group! {
+    name = deep;
+    config = deep_config();
+    targets = spawn_join_deep_group
+}
+criterion_main!(executor, deep);

@@ -33,6 +33,63 @@ pub async fn spawn_join<H: Future>(iters: u64, spawn: impl Fn() -> H) -> Duratio
     start.elapsed()
 }
 
+/// Tasks outstanding at once in the deep workload ([`spawn_join_deep`]).
+pub const DEPTH: usize = 1 << 20;
+
+/// What one deep round cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deep {
+    /// Wall time of the spawns and the joins.
+    pub elapsed: Duration,
+    /// Minor page faults the thread took meanwhile (`None` off Linux).
+    pub minor_faults: Option<u64>,
+}
+
+/// Minor page faults of the calling thread so far (getrusage
+/// RUSAGE_THREAD); `None` off Linux.
+pub fn thread_minor_faults() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: an all-zero rusage is a valid value to be overwritten.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills the struct it is given.
+        if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) } == 0 {
+            return Some(u.ru_minflt as u64);
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Spawns `depth` empty tasks with `spawn`, holding every handle, then
+/// awaits them all in spawn order: the run queue and the task memory hold
+/// `depth` tasks at once. The handles' vector is allocated and touched
+/// before the clock starts, so the faults counted are the runtime's.
+pub async fn spawn_join_deep<H: Future>(depth: usize, spawn: impl Fn() -> H) -> Deep {
+    let mut handles: Vec<H> = Vec::with_capacity(depth);
+    // SAFETY: zeroing the vector's own spare capacity (`depth` elements,
+    // allocated above); its length stays 0, so nothing reads the bytes as
+    // handles.
+    unsafe { std::ptr::write_bytes(handles.as_mut_ptr(), 0, depth) };
+    let faults = thread_minor_faults();
+    let start = Instant::now();
+    for _ in 0..depth {
+        handles.push(spawn());
+    }
+    for h in handles.drain(..) {
+        h.await;
+    }
+    let elapsed = start.elapsed();
+    let minor_faults = thread_minor_faults()
+        .zip(faults)
+        .map(|(after, before)| after - before);
+    Deep {
+        elapsed,
+        minor_faults,
+    }
+}
+
 /// A one-bit signal between two tasks of one thread.
 #[derive(Default, Debug)]
 pub struct LocalFlag {

@@ -13,7 +13,7 @@ use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
 /// Cell sizes served from the cache.
-pub(crate) const CLASSES: [usize; 4] = sprint_alloc::slab::CLASSES;
+pub(crate) const CLASSES: [usize; sprint_alloc::slab::CLASSES.len()] = sprint_alloc::slab::CLASSES;
 /// Alignment of every cached cell.
 pub(crate) const ALIGN: usize = sprint_alloc::slab::ALIGN;
 /// Cells kept per class at most.

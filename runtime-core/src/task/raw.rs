@@ -106,6 +106,11 @@ impl TaskRef {
         // (state.rs: the owned list's reference outlives every queue entry).
         unsafe { self.0.as_ref() }
     }
+
+    /// The cell's address, for a prefetch hint.
+    pub(crate) fn header_ptr(&self) -> *const u8 {
+        self.0.as_ptr().cast_const().cast()
+    }
 }
 
 enum Stage<F: Future> {
