@@ -153,12 +153,16 @@ impl Config {
                 ));
             }
         }
-        // A worker's preallocation must fit in the budget: a typo
-        // (`arena_prealloc_bytes = 64 GiB` on 16 GiB) is refused here,
-        // named, rather than committed, prefaulted and locked at start.
-        // Within the budget, many workers' preallocations shrink to each
-        // one's share (memory.rs says so in the report; strict refuses).
-        if let (true, Some(b)) = (self.arenas, budget) {
+        // A worker's preallocation an operator set must fit in the budget:
+        // a typo (`arena_prealloc_bytes = 64 GiB` on 16 GiB) is refused
+        // here, named, rather than committed, prefaulted and locked at
+        // start. The level's own figure is not the operator's: in a small
+        // cgroup (Turbo's 64 MiB in 64 MiB) it shrinks to fit, as many
+        // workers' preallocations shrink to each one's share within the
+        // budget (memory.rs says so in the report; strict refuses).
+        let set_by_operator =
+            self.arena_prealloc_bytes != Config::for_level(self.level).arena_prealloc_bytes;
+        if let (true, true, Some(b)) = (self.arenas, set_by_operator, budget) {
             if self.arena_prealloc_bytes > b {
                 return Err(ConfigError::limit(
                     "arena_prealloc_bytes",

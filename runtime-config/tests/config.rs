@@ -492,6 +492,10 @@ fn a_preallocation_over_the_memory_budget_names_the_field_and_the_limit() {
     // Without arenas the value is not used, so not checked.
     c.arenas = false;
     c.validate_on(&on(&[0, 1], 4 << 30)).unwrap();
+    // The level's own figure is not refused where it does not fit (a
+    // 64 MiB cgroup): it shrinks at start, reported.
+    let t = Config::for_level(Level::Turbo);
+    t.validate_on(&on(&[0, 1], 64 << 20)).unwrap();
 }
 
 #[test]
