@@ -1,9 +1,16 @@
-//! spawn+join and same-worker ping-pong on Sprint (Standard, inside a
-//! worker), tokio (current_thread on its LocalRuntime, and multi_thread),
-//! monoio and glommio, side by side in one criterion group each; and
-//! spawn+join at depth ([`DEPTH`] tasks outstanding) on Sprint at every
-//! level beside tokio current_thread, monoio and glommio, in ns per task,
-//! with the minor page faults of the spawning thread printed after each.
+//! spawn+join and same-worker ping-pong on Sprint (inside a worker; the
+//! batch group at Standard, ping-pong at Basic, Standard and Turbo),
+//! tokio (current_thread on its LocalRuntime, and multi_thread), monoio
+//! and glommio, side by side in one criterion group each; and spawn+join
+//! at depth ([`DEPTH`] tasks outstanding) on Sprint at every level beside
+//! tokio current_thread, monoio and glommio, in ns per task, with the
+//! minor page faults of the spawning thread printed after each.
+//!
+//! Every runtime runs its tasks on CPU 0, as glommio's executor is placed:
+//! Sprint's worker through `cpus = [0]` (which pins at every level), and
+//! the thread that runs tokio's and monoio's `block_on` pinned there by
+//! [`on_cpu0`] (Sprint's starting thread moves off a pinned worker's CPU
+//! while the runtime lives, and back).
 //!
 //! `cargo bench -p sprint-bench --bench executor`
 
@@ -17,7 +24,9 @@ use sprint_bench::{ping_pong_local, ping_pong_send, spawn_join, spawn_join_deep,
 use std::time::Duration;
 
 fn sprint_rt() -> sprint::Runtime {
+    on_cpu0();
     Builder::new()
+        .cpus(vec![0])
         .level(Level::Standard)
         .read_env(false)
         .build()
@@ -37,13 +46,23 @@ where
     })
 }
 
+/// Pins the calling thread (the one that runs tokio's and monoio's
+/// `block_on`) to CPU 0, where Sprint's worker and glommio's executor run.
+fn on_cpu0() {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: 0 }) {
+        panic!("cannot pin the benchmark thread to CPU 0");
+    }
+}
+
 fn tokio_local() -> tokio::runtime::LocalRuntime {
+    on_cpu0();
     tokio::runtime::Builder::new_current_thread()
         .build_local(Default::default())
         .expect("a tokio LocalRuntime")
 }
 
 fn tokio_multi() -> tokio::runtime::Runtime {
+    on_cpu0();
     tokio::runtime::Builder::new_multi_thread()
         .build()
         .expect("a tokio runtime")
@@ -55,6 +74,7 @@ type MonoioRuntime = monoio::FusionRuntime<
 >;
 
 fn monoio_rt() -> MonoioRuntime {
+    on_cpu0();
     monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .build()
@@ -111,7 +131,9 @@ fn spawn_join_group(c: &mut Criterion) {
 /// busy-poller starves the machine), no lowered nice value and no system
 /// profile. None of these is on the spawn path.
 fn sprint_at(level: Level) -> sprint::Runtime {
+    on_cpu0();
     Builder::new()
+        .cpus(vec![0])
         .level(level)
         .read_env(false)
         .workers(1)
@@ -217,18 +239,25 @@ fn spawn_join_deep_group(c: &mut Criterion) {
 
 fn ping_pong_group(c: &mut Criterion) {
     let mut g = c.benchmark_group("ping_pong");
-    let rt = sprint_rt();
-    g.bench_function("sprint", |b| {
-        b.iter_custom(|iters| {
-            on_worker(&rt, async move {
-                let local = sprint::spawn_local(async move {
-                    ping_pong_local(iters, sprint::spawn_local).await
-                });
-                local.await.expect("ping-pong task")
+    // Standard keeps the name "sprint" the earlier figures used.
+    for (name, level) in [
+        ("sprint_basic", Level::Basic),
+        ("sprint", Level::Standard),
+        ("sprint_turbo_nort", Level::Turbo),
+    ] {
+        let rt = sprint_at(level);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                on_worker(&rt, async move {
+                    let local = sprint::spawn_local(async move {
+                        ping_pong_local(iters, sprint::spawn_local).await
+                    });
+                    local.await.expect("ping-pong task")
+                })
             })
-        })
-    });
-    drop(rt);
+        });
+        drop(rt);
+    }
     let rt = tokio_local();
     g.bench_function("tokio_current_thread", |b| {
         b.iter_custom(|iters| rt.block_on(ping_pong_local(iters, tokio::task::spawn_local)))
