@@ -17,7 +17,8 @@
 //! queue is touched only under that lock**, and the types say so: the
 //! queue is reachable only through the lock's guard ([`submit::Locked`]).
 //! Every submission enters the kernel at once. Another thread's is only
-//! submitted; the owner's goes through a turn of the owner's driver
+//! submitted (as is every one under SQPOLL, where the kernel's polling
+//! thread takes it); the owner's goes through a turn of the owner's driver
 //! (`sprint_core::driver::turn_now`): submit, then record the completions
 //! that are there, so an operation the kernel completes at submission (a
 //! send with room in the socket's buffer, a receive with data waiting) is
