@@ -62,6 +62,9 @@ pub fn net_driver_probe() -> Result<(), ProbeError> {
     sprint_io::driver::uring_available()
 }
 
+#[cfg(all(unix, any(feature = "hyper", feature = "tokio-io")))]
+pub mod compat;
+
 mod builder;
 mod runtime;
 pub use builder::Builder;

@@ -3,6 +3,8 @@
 //! 0's when created outside the workers, in `block_on`), io_uring or
 //! epoll, behind the same API.
 
+#[cfg(any(feature = "hyper", feature = "tokio-io"))]
+mod compat;
 mod stream;
 mod tcp;
 mod udp;

@@ -70,6 +70,49 @@ where
         }
     }
 
+    /// `poll_read` into memory that may be uninitialised (hyper's and
+    /// tokio's read buffers), so nobody zero-fills it first. The first `n`
+    /// bytes of `buf` are initialised when this returns `Ready(Ok(n))`; no
+    /// byte of `buf` is ever de-initialised (only the kernel's receive or a
+    /// copy of received bytes writes into it).
+    #[cfg(any(feature = "hyper", feature = "tokio-io"))]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let (dst, len) = (buf.as_mut_ptr().cast::<u8>(), buf.len());
+        match self {
+            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Read, |s| {
+                // SAFETY: `dst` is valid for writes of `len` bytes (a live
+                // `&mut` slice), recv(2) only writes into it, and a
+                // readiness driver receives synchronously, within the borrow.
+                let n = unsafe { libc::recv(s.as_fd().as_raw_fd(), dst.cast(), len, 0) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => {
+                // SAFETY: as above, `dst` is valid for writes of `len` bytes
+                // for the call, which is all `poll_read_raw` asks (it copies
+                // received bytes in, or receives into it without blocking).
+                unsafe { u.poll_read_raw(cx, dst, len) }
+            }
+        }
+    }
+
+    /// Flushes, then shuts down the write direction (the peer reads
+    /// end-of-file): the close of `AsyncWrite`-like traits.
+    #[cfg(any(feature = "hyper", feature = "tokio-io"))]
+    pub(crate) fn poll_shutdown_write(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        // Nothing is in flight now, so a direct shutdown is in order.
+        Poll::Ready(self.sock().shutdown(Shutdown::Write))
+    }
+
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self {
             StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write(buf)),

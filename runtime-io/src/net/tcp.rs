@@ -134,7 +134,7 @@ fn sock_addr(a: SockAddr) -> io::Result<SocketAddr> {
 /// A TCP connection.
 #[derive(Debug)]
 pub struct TcpStream {
-    io: StreamIo<mio::net::TcpStream>,
+    pub(super) io: StreamIo<mio::net::TcpStream>,
 }
 
 impl TcpStream {
@@ -330,14 +330,14 @@ impl AsyncWrite for TcpStream {
 /// The reading half of [`TcpStream::into_split`].
 #[derive(Debug)]
 pub struct OwnedReadHalf {
-    inner: Arc<TcpStream>,
+    pub(super) inner: Arc<TcpStream>,
 }
 
 /// The writing half of [`TcpStream::into_split`]; dropping it does not
 /// close the connection (call `shutdown`).
 #[derive(Debug)]
 pub struct OwnedWriteHalf {
-    inner: Arc<TcpStream>,
+    pub(super) inner: Arc<TcpStream>,
 }
 
 impl OwnedReadHalf {

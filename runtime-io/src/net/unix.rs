@@ -49,7 +49,7 @@ impl UnixListener {
 /// A Unix-domain stream.
 #[derive(Debug)]
 pub struct UnixStream {
-    io: StreamIo<mio::net::UnixStream>,
+    pub(super) io: StreamIo<mio::net::UnixStream>,
 }
 
 impl UnixStream {
