@@ -323,6 +323,14 @@ pub struct Config {
     pub adaptive_dwell_ms: u64,
     /// How long a graceful shutdown may take, in ms.
     pub shutdown_timeout_ms: u64,
+    /// How long `#[sprint::main]` waits, after the first SIGINT or SIGTERM
+    /// has woken `sprint::shutdown`, for `main` to return before it cancels
+    /// every task, in ms (the draining phase; only for a program that
+    /// watches the shutdown token or those signals).
+    pub drain_timeout_ms: u64,
+    /// Run every task's polls inside a `tracing` span `task` carrying its
+    /// id and name (off by default: no span is built when off).
+    pub task_spans: bool,
     /// The machine-wide profile `sprint-tune apply --system` applies.
     pub system_profile: SystemProfile,
     /// Fail instead of degrading when a setting cannot be applied.
@@ -353,6 +361,11 @@ impl Config {
     /// The shutdown deadline as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// The draining deadline as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
     }
 
     /// The workers a runtime of this configuration starts on `machine`:

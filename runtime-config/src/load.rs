@@ -97,6 +97,8 @@ overlay! {
         adaptive_dwell_ms: u64,
         health_max_tasks: u64,
         shutdown_timeout_ms: u64,
+        drain_timeout_ms: u64,
+        task_spans: bool,
         system_profile: SystemProfile,
         strict: bool,
     }

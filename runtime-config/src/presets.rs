@@ -156,6 +156,8 @@ impl Config {
             metrics_addr: None,
             health_max_tasks: 1_000_000,
             shutdown_timeout_ms: SHUTDOWN_MS.at(level),
+            drain_timeout_ms: 5_000,
+            task_spans: false,
             system_profile: SYSTEM_PROFILE.at(level),
             strict: false,
             sources: BTreeMap::new(),

@@ -287,6 +287,14 @@ impl Config {
                 "a graceful shutdown's deadline",
             ));
         }
+        if self.drain_timeout_ms > MAX_MS {
+            return Err(ConfigError::limit(
+                "drain_timeout_ms",
+                self.drain_timeout_ms,
+                format!("{MAX_MS} ms (one day)"),
+                "the draining phase's deadline",
+            ));
+        }
         validate_adaptive(self)?;
         let workers = self.planned_workers(machine);
         if let Some(m) = self.max_threads {

@@ -17,14 +17,38 @@ const LEVELS: [(&str, &str); 5] = [
     ("enterprise", "Enterprise"),
     ("turbo", "Turbo"),
 ];
-const OPTIONS: &str = "level, workers, config, crate";
+const OPTIONS: &str = "level, workers, config, drain, log, crate";
 
 #[derive(Default)]
 struct Options {
     level: Option<(String, Span)>,
     workers: Option<usize>,
     config: Option<String>,
+    drain_ms: Option<u64>,
+    log: bool,
     krate: Option<Path>,
+}
+
+/// `"5s"`, `"500ms"`, `"2m"`, `"0s"` as milliseconds.
+fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    let scale = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use ms, s or m"
+            ))
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 fn parse_options(args: TokenStream) -> syn::Result<Options> {
@@ -69,6 +93,20 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
                     ));
                 }
                 o.config = Some(lit.value());
+            }
+            "drain" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let ms = parse_duration_ms(&lit.value()).map_err(|why| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!("`drain` takes a duration such as \"5s\" or \"500ms\": {why}"),
+                    )
+                })?;
+                o.drain_ms = Some(ms);
+            }
+            "log" => {
+                let lit: syn::LitBool = meta.value()?.parse()?;
+                o.log = lit.value;
             }
             "crate" => {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -139,8 +177,19 @@ fn options_tokens(o: &Options, krate: &Path) -> Tokens {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
     };
+    let drain = match o.drain_ms {
+        Some(ms) => quote!(::core::option::Option::Some(#ms)),
+        None => quote!(::core::option::Option::None),
+    };
+    let log = o.log;
     quote! {
-        #krate::__private::MainOptions { level: #level, workers: #workers, config: #config }
+        #krate::__private::MainOptions {
+            level: #level,
+            workers: #workers,
+            config: #config,
+            drain_ms: #drain,
+            log: #log,
+        }
     }
 }
 
@@ -215,8 +264,14 @@ fn expand(args: TokenStream, item: TokenStream, what: &str) -> TokenStream {
 /// Options: `level = "basic" | "standard" | "aggressive" | "enterprise" |
 /// "turbo"`, `workers = N`, `config = "file.toml"` (read at run time,
 /// relative to the working directory), `crate = "path::to::sprint"`.
-/// `SPRINT_*` variables still override them. SIGINT and SIGTERM shut the
-/// runtime down gracefully, within its shutdown deadline.
+/// `drain = "5s"` (how long `main` may take to return after the first
+/// SIGINT or SIGTERM; see `sprint::shutdown`), `log = true` (install a
+/// `tracing` subscriber filtered by `SPRINT_LOG` unless the program set
+/// one; Sprint installs none unasked). `SPRINT_*` variables still
+/// override them. The first SIGINT or SIGTERM requests
+/// `sprint::shutdown` and, for a program that watches it, waits up to the
+/// drain deadline for `main` to return; then every task is cancelled
+/// within the shutdown deadline. A second signal exits at once.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "main")

@@ -71,7 +71,12 @@ pub use builder::Builder;
 pub use runtime::{BuildError, Runtime};
 pub use sprint_macros::{main, test};
 
+mod event;
+pub mod shutdown;
+#[cfg(unix)]
+pub mod signal;
 mod signals;
+pub use signals::install_log_subscriber;
 
 #[doc(hidden)]
 pub mod __private {

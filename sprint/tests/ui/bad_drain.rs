@@ -1,0 +1,2 @@
+#[sprint::main(drain = "5 parsecs")]
+async fn main() {}
