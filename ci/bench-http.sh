@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # hyper 1.x hello world under wrk: Sprint at Basic, Standard and Turbo
-# (one worker, pinned to CPU 1, each connection `spawn`ed) and tokio
-# current_thread (pinned to CPU 1), wrk pinned to CPU 0; the servers
-# interleaved, RUNS times. Prints each run and, per server, the median and
-# the spread of requests/s and p99.
+# (one worker, pinned to CPU 1, each connection `spawn`ed, served through
+# sprint::compat) and tokio current_thread (pinned to CPU 1, hyper-util's
+# TokioIo), wrk pinned to CPU 0; the servers interleaved, RUNS times.
+# Prints each run and, per server, the median and the spread (lowest-
+# highest) of requests/s and p99, and of each run's ratio to the tokio run
+# beside it. Builds under CARGO_TARGET_DIR (default target/).
 #   bash ci/bench-http.sh [RUNS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,18 +38,24 @@ for r in $(seq "$runs"); do
         timeouts=$(awk '/timeout/ {print $NF}' <<<"$res")
         name=${s/sprint /}
         printf 'run %d %-9s %10s req/s  p99 %8.3f ms  timeouts %s\n' "$r" "$name" "$rps" "$p99" "${timeouts:-0}"
-        echo "$name $rps $p99" >>"$out"
+        echo "$name $r $rps $p99" >>"$out"
     done
 done
 echo
-printf '%-9s %22s %26s\n' server "req/s median (range)" "p99 ms median (range)"
 stat() { # median (lowest-highest) of the numbers on stdin
     sort -g | awk '{v[NR]=$1} END {printf "%.3f (%.3f-%.3f)", v[int((NR+1)/2)], v[1], v[NR]}'
 }
+# Each run's figure over the tokio run of the same round.
+ratio() { # name column
+    awk -v n="$1" -v c="$2" '$1=="tokio" {t[$2]=$c} $1==n {v[$2]=$c} END {for (r in v) print v[r] / t[r]}' "$out"
+}
+printf '%-9s %24s %24s %24s %24s\n' server "req/s median (range)" "x tokio" "p99 ms median (range)" "x tokio"
 for s in "${servers[@]}"; do
     name=${s/sprint /}
-    rps=$(awk -v n="$name" '$1==n {print $2}' "$out" | stat)
-    p99=$(awk -v n="$name" '$1==n {print $3}' "$out" | stat)
-    printf '%-9s %30s %30s\n' "$name" "$rps" "$p99"
+    rps=$(awk -v n="$name" '$1==n {print $3}' "$out" | stat)
+    p99=$(awk -v n="$name" '$1==n {print $4}' "$out" | stat)
+    rps_x=$(ratio "$name" 3 | stat)
+    p99_x=$(ratio "$name" 4 | stat)
+    printf '%-9s %24s %24s %24s %24s\n' "$name" "$rps" "$rps_x" "$p99" "$p99_x"
 done
 rm -f "$out"

@@ -5,8 +5,9 @@ set -euo pipefail
 
 # libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it;
 # prometheus: the real server the metrics test scrapes with; g++: libFuzzer
-# (built by libfuzzer-sys for ci/fuzz.sh) is C++.
-packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++)
+# (built by libfuzzer-sys for ci/fuzz.sh) is C++; wrk: ci/bench-http.sh's
+# load generator.
+packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++ wrk)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,7 +1,8 @@
 //! hyper 1.x "hello world" (HTTP/1.1, keep-alive) on Sprint at a level and
 //! driver (one worker, pinned), or on tokio's current-thread runtime
-//! pinned the same way, for `wrk`. The adapters from Sprint's futures-io
-//! streams to hyper's I/O traits are the plain ones a new user writes.
+//! pinned the same way, for `wrk`. Sprint serves through `sprint::compat`
+//! (its streams are hyper I/O as they are, reading into hyper's buffer
+//! without zero-filling it; `Timer` on Sprint's timers), as a user does.
 //!
 //! ```sh
 //! cargo run --release -p sprint-bench --example hyper_hello -- --runtime sprint --level standard
@@ -15,8 +16,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use std::convert::Infallible;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 #[derive(Parser)]
 #[command(about = "hyper hello world on Sprint or tokio (for wrk)")]
@@ -55,74 +54,6 @@ async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
     Ok(Response::new(Full::new(Bytes::from_static(
         b"Hello world!",
     ))))
-}
-
-/// Sprint's stream seen through hyper's I/O traits.
-struct Io(sprint::net::TcpStream);
-
-impl hyper::rt::Read for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        // SAFETY: the bytes are zeroed before they are lent as a slice,
-        // and only the `n` bytes read are declared filled.
-        let dst = unsafe {
-            let b = buf.as_mut();
-            b.fill(std::mem::MaybeUninit::new(0));
-            &mut *(b as *mut [std::mem::MaybeUninit<u8>] as *mut [u8])
-        };
-        let n = std::task::ready!(futures::AsyncRead::poll_read(
-            Pin::new(&mut self.get_mut().0),
-            cx,
-            dst
-        ))?;
-        // SAFETY: `n` bytes were written by the read.
-        unsafe { buf.advance(n) };
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl hyper::rt::Write for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        futures::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().0), cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().0), cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures::AsyncWrite::poll_close(Pin::new(&mut self.get_mut().0), cx)
-    }
-}
-
-/// hyper's timer on Sprint's (hyper then applies its default header-read
-/// timeout of 30 s to every request).
-#[derive(Clone, Copy)]
-struct Timer;
-
-struct SprintSleep(sprint::time::Sleep);
-
-impl std::future::Future for SprintSleep {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.get_mut().0).poll(cx)
-    }
-}
-
-impl hyper::rt::Sleep for SprintSleep {}
-
-impl hyper::rt::Timer for Timer {
-    fn sleep(&self, d: std::time::Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(SprintSleep(sprint::time::sleep(d)))
-    }
-    fn sleep_until(&self, at: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(SprintSleep(sprint::time::sleep_until(at)))
-    }
 }
 
 fn sprint(args: &Args) -> io::Result<()> {
@@ -181,8 +112,8 @@ async fn serve(addr: std::net::SocketAddr, spawn: bool) -> io::Result<()> {
         let _ = s.set_nodelay(true);
         let conn = async move {
             let _ = hyper::server::conn::http1::Builder::new()
-                .timer(Timer)
-                .serve_connection(Io(s), hyper::service::service_fn(hello))
+                .timer(sprint::compat::Timer)
+                .serve_connection(s, hyper::service::service_fn(hello))
                 .await;
         };
         if spawn {
