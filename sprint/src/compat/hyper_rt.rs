@@ -55,7 +55,7 @@ impl hyper::rt::Timer for Timer {
 ///
 /// `http2::Builder::new(Executor)`. Use it from a task on a worker (a task
 /// spawned with `spawn`, `spawn_local` or `spawn_local_on`), not from
-/// `block_on` itself: `spawn_local` panics there, naming the caller.
+/// `block_on` itself: `spawn_local` panics there, saying so.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Executor;
 
