@@ -89,6 +89,12 @@ impl UringHandle {
     }
 
     /// This driver's buffer pool.
+    /// Whether the kernel's polling thread takes this ring's submissions
+    /// (no `io_uring_enter` to submit).
+    pub(crate) fn sqpoll(&self) -> bool {
+        self.sqpoll
+    }
+
     pub(crate) fn pool(&self) -> &BufferPool {
         &self.pool
     }
