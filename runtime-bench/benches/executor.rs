@@ -221,22 +221,6 @@ fn spawn_join_deep_group(c: &mut Criterion) {
     });
     drop(rt);
     print_faults("tokio_current_thread", &faults);
-    // Basic with an arena (no preallocation, grown on demand): what Basic
-    // would gain from the slab its system-allocator preset goes without.
-    let rt = sprint_configured(Level::Basic, |c| c.arenas = true);
-    let mut faults = Vec::new();
-    g.bench_function("sprint_basic_arena", |b| {
-        b.iter_custom(|iters| {
-            deep_rounds(iters, &mut faults, || {
-                on_worker(
-                    &rt,
-                    spawn_join_deep(DEPTH, || sprint::spawn_local(async {})),
-                )
-            })
-        })
-    });
-    drop(rt);
-    print_faults("sprint_basic_arena", &faults);
     let mut rt = monoio_rt();
     let mut faults = Vec::new();
     g.bench_function("monoio", |b| {
