@@ -18,5 +18,7 @@ mod evented;
 #[cfg(unix)]
 pub mod net;
 mod readiness;
+#[cfg(unix)]
+mod ready_io;
 #[cfg(test)]
 mod testing;
