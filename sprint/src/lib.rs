@@ -26,6 +26,9 @@ pub use sprint_core::{
     WorkerStats,
 };
 pub use sprint_io::buf;
+/// Files, on io_uring or the blocking pool (Linux).
+#[cfg(target_os = "linux")]
+pub use sprint_io::fs;
 /// Sockets (Unix only: they are built on file descriptors).
 #[cfg(unix)]
 pub use sprint_io::net;
