@@ -23,7 +23,7 @@ use mio::event::Source;
 use parking_lot::Mutex;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -187,5 +187,44 @@ impl<S: Source + AsRawFd + AsFd> ReadyIo<S> {
                 .take()
                 .unwrap_or_else(|| unreachable!("the source lives until taken")),
         }
+    }
+}
+/// An owned fd as a mio source (pipes, pidfds).
+#[derive(Debug)]
+pub(crate) struct FdSource(pub(crate) OwnedFd);
+
+impl AsRawFd for FdSource {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl AsFd for FdSource {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Source for FdSource {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        mio::unix::SourceFd(&self.0.as_raw_fd()).register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        mio::unix::SourceFd(&self.0.as_raw_fd()).reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        mio::unix::SourceFd(&self.0.as_raw_fd()).deregister(registry)
     }
 }

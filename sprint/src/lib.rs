@@ -29,6 +29,9 @@ pub use sprint_io::buf;
 /// Files, on io_uring or the blocking pool (Linux).
 #[cfg(target_os = "linux")]
 pub use sprint_io::fs;
+/// Child processes: exits awaited through pidfds, pipes as streams (Linux).
+#[cfg(target_os = "linux")]
+pub use sprint_io::process;
 /// Sockets (Unix only: they are built on file descriptors).
 #[cfg(unix)]
 pub use sprint_io::net;
