@@ -23,7 +23,9 @@ use mio::event::Source;
 use parking_lot::Mutex;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -135,6 +137,7 @@ impl<S: Source + AsRawFd + AsFd> ReadyIo<S> {
 
     /// Runs `op` until it does not answer `WouldBlock`, waiting for `dir`
     /// between tries.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
@@ -189,22 +192,26 @@ impl<S: Source + AsRawFd + AsFd> ReadyIo<S> {
         }
     }
 }
-/// An owned fd as a mio source (pipes, pidfds).
+/// An owned fd as a mio source (pipes, pidfds: `process`, Linux only).
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) struct FdSource(pub(crate) OwnedFd);
 
+#[cfg(target_os = "linux")]
 impl AsRawFd for FdSource {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.0.as_raw_fd()
     }
 }
 
+#[cfg(target_os = "linux")]
 impl AsFd for FdSource {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Source for FdSource {
     fn register(
         &mut self,
