@@ -13,7 +13,9 @@
 //! caller gets it back even when the pool never ran the job.
 
 #[cfg(target_os = "linux")]
-use crate::driver::uring::{Keep, Kind, OpId};
+pub(crate) use crate::driver::uring::Kind;
+#[cfg(target_os = "linux")]
+use crate::driver::uring::{Keep, OpId};
 #[cfg(target_os = "linux")]
 use crate::driver::UringHandle;
 use crate::driver::{self, Current};
@@ -44,18 +46,20 @@ impl Backend {
     }
 }
 
-/// Runs one operation on `handle`'s ring. `build` makes the entry from
-/// `data`, whose heap memory the entry may point into (it must not move
-/// when `data` does: a `Vec`'s or a `Box`'s contents). Returns the
+/// Runs one operation of `kind` on `handle`'s ring (`Kind::Open` for an
+/// open: its fd is closed if nobody takes it). `build` makes the entry
+/// from `data`, whose heap memory the entry may point into (it must not
+/// move when `data` does: a `Vec`'s or a `Box`'s contents). Returns the
 /// kernel's result (a count or an fd) and `data`.
 #[cfg(target_os = "linux")]
 pub(crate) async fn uring_op<T: Send + 'static>(
     handle: &UringHandle,
+    kind: Kind,
     mut data: T,
     build: impl FnOnce(&mut T) -> io_uring::squeue::Entry,
 ) -> (io::Result<i32>, T) {
     let sqe = build(&mut data);
-    let id = match handle.start(Kind::Plain, Keep::None, false, |_| sqe) {
+    let id = match handle.start(kind, Keep::None, false, |_| sqe) {
         Ok(id) => id,
         Err(e) => return (Err(e), data),
     };

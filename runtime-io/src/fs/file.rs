@@ -9,6 +9,8 @@
 //! the kernel writing into freed memory, but the operation it started may
 //! still complete: a dropped `read` may have moved the file position.
 
+#[cfg(target_os = "linux")]
+use super::backend::Kind;
 use super::backend::{blocking, blocking_with, cvt, Backend};
 use super::metadata::{Metadata, STATX_MASK};
 use super::PathError;
@@ -151,7 +153,7 @@ impl OpenOptions {
         let fd = match &backend {
             #[cfg(target_os = "linux")]
             Backend::Uring(h) => {
-                let (r, _) = super::backend::uring_op(h, cpath, |p| {
+                let (r, _) = super::backend::uring_op(h, Kind::Open, cpath, |p| {
                     io_uring::opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), p.as_ptr())
                         .flags(flags)
                         .mode(mode)
@@ -253,7 +255,7 @@ impl File {
         let (r, mut buf) = match &self.backend {
             #[cfg(target_os = "linux")]
             Backend::Uring(h) => {
-                let (r, b) = super::backend::uring_op(h, buf, |b| {
+                let (r, b) = super::backend::uring_op(h, Kind::Plain, buf, |b| {
                     let len = b.bytes_total().min(MAX_IO) as u32;
                     io_uring::opcode::Read::new(io_uring::types::Fd(fd), b.stable_mut_ptr(), len)
                         .offset(offset.unwrap_or(AT_POSITION))
@@ -295,7 +297,7 @@ impl File {
         match &self.backend {
             #[cfg(target_os = "linux")]
             Backend::Uring(h) => {
-                let (r, b) = super::backend::uring_op(h, buf, |b| {
+                let (r, b) = super::backend::uring_op(h, Kind::Plain, buf, |b| {
                     let len = b.bytes_init().min(MAX_IO) as u32;
                     io_uring::opcode::Write::new(io_uring::types::Fd(fd), b.stable_ptr(), len)
                         .offset(offset.unwrap_or(AT_POSITION))
@@ -416,7 +418,7 @@ impl File {
                 } else {
                     io_uring::types::FsyncFlags::empty()
                 };
-                let (r, ()) = super::backend::uring_op(h, (), |_| {
+                let (r, ()) = super::backend::uring_op(h, Kind::Plain, (), |_| {
                     io_uring::opcode::Fsync::new(fd).flags(flags).build()
                 })
                 .await;
@@ -458,7 +460,7 @@ impl File {
             #[cfg(target_os = "linux")]
             Backend::Uring(h) => {
                 let fd = io_uring::types::Fd(self.raw());
-                super::backend::uring_op(h, stx, |s| {
+                super::backend::uring_op(h, Kind::Plain, stx, |s| {
                     let s: *mut libc::statx = &mut **s;
                     io_uring::opcode::Statx::new(fd, c"".as_ptr(), s.cast())
                         .flags(libc::AT_EMPTY_PATH)

@@ -402,7 +402,7 @@ macro_rules! readiness_methods {
         /// Splits into a read half and a write half that borrow the
         /// stream (no `Arc`, no allocation): both can be used at once in
         /// one task, e.g. in `futures::join!`. For halves that move to
-        /// other tasks, use `into_split`.
+        /// other tasks, `TcpStream::into_split`.
         ///
         /// With `futures::AsyncReadExt` in scope, `stream.split()` finds
         /// that trait's `split` first (it takes the stream by value);

@@ -5,7 +5,8 @@
 //! readable when the child exits, so a wait costs no thread. Where it has
 //! not (`pidfd_open` answers ENOSYS, or a seccomp filter refuses it), a
 //! blocking-pool job waits with `waitid(WNOWAIT)`, which sees the exit
-//! without reaping. Either way the child is reaped by `try_wait`, and only
+//! without reaping (a wait dropped early leaves that job waiting until
+//! the exit). Either way the child is reaped by `try_wait`, and only
 //! then: until that, its pid cannot be reused, so `kill` and the pidfd
 //! always name this child.
 
@@ -60,20 +61,39 @@ fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
 }
 
 impl Child {
+    /// Serves a spawned child's exit and pipes on this thread's driver;
+    /// if that fails, the child is killed and reaped before the error
+    /// comes back (nothing is left running that nobody can wait for).
     pub(crate) fn new(mut inner: std::process::Child, kill_on_drop: bool) -> io::Result<Child> {
-        let watch = match pidfd_open(inner.id())? {
-            Some(fd) => ExitWatch::Pidfd(ReadyIo::new(FdSource(fd))?),
-            None => ExitWatch::Blocking,
-        };
-        Ok(Child {
-            stdin: inner.stdin.take().map(ChildStdin::new).transpose()?,
-            stdout: inner.stdout.take().map(ChildStdout::new).transpose()?,
-            stderr: inner.stderr.take().map(ChildStderr::new).transpose()?,
-            inner,
-            watch,
-            status: None,
-            kill_on_drop,
-        })
+        let parts = (|| -> io::Result<_> {
+            let watch = match pidfd_open(inner.id())? {
+                Some(fd) => ExitWatch::Pidfd(ReadyIo::new(FdSource(fd))?),
+                None => ExitWatch::Blocking,
+            };
+            Ok((
+                watch,
+                inner.stdin.take().map(ChildStdin::new).transpose()?,
+                inner.stdout.take().map(ChildStdout::new).transpose()?,
+                inner.stderr.take().map(ChildStderr::new).transpose()?,
+            ))
+        })();
+        match parts {
+            Ok((watch, stdin, stdout, stderr)) => Ok(Child {
+                stdin,
+                stdout,
+                stderr,
+                inner,
+                watch,
+                status: None,
+                kill_on_drop,
+            }),
+            Err(e) => {
+                let _ = inner.kill();
+                // A killed child exits at once: a short blocking wait.
+                let _ = inner.wait();
+                Err(e)
+            }
+        }
     }
 
     /// The child's process id.
