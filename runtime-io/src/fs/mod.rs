@@ -25,9 +25,11 @@
 mod backend;
 mod file;
 mod metadata;
+mod whole;
 
-pub use file::{read, read_to_string, write, File, OpenOptions};
+pub use file::{File, OpenOptions};
 pub use metadata::Metadata;
+pub use whole::{read, read_to_string, write};
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! epoll, behind the same API.
 
 mod stream;
+mod stream_api;
 pub mod tcp;
 mod tcp_socket;
 mod udp;

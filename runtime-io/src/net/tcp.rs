@@ -5,7 +5,8 @@
 //! ([`ReadHalf`], [`WriteHalf`]) or owned ([`OwnedReadHalf`],
 //! [`OwnedWriteHalf`]).
 
-use super::stream::{borrowed_halves, readiness_methods, ListenerIo, StreamIo};
+use super::stream::{ListenerIo, StreamIo};
+use super::stream_api::{borrowed_halves, readiness_methods};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::driver::{self, Current};
 use futures_io::{AsyncRead, AsyncWrite};

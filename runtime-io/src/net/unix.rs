@@ -1,7 +1,8 @@
 //! Unix-domain stream sockets, with the same readiness calls and
 //! borrowed halves ([`ReadHalf`], [`WriteHalf`]) as TCP's.
 
-use super::stream::{borrowed_halves, readiness_methods, ListenerIo, StreamIo};
+use super::stream::{ListenerIo, StreamIo};
+use super::stream_api::{borrowed_halves, readiness_methods};
 use crate::driver::{self, Current};
 use futures_io::{AsyncRead, AsyncWrite};
 use socket2::{Domain, SockAddr, Socket, Type};
