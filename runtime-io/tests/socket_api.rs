@@ -123,6 +123,20 @@ fn peek_leaves_the_bytes_for_the_next_read() {
             let (n, b, s) = peeker.await.unwrap();
             assert!(n > 0 && b[..n] == b"abc"[..n], "{d}");
             assert_eq!(try_read_exact(&s, 3).await, b"abc", "{d}");
+            // After a read that took part of what arrived (on io_uring the
+            // rest is held by the stream), a peek sees the rest first.
+            c.write_all(b"0123456789").await.unwrap();
+            c.flush().await.unwrap();
+            let mut two = [0u8; 2];
+            let mut got = 0;
+            while got < 2 {
+                got += s.read(&mut two[got..]).await.unwrap();
+            }
+            assert_eq!(&two, b"01");
+            let mut p = [0u8; 3];
+            let n = s.peek(&mut p).await.unwrap();
+            assert!(n > 0 && p[..n] == b"234"[..n], "{d}: {:?}", &p[..n]);
+            assert_eq!(try_read_exact(&s, 8).await, b"23456789", "{d}");
         });
     }
 }
@@ -199,6 +213,47 @@ fn try_write_never_overtakes_a_write_in_flight() {
             let got = try_read_exact(&s, 2000).await;
             assert!(got[..1000].iter().all(|b| *b == 1), "{d}");
             assert!(got[1000..].iter().all(|b| *b == 2), "{d}");
+        });
+    }
+}
+
+/// A full socket: `try_write` answers `WouldBlock`, and `writable` waits
+/// until the peer has read.
+#[test]
+fn writable_waits_for_room() {
+    for d in drivers() {
+        rt(d).block_on(async {
+            let (c, s, _l) = connected_pair().await;
+            let chunk = vec![5u8; 64 << 10];
+            let mut sent = 0usize;
+            loop {
+                match c.try_write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{d}: {e}"),
+                }
+                assert!(sent < 256 << 20, "{d}: the socket never filled");
+            }
+            let full = time::timeout(Duration::from_millis(20), c.writable()).await;
+            assert!(full.is_err(), "{d}: writable while the socket is full");
+            let reader = spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                let mut got = 0;
+                while got < sent {
+                    got += s.read(&mut buf).await.unwrap();
+                }
+                got
+            });
+            c.writable().await.unwrap();
+            let n = loop {
+                match c.try_write(b"more") {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.writable().await.unwrap(),
+                    Err(e) => panic!("{d}: {e}"),
+                }
+            };
+            assert!(n > 0);
+            assert!(reader.await.unwrap() >= sent, "{d}");
         });
     }
 }
