@@ -94,50 +94,56 @@ fn offsets_leave_the_position_alone() {
     for d in drivers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.bin");
-        rt(d).block_on(async {
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .await
-                .unwrap();
-            assert_eq!(f.write_at(b"world", 6).await.unwrap(), 5);
-            assert_eq!(f.write_at(b"hello", 0).await.unwrap(), 5);
-            let mut buf = [0xffu8; 11];
-            assert_eq!(f.read_at(&mut buf, 0).await.unwrap(), 11);
-            assert_eq!(&buf, b"hello\0world", "{d}: the hole reads as zero");
-            assert_eq!(f.read_at(&mut buf, 8).await.unwrap(), 3);
-            assert_eq!(&buf[..3], b"rld");
-            assert_eq!(
-                f.read_at(&mut buf, 100).await.unwrap(),
-                0,
-                "{d}: past the end"
-            );
-            // The position is still 0: a read starts at the beginning.
-            let mut head = [0u8; 4];
-            assert_eq!(f.read(&mut head).await.unwrap(), 4);
-            assert_eq!(&head, b"hell", "{d}");
+        // On a worker (the ring's owner; the other tests submit from the
+        // `block_on` thread), which also shows the futures are `Send`.
+        rt(d).block_on(async move {
+            sprint_core::spawn(async move {
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .await
+                    .unwrap();
+                assert_eq!(f.write_at(b"world", 6).await.unwrap(), 5);
+                assert_eq!(f.write_at(b"hello", 0).await.unwrap(), 5);
+                let mut buf = [0xffu8; 11];
+                assert_eq!(f.read_at(&mut buf, 0).await.unwrap(), 11);
+                assert_eq!(&buf, b"hello\0world", "{d}: the hole reads as zero");
+                assert_eq!(f.read_at(&mut buf, 8).await.unwrap(), 3);
+                assert_eq!(&buf[..3], b"rld");
+                assert_eq!(
+                    f.read_at(&mut buf, 100).await.unwrap(),
+                    0,
+                    "{d}: past the end"
+                );
+                // The position is still 0: a read starts at the beginning.
+                let mut head = [0u8; 4];
+                assert_eq!(f.read(&mut head).await.unwrap(), 4);
+                assert_eq!(&head, b"hell", "{d}");
 
-            // Owned buffers: the kernel reads from and writes into them.
-            let (n, back) = f.write_at_owned(b"WORLD".to_vec(), 6).await;
-            assert_eq!(n.unwrap(), 5);
-            assert_eq!(back, b"WORLD", "{d}: the buffer comes back");
-            let (n, got) = f.read_at_owned(Vec::with_capacity(5), 6).await;
-            assert_eq!(n.unwrap(), 5);
-            assert_eq!(got, b"WORLD", "{d}: its length is the count");
-            let (n, got) = f.read_owned(Vec::with_capacity(64)).await;
-            assert_eq!(n.unwrap(), 7, "{d}: from position 4 to the end");
-            assert_eq!(got, b"o\0WORLD");
-            let (n, _) = f.write_owned(b"!".to_vec()).await;
-            assert_eq!(n.unwrap(), 1);
-            assert_eq!(fs::read(&path).await.unwrap(), b"hello\0WORLD!", "{d}");
+                // Owned buffers: the kernel reads from and writes into them.
+                let (n, back) = f.write_at_owned(b"WORLD".to_vec(), 6).await;
+                assert_eq!(n.unwrap(), 5);
+                assert_eq!(back, b"WORLD", "{d}: the buffer comes back");
+                let (n, got) = f.read_at_owned(Vec::with_capacity(5), 6).await;
+                assert_eq!(n.unwrap(), 5);
+                assert_eq!(got, b"WORLD", "{d}: its length is the count");
+                let (n, got) = f.read_owned(Vec::with_capacity(64)).await;
+                assert_eq!(n.unwrap(), 7, "{d}: from position 4 to the end");
+                assert_eq!(got, b"o\0WORLD");
+                let (n, _) = f.write_owned(b"!".to_vec()).await;
+                assert_eq!(n.unwrap(), 1);
+                assert_eq!(fs::read(&path).await.unwrap(), b"hello\0WORLD!", "{d}");
 
-            // Append: every write goes to the end.
-            let mut a = OpenOptions::new().append(true).open(&path).await.unwrap();
-            a.write_all(b"+").await.unwrap();
-            assert_eq!(fs::read(&path).await.unwrap(), b"hello\0WORLD!+", "{d}");
+                // Append: every write goes to the end.
+                let mut a = OpenOptions::new().append(true).open(&path).await.unwrap();
+                a.write_all(b"+").await.unwrap();
+                assert_eq!(fs::read(&path).await.unwrap(), b"hello\0WORLD!+", "{d}");
+            })
+            .await
+            .unwrap()
         });
     }
 }
