@@ -110,6 +110,32 @@ impl<S: Source> Evented<S> {
         }
     }
 
+    /// Runs `op` once, now, whatever the readiness says (a readiness word
+    /// may lag the socket); if it would block, the readiness it saw is
+    /// cleared so the next wait for `dir` really waits.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let seen = self.io().snapshot(dir);
+        let r = op(self.get());
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.io().clear(seen);
+        }
+        r
+    }
+
+    /// Deregisters the source and gives it back (for `into_std`).
+    pub(crate) fn into_inner(mut self) -> S {
+        let mut s = self
+            .source
+            .take()
+            .unwrap_or_else(|| unreachable!("the source lives until drop"));
+        self.handle.deregister(&mut s, &self.slot);
+        s
+    }
+
     /// Waits until the source is ready for `dir`.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
         self.io().poll_ready(cx, dir).map(|_| ())

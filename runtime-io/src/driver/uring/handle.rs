@@ -44,6 +44,8 @@ pub struct UringHandle {
     /// The provided-buffer ring's memory and buffer size, if there is one.
     pub(super) ring_buf_base: Option<(*const u8, usize)>,
     pub(super) multishot_accept: bool,
+    /// Whether files (`sprint_io::fs`) run on this ring (see `Caps`).
+    pub(super) fs_ops: bool,
     /// The eventfd a blocked turn is woken through.
     pub(super) eventfd: OwnedFd,
     /// Where the wake-up read puts the eventfd's count.
@@ -112,6 +114,11 @@ impl UringHandle {
     /// Whether accepts may be multishot.
     pub(crate) fn multishot_accept(&self) -> bool {
         self.multishot_accept
+    }
+
+    /// Whether file operations run on this ring (else the blocking pool).
+    pub(crate) fn fs_ops(&self) -> bool {
+        self.fs_ops
     }
 
     /// The registered-buffer index of `buf` in this ring, if it has one.

@@ -59,7 +59,11 @@ impl UringFd {
 
     /// Waits until no send is in flight, finishing a short one; reports
     /// the error of a send nobody waited for.
-    fn poll_settle(&self, side: &mut Side<Write>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(super) fn poll_settle(
+        &self,
+        side: &mut Side<Write>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         loop {
             match side.state {
                 Write::Idle => return Poll::Ready(Ok(())),
