@@ -131,6 +131,14 @@ fn spawn_join_group(c: &mut Criterion) {
 /// busy-poller starves the machine), no lowered nice value and no system
 /// profile. None of these is on the spawn path.
 fn sprint_at(level: Level) -> sprint::Runtime {
+    sprint_configured(level, |_| {})
+}
+
+/// [`sprint_at`], with a change to the level's configuration.
+fn sprint_configured(
+    level: Level,
+    change: impl FnOnce(&mut sprint::Config) + 'static,
+) -> sprint::Runtime {
     on_cpu0();
     Builder::new()
         .cpus(vec![0])
@@ -141,6 +149,7 @@ fn sprint_at(level: Level) -> sprint::Runtime {
             c.rt_policy = RtPolicy::None;
             c.nice = 0;
             c.system_profile = SystemProfile::None;
+            change(c);
         })
         .build()
         .unwrap_or_else(|e| panic!("a {level} runtime: {e}"))

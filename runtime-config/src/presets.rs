@@ -77,7 +77,11 @@ const ALLOCATOR: Row<Allocator> = Row([
     A::Mimalloc,
     A::Mimalloc,
 ]);
-const ARENAS: Row<bool> = Row([false, true, true, true, true]);
+/// Basic has arenas too (grown on demand, nothing preallocated): without
+/// one its task cells came from the system allocator, which made spawning
+/// with 1 M tasks outstanding 1.25–1.32× glommio's; with one it is
+/// Standard's, 0.9× (issue 15).
+const ARENAS: Row<bool> = Row([true, true, true, true, true]);
 /// Each worker's arena preallocation: what a worker may use before its
 /// arena grows, stated per worker (not a share of RAM).
 const PREALLOC: Row<usize> = Row([0, 4 * MIB, 16 * MIB, 32 * MIB, 64 * MIB]);

@@ -14,7 +14,7 @@ use sprint_alloc::counting::{self, Counting};
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats) {
+fn spawn_and_join(tasks: usize, level: Level, arenas: bool) -> (u64, sprint_core::MemoryStats) {
     let rt = ConfigBuilder::new()
         .level(level)
         .read_env(false)
@@ -23,7 +23,10 @@ fn spawn_and_join(tasks: usize, level: Level) -> (u64, sprint_core::MemoryStats)
         // formatted (one allocation): on a loaded machine, under ASan, a
         // poll of this loop was once preempted past Standard's 10 ms.
         // That is the cold path the threshold is for, not a spawn's cost.
-        .configure(|c| c.stall_threshold_us = 10_000_000)
+        .configure(move |c| {
+            c.stall_threshold_us = 10_000_000;
+            c.arenas = arenas;
+        })
         .build()
         .unwrap();
     let allocs = rt.block_on(async move {
@@ -130,7 +133,12 @@ enum How {
 /// a work-stealing deque's first buffer: 100,000 spawns after warm-up.
 fn every_spawn_function_allocates_nothing_in_bursts_at_every_level_with_an_arena() {
     let mut found = Vec::new();
-    for level in [Level::Standard, Level::Aggressive, Level::Enterprise] {
+    for level in [
+        Level::Basic,
+        Level::Standard,
+        Level::Aggressive,
+        Level::Enterprise,
+    ] {
         for how in [How::Spawn, How::SpawnLocal, How::SpawnOn] {
             let allocs = bursts(level, how, 1_000, 10, 100);
             if allocs != 0 {
@@ -146,15 +154,14 @@ fn every_spawn_function_allocates_nothing_in_bursts_at_every_level_with_an_arena
 
 fn spawn_allocates_nothing_globally_with_an_arena() {
     // From the very first spawn: cold cells are carved from the arena.
-    let (allocs, stats) = spawn_and_join(20_000, Level::Standard);
+    let (allocs, stats) = spawn_and_join(20_000, Level::Standard, true);
     assert_eq!(
         allocs, 0,
         "global allocations over 20,000 spawns: {stats:?}"
     );
     assert!(stats.slab.cells_carved > 0, "{stats:?}");
     assert_eq!(stats.slab.fallback_allocations, 0, "{stats:?}");
-    // Without arenas (Basic) the counter does see the spawns: the test
-    // can fail.
-    let (allocs, _) = spawn_and_join(2_000, Level::Basic);
-    assert!(allocs > 0, "Basic has no arena, so its cells are global");
+    // Without an arena the counter does see the spawns: the test can fail.
+    let (allocs, _) = spawn_and_join(2_000, Level::Basic, false);
+    assert!(allocs > 0, "without an arena, cells are global");
 }

@@ -167,19 +167,27 @@ fn local_mpsc_works_between_tasks_of_one_worker() {
 fn join_set_collects_in_completion_order_and_aborts_on_drop() {
     let rt = common::rt(Level::Basic, 2);
     rt.block_on(async {
+        // Three tasks, each finishing when told: they are told in the
+        // order 1, 2, 0, one after the other finished, so that order is
+        // the completion order whatever the machine's timing.
         let mut set = JoinSet::new();
-        for ms in [30u64, 10, 20] {
+        let mut go = Vec::new();
+        for id in 0..3u32 {
+            let (tx, rx) = oneshot::channel::<()>();
+            go.push(Some(tx));
             set.spawn(async move {
-                time::sleep(Duration::from_millis(ms)).await;
-                ms
+                rx.await.unwrap();
+                id
             });
         }
         assert_eq!(set.len(), 3);
         let mut order = Vec::new();
-        while let Some(r) = set.join_next().await {
-            order.push(r.unwrap());
+        for id in [1usize, 2, 0] {
+            go[id].take().unwrap().send(()).unwrap();
+            order.push(set.join_next().await.unwrap().unwrap());
         }
-        assert_eq!(order, vec![10, 20, 30]);
+        assert_eq!(order, vec![1, 2, 0]);
+        assert!(set.join_next().await.is_none());
         assert!(set.is_empty());
 
         let (tx, rx) = oneshot::channel::<()>();

@@ -18,9 +18,6 @@ pub(crate) struct Evented<S: Source> {
     /// Per direction, the raw clock reading when an operation first had to
     /// wait (0: none waiting): readiness I/O's "submission".
     waiting_since: [AtomicU64; 2],
-    /// One in how many waits is timed; 0 with metrics off (copied here so
-    /// the check touches no other cache line).
-    sample_every: u32,
 }
 
 impl<S: Source> Evented<S> {
@@ -36,13 +33,11 @@ impl<S: Source> Evented<S> {
             }
         };
         let slot = handle.register(&mut source)?;
-        let sample_every = handle.io_latency.as_ref().map_or(0, |m| m.sample_every());
         Ok(Evented {
             source: Some(source),
             handle,
             slot,
             waiting_since: [AtomicU64::new(0), AtomicU64::new(0)],
-            sample_every,
         })
     }
 
@@ -88,9 +83,11 @@ impl<S: Source> Evented<S> {
     /// An operation in `dir` has to wait: the latency clock starts (once).
     #[inline]
     fn waits(&self, dir: Direction) {
-        if self.sample_every != 0 {
+        // The waits a timed poll starts are timed: one in `sample_every`
+        // (`sampling` is false with metrics off and off a worker).
+        if sprint_core::metrics::sampling() {
             let w = &self.waiting_since[dir as usize];
-            if w.load(Relaxed) == 0 && sprint_core::metrics::sample_io(self.sample_every) {
+            if w.load(Relaxed) == 0 {
                 w.store(sprint_core::metrics::now_raw(), Relaxed);
             }
         }
@@ -111,6 +108,32 @@ impl<S: Source> Evented<S> {
                 ));
             }
         }
+    }
+
+    /// Runs `op` once, now, whatever the readiness says (a readiness word
+    /// may lag the socket); if it would block, the readiness it saw is
+    /// cleared so the next wait for `dir` really waits.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let seen = self.io().snapshot(dir);
+        let r = op(self.get());
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.io().clear(seen);
+        }
+        r
+    }
+
+    /// Deregisters the source and gives it back (for `into_std`).
+    pub(crate) fn into_inner(mut self) -> S {
+        let mut s = self
+            .source
+            .take()
+            .unwrap_or_else(|| unreachable!("the source lives until drop"));
+        self.handle.deregister(&mut s, &self.slot);
+        s
     }
 
     /// Waits until the source is ready for `dir`.

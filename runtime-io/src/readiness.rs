@@ -89,6 +89,16 @@ impl ScheduledIo {
         Poll::Pending
     }
 
+    /// What the readiness word holds now for `dir`, without waiting or
+    /// registering a waker (for `try_*` calls, which clear it with
+    /// [`clear`](Self::clear) when the operation would block).
+    pub(crate) fn snapshot(&self, dir: Direction) -> ReadyEvent {
+        ReadyEvent {
+            word: self.readiness.load(Acquire),
+            dir,
+        }
+    }
+
     /// The operation would block: forget the readiness `ev` reported,
     /// unless an event arrived since.
     pub(crate) fn clear(&self, ev: ReadyEvent) {

@@ -123,11 +123,14 @@ mod tests {
         assert!((1..=allowed.len()).contains(&p.plan.workers.len()));
         assert!(p.plan.workers.iter().all(|w| allowed.contains(&w.cpu)));
         assert!(!p.plan.workers.iter().any(|w| w.pinned), "Basic never pins");
-        assert_eq!(
-            p.memory.arenas,
-            vec![None; p.plan.workers.len()],
-            "no arenas at Basic"
-        );
+        // Basic's arenas are grown on demand: one per worker, nothing
+        // committed, prefaulted or locked up front.
+        assert_eq!(p.memory.arenas.len(), p.plan.workers.len());
+        for a in &p.memory.arenas {
+            let a = a.as_ref().expect("an arena per worker at Basic");
+            assert_eq!(a.commit, 0, "{a:?}");
+            assert!(!a.prefault, "{a:?}");
+        }
     }
 
     #[test]

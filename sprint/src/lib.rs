@@ -26,9 +26,15 @@ pub use sprint_core::{
     WorkerStats,
 };
 pub use sprint_io::buf;
+/// Files, on io_uring or the blocking pool (Linux).
+#[cfg(target_os = "linux")]
+pub use sprint_io::fs;
 /// Sockets (Unix only: they are built on file descriptors).
 #[cfg(unix)]
 pub use sprint_io::net;
+/// Child processes: exits awaited through pidfds, pipes as streams (Linux).
+#[cfg(target_os = "linux")]
+pub use sprint_io::process;
 
 /// The measurements: histograms and counters to record into, and what
 /// the runtime reports ([`Stats`](metrics::Stats), health, `/metrics`).

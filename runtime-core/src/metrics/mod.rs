@@ -33,7 +33,11 @@ fn tsc() -> bool {
             // SAFETY: rdtsc has no preconditions on x86_64.
             let t = unsafe { core::arch::x86_64::_rdtsc() };
             let b = c.raw();
-            a <= t && t <= b
+            let yes = a <= t && t <= b;
+            if yes {
+                TSC_KNOWN.store(TSC_YES, Relaxed);
+            }
+            yes
         }
         #[cfg(not(target_arch = "x86_64"))]
         false
@@ -77,7 +81,38 @@ impl Ticks {
 /// A raw clock reading; 0 is never returned (it means "not stamped").
 #[inline]
 pub fn now_raw() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if TSC_KNOWN.load(Relaxed) == TSC_YES {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        return unsafe { core::arch::x86_64::_rdtsc() }.max(1);
+    }
     Ticks::get().now().max(1)
+}
+
+/// Whether [`tsc`] said yes, cached where the hot path reads it with one
+/// load (two `OnceLock` checks cost more than the `rdtsc` they guard).
+static TSC_KNOWN: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const TSC_YES: u8 = 1;
+
+thread_local! {
+    /// Set by a worker for the poll it times (one in `sample_every`) and
+    /// the maintenance after it: what that poll queues and the I/O waits
+    /// it starts are timed too. A const initialiser: one load to read.
+    static SAMPLING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the worker running on this thread is timing the current poll:
+/// an I/O driver stamps the operations a timed poll starts (so one in
+/// `sample_every` operations is timed, at the cost of one thread-local
+/// load each). False off a worker and with metrics off.
+#[inline(always)]
+pub fn sampling() -> bool {
+    SAMPLING.with(std::cell::Cell::get)
+}
+
+#[inline(always)]
+pub(crate) fn set_sampling(on: bool) {
+    SAMPLING.with(|s| s.set(on));
 }
 
 /// Nanoseconds between two raw readings (0 if `end` is before `start`).
@@ -232,10 +267,14 @@ impl Histogram {
     #[inline]
     pub fn record_ns(&self, ns: u64) {
         let i = shard();
-        match self.0.get(i) {
+        // SAFETY: `shard` returns at most `SHARDS - 1`, and `new` made
+        // `SHARDS` shards (the hot path skips the bounds check).
+        let h = unsafe { self.0.get_unchecked(i) };
+        if i < SHARDS - 1 {
             // Only this thread writes its own shard.
-            Some(h) if i < SHARDS - 1 => h.record_single_writer(ns),
-            _ => self.0[SHARDS - 1].record(ns),
+            h.record_single_writer(ns)
+        } else {
+            h.record(ns)
         }
     }
 

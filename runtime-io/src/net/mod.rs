@@ -1,4 +1,7 @@
-//! Sockets over the worker's driver: TCP, UDP and Unix-domain streams.
+//! Sockets over the worker's driver: TCP (and [`TcpSocket`] to set options
+//! before connecting or listening), UDP, Unix-domain streams and
+//! datagrams. Each hands its fd to std (`into_std`) and takes one from it
+//! (`from_std`), and lends it (`AsFd`, `AsRawFd`).
 //! A socket belongs to the driver of the worker that creates it (worker
 //! 0's when created outside the workers, in `block_on`), io_uring or
 //! epoll, behind the same API.
@@ -6,12 +9,17 @@
 #[cfg(any(feature = "hyper", feature = "tokio-io"))]
 mod compat;
 mod stream;
-mod tcp;
+mod stream_api;
+pub mod tcp;
+mod tcp_socket;
 mod udp;
-mod unix;
+pub mod unix;
+mod unix_datagram;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring_fd;
 
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;

@@ -11,9 +11,7 @@ use socket2::SockRef;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
-#[cfg(target_os = "linux")]
-use std::os::fd::BorrowedFd;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::task::{Context, Poll};
 
 /// A stream socket on the epoll or the io_uring driver.
@@ -55,6 +53,75 @@ where
             StreamIo::Epoll(e) => SockRef::from(e.get()),
             #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => SockRef::from(u),
+        }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StreamIo::Epoll(e) => e.get().as_fd(),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => u.as_fd(),
+        }
+    }
+
+    /// Gives the socket back, deregistered and blocking; see
+    /// `uring_fd::ready` for when io_uring cannot yet.
+    pub(crate) fn into_fd(self) -> io::Result<OwnedFd>
+    where
+        OwnedFd: From<S>,
+    {
+        let fd = match self {
+            StreamIo::Epoll(e) => OwnedFd::from(e.into_inner()),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => u.into_fd().map_err(io::Error::other)?,
+        };
+        SockRef::from(&fd).set_nonblocking(false)?;
+        Ok(fd)
+    }
+
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            StreamIo::Epoll(e) => e.poll_ready(cx, Direction::Read).map(Ok),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => u.poll_readable(cx),
+        }
+    }
+
+    pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            StreamIo::Epoll(e) => e.poll_ready(cx, Direction::Write).map(Ok),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => u.poll_writable(cx),
+        }
+    }
+
+    /// Reads (or with `peek`, copies without consuming) what is there
+    /// now, or `WouldBlock`.
+    pub(crate) fn try_read(&self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+        match self {
+            StreamIo::Epoll(e) => e.try_io(Direction::Read, |s| recv(s.as_fd(), buf, peek)),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => u.try_read(buf, peek),
+        }
+    }
+
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            StreamIo::Epoll(e) => e.try_io(Direction::Write, |s| (&*s).write(buf)),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(u) => u.try_write(buf),
+        }
+    }
+
+    /// Waits for bytes and copies them without consuming them.
+    pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.try_read(buf, true) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    poll_fn(|cx| self.poll_readable(cx)).await?
+                }
+                r => return r,
+            }
         }
     }
 
@@ -217,6 +284,17 @@ where
     }
 }
 
+/// One non-blocking `recv` (with `MSG_PEEK` if `peek`).
+fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// A listening socket on either driver.
 #[derive(Debug)]
 pub(crate) enum ListenerIo<L: Source> {
@@ -243,6 +321,28 @@ impl<L: Source + AsFd> ListenerIo<L> {
             #[cfg(target_os = "linux")]
             ListenerIo::Uring(u) => SockRef::from(u.fd()),
         }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            ListenerIo::Epoll(e) => e.get().as_fd(),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring(u) => u.fd().as_fd(),
+        }
+    }
+
+    /// Gives the listening socket back, deregistered and blocking.
+    pub(crate) fn into_fd(self) -> io::Result<OwnedFd>
+    where
+        OwnedFd: From<L>,
+    {
+        let fd = match self {
+            ListenerIo::Epoll(e) => OwnedFd::from(e.into_inner()),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring(u) => u.into_fd().map_err(io::Error::other)?,
+        };
+        SockRef::from(&fd).set_nonblocking(false)?;
+        Ok(fd)
     }
 
     /// The next accepted connection's fd. An error that belongs to one

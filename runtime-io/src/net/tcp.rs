@@ -1,8 +1,12 @@
 //! TCP: a listener (optionally one per worker with SO_REUSEPORT) and a
 //! stream with futures-io's `AsyncRead`/`AsyncWrite` and the owned-buffer
-//! calls io_uring wants.
+//! calls io_uring wants, the readiness calls tokio users know
+//! (`readable`, `try_read`, `peek`), and the stream's halves: borrowed
+//! ([`ReadHalf`], [`WriteHalf`]) or owned ([`OwnedReadHalf`],
+//! [`OwnedWriteHalf`]).
 
 use super::stream::{ListenerIo, StreamIo};
+use super::stream_api::{borrowed_halves, readiness_methods};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::driver::{self, Current};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -10,7 +14,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -58,17 +62,30 @@ impl TcpListener {
             socket.set_reuse_port(true)?;
         }
         socket.bind(&addr.into())?;
-        socket.listen(1024)?;
+        TcpListener::listen_on(socket, 1024)
+    }
+
+    /// Listens on a bound socket (see [`TcpSocket`](super::TcpSocket)).
+    pub(crate) fn listen_on(socket: Socket, backlog: i32) -> io::Result<TcpListener> {
+        socket.listen(backlog)?;
         Ok(TcpListener {
             io: ListenerIo::new(socket.into(), mio_listener)?,
         })
     }
 
-    /// Wraps a bound, listening std listener.
+    /// Wraps a bound, listening std listener (blocking or not: the driver
+    /// sets the mode it needs).
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
             io: ListenerIo::new(listener.into(), mio_listener)?,
         })
+    }
+
+    /// Hands the listener to std, deregistered and in blocking mode. On
+    /// io_uring, connections the kernel already accepted ahead of
+    /// [`accept`](Self::accept) (a multishot accept) are closed.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        Ok(self.io.into_fd()?.into())
     }
 
     /// The next connection.
@@ -147,11 +164,15 @@ impl TcpStream {
     /// Connects to `addr`. A refused or unreachable peer is the OS error.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let addr = first_addr(addr)?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        TcpStream::connect_socket(socket, addr).await
+    }
+
+    /// Connects `socket` (options set, maybe bound) to `addr`.
+    pub(crate) async fn connect_socket(socket: Socket, addr: SocketAddr) -> io::Result<TcpStream> {
         match driver::current()? {
             #[cfg(target_os = "linux")]
             Current::Uring(_) => {
-                let socket =
-                    Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
                 let stream = TcpStream::from_fd(socket.into())?;
                 match &stream.io {
                     #[cfg(target_os = "linux")]
@@ -161,8 +182,13 @@ impl TcpStream {
                 Ok(stream)
             }
             Current::Epoll(_) => {
-                let m = mio::net::TcpStream::connect(addr)?;
-                let e = crate::evented::Evented::new(m)?;
+                socket.set_nonblocking(true)?;
+                match socket.connect(&addr.into()) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                let e = crate::evented::Evented::new(mio_stream(socket.into()))?;
                 poll_fn(|cx| e.poll_ready(cx, crate::readiness::Direction::Write)).await;
                 if let Some(err) = e.get().take_error()? {
                     return Err(err);
@@ -180,10 +206,24 @@ impl TcpStream {
         }
     }
 
-    /// Wraps a connected std stream.
+    /// Wraps a connected std stream (blocking or not: the driver sets the
+    /// mode it needs).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         TcpStream::from_fd(stream.into())
     }
+
+    /// Hands the connection to std, deregistered and in blocking mode.
+    ///
+    /// On io_uring the stream may own work the kernel is doing for it
+    /// (a send behind a `write`, a receive a dropped read left running) or
+    /// bytes received ahead: then this fails, naming which, and the
+    /// stream is closed. Call [`flush`](Self::flush) and read what was
+    /// asked for first.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        Ok(self.io.into_fd()?.into())
+    }
+
+    readiness_methods!();
 
     /// Reads into `buf`; 0 means the peer closed its side. Dropping the
     /// future loses nothing: on io_uring a receive in flight belongs to
@@ -290,6 +330,26 @@ impl AsRawFd for TcpStream {
         self.io.sock().as_raw_fd()
     }
 }
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.fd().as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd()
+    }
+}
+
+borrowed_halves!(TcpStream);
 
 impl AsyncRead for TcpStream {
     fn poll_read(

@@ -13,6 +13,7 @@ use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::tcp::first_addr;
 
@@ -38,7 +39,12 @@ fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
 impl UdpSocket {
     /// Binds `addr`.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let std = std::net::UdpSocket::bind(first_addr(addr)?)?;
+        UdpSocket::from_std(std::net::UdpSocket::bind(first_addr(addr)?)?)
+    }
+
+    /// Wraps a bound std socket (blocking or not: the driver sets the
+    /// mode it needs).
+    pub fn from_std(std: std::net::UdpSocket) -> io::Result<UdpSocket> {
         let io = match driver::current()? {
             Current::Epoll(_) => {
                 std.set_nonblocking(true)?;
@@ -48,6 +54,18 @@ impl UdpSocket {
             Current::Uring(h) => UdpIo::Uring(UringFd::new(std.into(), h)?),
         };
         Ok(UdpSocket { io })
+    }
+
+    /// Hands the socket to std, deregistered and in blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        let fd = match self.io {
+            UdpIo::Epoll(e) => OwnedFd::from(e.into_inner()),
+            #[cfg(target_os = "linux")]
+            UdpIo::Uring(u) => u.into_fd().map_err(io::Error::other)?,
+        };
+        let std = std::net::UdpSocket::from(fd);
+        std.set_nonblocking(false)?;
+        Ok(std)
     }
 
     fn sock(&self) -> SockRef<'_> {
@@ -130,5 +148,21 @@ impl UdpSocket {
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.io {
+            UdpIo::Epoll(e) => e.get().as_fd(),
+            #[cfg(target_os = "linux")]
+            UdpIo::Uring(u) => u.as_fd(),
+        }
     }
 }

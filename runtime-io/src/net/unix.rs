@@ -1,13 +1,15 @@
-//! Unix-domain stream sockets.
+//! Unix-domain stream sockets, with the same readiness calls and
+//! borrowed halves ([`ReadHalf`], [`WriteHalf`]) as TCP's.
 
 use super::stream::{ListenerIo, StreamIo};
+use super::stream_api::{borrowed_halves, readiness_methods};
 use crate::driver::{self, Current};
 use futures_io::{AsyncRead, AsyncWrite};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -35,6 +37,19 @@ impl UnixListener {
         Ok(UnixListener {
             io: ListenerIo::new(socket.into(), mio_listener)?,
         })
+    }
+
+    /// Wraps a bound, listening std listener.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            io: ListenerIo::new(listener.into(), mio_listener)?,
+        })
+    }
+
+    /// Hands the listener to std, deregistered and in blocking mode (on
+    /// io_uring, connections accepted ahead and not taken are closed).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        Ok(self.io.into_fd()?.into())
     }
 
     /// The next connection.
@@ -97,6 +112,22 @@ impl UnixStream {
         ))
     }
 
+    /// Wraps a connected std stream.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: StreamIo::new(stream.into(), mio_stream)?,
+        })
+    }
+
+    /// Hands the stream to std, deregistered and in blocking mode; on
+    /// io_uring it fails while a send or a receive of the stream is in
+    /// flight or received bytes wait unread (as `TcpStream::into_std`).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        Ok(self.io.into_fd()?.into())
+    }
+
+    readiness_methods!();
+
     /// Reads into `buf`; 0 means the peer closed its side.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.io.poll_read(cx, buf)).await
@@ -119,6 +150,32 @@ impl UnixStream {
         self.io.shutdown(how).await
     }
 }
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.fd().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.fd().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd()
+    }
+}
+
+borrowed_halves!(UnixStream);
 
 impl AsyncRead for UnixStream {
     fn poll_read(

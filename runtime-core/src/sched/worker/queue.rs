@@ -10,7 +10,6 @@
 
 use super::{stamp, Core};
 use crate::task::raw::TaskRef;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Tasks a work-stealing deque holds at most. crossbeam-deque's buffer
 /// starts with room for 64 and doubles when a push finds it full, and
@@ -32,9 +31,8 @@ impl Core {
             return;
         }
         // Queueings during a timed poll (and the maintenance after it)
-        // are timed: `polls` is that poll's number until it ends.
-        if self.clock.is_some() && self.shared.counters.polls.load(Relaxed) & self.sample_mask == 0
-        {
+        // are timed (`sampling` is false with metrics off).
+        if crate::metrics::sampling() {
             stamp(task);
         }
         match &self.deque {

@@ -40,6 +40,7 @@ impl Core {
             // steal from a deque of nobody's.
             let _ = Deque::<TaskRef>::new_fifo().stealer().steal();
         }
+        crate::metrics::set_sampling(false);
         self.resume_clock();
         loop {
             if let Some(task) = self.next_task() {
@@ -75,15 +76,19 @@ impl Core {
         }
         self.publish();
         self.shutdown();
+        crate::metrics::set_sampling(false);
     }
 
     fn run_task(&self, task: TaskRef) {
         coop::reset(self.rt.policy.coop_budget);
+        // Only this worker writes its poll count: one load, one store.
+        let polls = &self.shared.counters.polls;
+        let n = polls.load(Relaxed);
         match self.clock {
-            Some(clock) => self.run_task_measured(task, clock),
+            Some(clock) => self.run_task_measured(task, clock, n),
             None => harness::run(task, |_| {}),
         }
-        bump(&self.shared.counters.polls, 1);
+        polls.store(n + 1, Relaxed);
     }
 
     pub(super) fn shutting_down(&self) -> bool {

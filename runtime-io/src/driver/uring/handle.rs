@@ -44,6 +44,8 @@ pub struct UringHandle {
     /// The provided-buffer ring's memory and buffer size, if there is one.
     pub(super) ring_buf_base: Option<(*const u8, usize)>,
     pub(super) multishot_accept: bool,
+    /// Whether files (`sprint_io::fs`) run on this ring (see `Caps`).
+    pub(super) fs_ops: bool,
     /// The eventfd a blocked turn is woken through.
     pub(super) eventfd: OwnedFd,
     /// Where the wake-up read puts the eventfd's count.
@@ -89,6 +91,12 @@ impl UringHandle {
     }
 
     /// This driver's buffer pool.
+    /// Whether the kernel's polling thread takes this ring's submissions
+    /// (no `io_uring_enter` to submit).
+    pub(crate) fn sqpoll(&self) -> bool {
+        self.sqpoll
+    }
+
     pub(crate) fn pool(&self) -> &BufferPool {
         &self.pool
     }
@@ -106,6 +114,11 @@ impl UringHandle {
     /// Whether accepts may be multishot.
     pub(crate) fn multishot_accept(&self) -> bool {
         self.multishot_accept
+    }
+
+    /// Whether file operations run on this ring (else the blocking pool).
+    pub(crate) fn fs_ops(&self) -> bool {
+        self.fs_ops
     }
 
     /// The registered-buffer index of `buf` in this ring, if it has one.

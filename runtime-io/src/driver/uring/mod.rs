@@ -211,6 +211,11 @@ impl UringDriver {
         if caps.multishot_accept {
             notes.push("multishot accept".into());
         }
+        notes.push(if caps.fs_ops {
+            "files on the ring".into()
+        } else {
+            "files on the blocking pool (no OPENAT, WRITE, FSYNC or STATX, or no reads at the file position)".into()
+        });
         let ring_buf_base = bufring.as_ref().map(|b| (b.base(), RING_BUFFER_SIZE));
         let handle = Arc::new(UringHandle {
             ring: Ring::new(
@@ -221,6 +226,7 @@ impl UringDriver {
             fixed_pool,
             ring_buf_base,
             multishot_accept: caps.multishot_accept,
+            fs_ops: caps.fs_ops,
             eventfd,
             wake_buf: Box::new(UnsafeCell::new(0)),
             sqpoll: sqpoll.is_some(),

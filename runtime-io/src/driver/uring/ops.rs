@@ -17,7 +17,7 @@
 //! and fire-and-forget SQEs such as cancels and closes.)
 //!
 //! A result nobody will read is discarded with care: a connection
-//! accepted for nobody is closed, a provided buffer the kernel picked is
+//! accepted or a file opened for nobody is closed, a provided buffer the kernel picked is
 //! given back to the buffer ring.
 //!
 //! Slots live in chunks of [`CHUNK`] that never move once made (the table
@@ -63,6 +63,8 @@ pub(crate) enum Kind {
     Plain,
     /// An accept: a connection accepted for nobody is closed.
     Accept,
+    /// An open (`sprint_io::fs`): a file opened for nobody is closed.
+    Open,
 }
 
 /// Memory an operation owns until its last CQE.
@@ -298,7 +300,7 @@ impl OpTable {
     /// A result nobody will read: close what it opened, give back the
     /// provided buffer it took.
     fn discard(kind: Kind, res: i32, flags: u32, out: &mut Leftovers, bufs: &mut impl GiveBack) {
-        if kind == Kind::Accept && res >= 0 {
+        if matches!(kind, Kind::Accept | Kind::Open) && res >= 0 {
             out.close.push(res);
         }
         if let Some(bid) = cqueue::buffer_select(flags) {
@@ -750,6 +752,29 @@ mod tests {
         assert_eq!(t.in_flight, 1);
         complete(&mut t, id, -libc::ECANCELED, 0);
         assert_eq!(t.in_flight, 0);
+    }
+
+    #[test]
+    fn a_file_opened_for_nobody_is_closed() {
+        let mut t = OpTable::with_capacity(1);
+        let id = open(&mut t, Kind::Open, Keep::None, false);
+        let mut left = Leftovers::default();
+        assert!(t.ignore(id, true, Keep::None, &mut left, &mut Vec::new()));
+        let (r, _, mut left, _) = complete(&mut t, id, 42, 0);
+        assert_eq!(r, Routed::Discarded);
+        // (Taken out before `left` drops: fd 42 is not really ours.)
+        assert_eq!(std::mem::take(&mut left.close), vec![42]);
+        // A failed open has nothing to close.
+        let id = open(&mut t, Kind::Open, Keep::None, false);
+        t.ignore(
+            id,
+            true,
+            Keep::None,
+            &mut Leftovers::default(),
+            &mut Vec::new(),
+        );
+        let (_, _, left, _) = complete(&mut t, id, -libc::ENOENT, 0);
+        assert!(left.close.is_empty());
     }
 
     #[test]

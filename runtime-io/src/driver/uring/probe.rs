@@ -22,9 +22,22 @@ pub(crate) struct Caps {
     pub(crate) ext_arg: bool,
     /// Multishot accept (5.19).
     pub(crate) multishot_accept: bool,
+    /// File operations (`sprint_io::fs`) on the ring: OPENAT, WRITE,
+    /// FSYNC and STATX, and reads and writes at the file position
+    /// (`IORING_FEAT_RW_CUR_POS`, 5.6). Without them files use the
+    /// blocking pool.
+    pub(crate) fs_ops: bool,
     /// The kernel release, for the start-up report.
     pub(crate) release: String,
 }
+
+/// The opcodes file operations need on the ring (READ is required above).
+const FS_OPCODES: &[u8] = &[
+    opcode::OpenAt::CODE,
+    opcode::Write::CODE,
+    opcode::Fsync::CODE,
+    opcode::Statx::CODE,
+];
 
 /// The opcodes the driver cannot work without.
 const REQUIRED: &[(u8, &str)] = &[
@@ -135,6 +148,8 @@ fn probe_now() -> Result<Caps, ProbeError> {
         // Multishot accept came in 5.19; the opcode probe cannot
         // see flags, so go by the release.
         multishot_accept: release_at_least(&release, 5, 19),
+        fs_ops: ring.params().is_feature_rw_cur_pos()
+            && FS_OPCODES.iter().all(|c| probe.is_supported(*c)),
         release,
     })
 }

@@ -8,12 +8,13 @@
 //! listener dropped with an accept in flight cancels it; a connection the
 //! kernel accepted for nobody is closed by the driver.
 
-use super::{os_err, UringFd};
+use super::{os_err, Busy, UringFd};
 use crate::driver::uring::{Keep, Kind, OpId};
 use io_uring::types::Fd;
 use io_uring::{cqueue, opcode};
 use parking_lot::Mutex;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::task::{ready, Context, Poll};
 
@@ -42,6 +43,21 @@ impl UringAcceptor {
 
     pub(crate) fn fd(&self) -> &UringFd {
         &self.fd
+    }
+
+    /// Gives the listening fd back. An accept in flight is cancelled;
+    /// connections the kernel already accepted for it (a multishot accept
+    /// runs ahead of the caller) and nobody took are closed.
+    pub(crate) fn into_fd(mut self) -> Result<OwnedFd, Busy> {
+        if let Some((id, _)) = self.op.get_mut().take() {
+            self.fd.handle.ignore(id, true, Keep::None);
+        }
+        let me = ManuallyDrop::new(self);
+        // SAFETY: `fd` is read out of `me` once and `me` is never used or
+        // dropped again (its `Drop` has nothing left to cancel; `op`, now
+        // `None`, owns nothing).
+        let fd = unsafe { std::ptr::read(&me.fd) };
+        fd.into_fd()
     }
 
     /// The next accepted connection's fd (close-on-exec, blocking).

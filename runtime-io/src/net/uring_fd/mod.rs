@@ -6,7 +6,9 @@
 //! was not read yet) and the write side ([`write`](mod@write): at most one send in
 //! flight). Listeners accept through [`accept`]. This file holds the
 //! socket itself, the operations that only answer with a status
-//! (connect, shutdown, readiness), and the close.
+//! (connect, shutdown, readiness), and the close; [`ready`] holds the
+//! readiness calls tokio users know (`readable`, `try_read`, `try_write`)
+//! and handing the fd back.
 //!
 //! Every operation goes through the worker's [`UringHandle`]: a future
 //! dropped in flight never frees memory the kernel may still write; the
@@ -18,9 +20,11 @@
 
 mod accept;
 mod read;
+mod ready;
 mod write;
 
 pub(crate) use accept::UringAcceptor;
+pub(crate) use ready::Busy;
 
 use crate::driver::uring::{Keep, KernelData, Kind, OpId, UringHandle};
 use io_uring::types::Fd;

@@ -47,7 +47,7 @@ pub(super) enum Read {
 }
 
 impl UringFd {
-    fn held_bytes<'a>(&'a self, held: &'a Held, end: usize) -> &'a [u8] {
+    pub(super) fn held_bytes<'a>(&'a self, held: &'a Held, end: usize) -> &'a [u8] {
         match held {
             // SAFETY: this stream holds `bid` (its CQE named it, it is not
             // given back yet) and the kernel wrote `end` bytes into it.

@@ -1,6 +1,8 @@
 //! The write side of an io_uring socket.
 //!
-//! A borrowed write copies into a pool buffer, starts the send and
+//! A borrowed write with nothing in flight is sent at once with a
+//! non-blocking `sendmsg` (not under SQPOLL); what the socket has no room
+//! for is copied into a pool buffer, its send started, and the write
 //! returns at once (write-behind): one send per stream is in flight, the
 //! next write or `flush` waits for it and reports its error, and a short
 //! send is finished before anything else is sent. Sends carry
@@ -57,7 +59,11 @@ impl UringFd {
 
     /// Waits until no send is in flight, finishing a short one; reports
     /// the error of a send nobody waited for.
-    fn poll_settle(&self, side: &mut Side<Write>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(super) fn poll_settle(
+        &self,
+        side: &mut Side<Write>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         loop {
             match side.state {
                 Write::Idle => return Poll::Ready(Ok(())),
@@ -130,6 +136,20 @@ impl UringFd {
         if total == 0 {
             return Poll::Ready(Ok(0));
         }
+        // Nothing is in flight: send at once, as epoll does, when the
+        // socket has room (one system call, no copy, no ring entry). Under
+        // load this is cheaper than a ring send, which costs the same
+        // `io_uring_enter` plus the ring's lock, op slot and completion
+        // (issue 15: 20 % on the relay's median at 200k frames/s). Only
+        // when the socket is full does the write go behind on the ring.
+        // Under SQPOLL the ring submits without a system call: keep it.
+        if !self.handle.sqpoll() {
+            match self.send_now(bufs) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         let Some(mut p) = self.handle.pool().take() else {
             return self.poll_write_ready(&mut side, cx, bufs);
         };
@@ -154,6 +174,26 @@ impl UringFd {
         Poll::Ready(Ok(n))
     }
 
+    /// One non-blocking `sendmsg` straight from the caller's memory.
+    fn send_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let msg = libc::msghdr {
+            msg_name: std::ptr::null_mut(),
+            msg_namelen: 0,
+            msg_iov: bufs.as_ptr() as *mut libc::iovec,
+            msg_iovlen: bufs.len().min(libc::UIO_MAXIOV as usize),
+            msg_control: std::ptr::null_mut(),
+            msg_controllen: 0,
+            msg_flags: 0,
+        };
+        // SAFETY: IoSlice is ABI-compatible with iovec; the slices are
+        // valid for the call, and the kernel keeps no pointer after it.
+        let r = unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
     /// The pool is empty: wait for writability, then send without
     /// blocking straight from the caller's memory.
     fn poll_write_ready(
@@ -164,24 +204,10 @@ impl UringFd {
     ) -> Poll<io::Result<usize>> {
         loop {
             let fd = self.fd;
-            let msg = libc::msghdr {
-                msg_name: std::ptr::null_mut(),
-                msg_namelen: 0,
-                msg_iov: bufs.as_ptr() as *mut libc::iovec,
-                msg_iovlen: bufs.len().min(libc::UIO_MAXIOV as usize),
-                msg_control: std::ptr::null_mut(),
-                msg_controllen: 0,
-                msg_flags: 0,
-            };
-            // SAFETY: IoSlice is ABI-compatible with iovec; the slices are
-            // valid for the call.
-            let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-            if r >= 0 {
-                return Poll::Ready(Ok(r as usize));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::WouldBlock {
-                return Poll::Ready(Err(e));
+            match self.send_now(bufs) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
             }
             let id = self.handle.start(Kind::Plain, Keep::None, false, |_| {
                 opcode::PollAdd::new(Fd(fd), libc::POLLOUT as u32).build()
