@@ -64,10 +64,14 @@ fn lines_codec_round_trip() {
     for driver in drivers() {
         run(driver, move || async move {
             let (c, s) = pair().await;
+            // The server reads and writes through the borrowed halves.
             let server = sprint::spawn(async move {
-                let mut framed = Framed::new(s, LinesCodec::new());
-                while let Some(line) = framed.next().await {
-                    framed.send(line.unwrap().to_uppercase()).await.unwrap();
+                let mut s = s;
+                let (r, w) = s.split();
+                let mut lines = FramedRead::new(r, LinesCodec::new());
+                let mut out = FramedWrite::new(w, LinesCodec::new());
+                while let Some(line) = lines.next().await {
+                    out.send(line.unwrap().to_uppercase()).await.unwrap();
                 }
             });
             let mut framed = Framed::new(c, LinesCodec::new());

@@ -135,8 +135,9 @@ stream_traits!(TcpStream, |s| s.io);
 stream_traits!(UnixStream, |s| s.io);
 
 /// tokio's read: into the unfilled part of `buf`, uninitialised or not.
+/// (The borrowed halves of `split` use it too, from `stream_api`.)
 #[cfg(feature = "tokio-io")]
-fn tokio_read<S>(
+pub(super) fn tokio_read<S>(
     io: &super::stream::StreamIo<S>,
     cx: &mut Context<'_>,
     buf: &mut tokio::io::ReadBuf<'_>,

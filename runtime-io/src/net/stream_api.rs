@@ -154,6 +154,42 @@ macro_rules! borrowed_halves {
             }
         }
 
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncRead for ReadHalf<'_> {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                super::compat::tokio_read(&self.stream.io, cx, buf)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncWrite for WriteHalf<'_> {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.stream.io.poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.stream.io.poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.stream.io.poll_shutdown_write(cx)
+            }
+        }
+
         impl futures_io::AsyncRead for ReadHalf<'_> {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,

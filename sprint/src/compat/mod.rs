@@ -4,8 +4,8 @@
 //!
 //! Sprint's [`TcpStream`](crate::net::TcpStream) and
 //! [`UnixStream`](crate::net::UnixStream) implement `hyper::rt::Read` and
-//! `Write`, and tokio's `AsyncRead` and `AsyncWrite` (the read halves and
-//! write halves of `into_split` too), reading straight into the
+//! `Write`, and tokio's `AsyncRead` and `AsyncWrite` (so do the halves of
+//! `split` and, for TCP, of `into_split`), reading straight into the
 //! uninitialised buffers those traits lend: no wrapper type, no zero-fill,
 //! no copy beyond the driver's own, and no tokio runtime. What hyper needs
 //! besides I/O is here: a [`Timer`] on Sprint's timers, an [`Executor`]
