@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod core;
+pub mod p2p;
 pub mod queue;
 pub mod sample;
 pub mod seam;
