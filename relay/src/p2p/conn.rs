@@ -166,7 +166,7 @@ async fn write_loop<S: Stream>(relay: &RefCell<Relay>, s: &S, id: PeerId) {
     let mut spare = Vec::new();
     loop {
         let more = poll_fn(
-            |cx| match relay.borrow_mut().p2p.next(id, &mut spare, cx.waker()) {
+            |cx| match relay.borrow_mut().peer_next(id, &mut spare, cx.waker()) {
                 Some(true) => Poll::Ready(true),
                 Some(false) => Poll::Pending,
                 None => Poll::Ready(false),
@@ -188,8 +188,7 @@ async fn tick_loop<S: Stream>(relay: &RefCell<Relay>, id: PeerId) {
     let period = relay.borrow().p2p.tick_period();
     loop {
         S::sleep(period).await;
-        let r = &mut *relay.borrow_mut();
-        if !r.p2p.tick(id, Instant::now(), &mut r.counters.p2p) {
+        if !relay.borrow_mut().peer_tick(id, Instant::now()) {
             return;
         }
     }

@@ -50,6 +50,26 @@ impl Relay {
         )
     }
 
+    /// What peer `id`'s writer sends next: everything queued to it since
+    /// the last call (its pending announcements as `inv`s) is swapped
+    /// into `spare`, which must be empty. `Some(true)` with bytes to
+    /// write, `Some(false)` with none (`waker` is woken when there are),
+    /// `None` once the peer is let go.
+    pub fn peer_next(
+        &mut self,
+        id: PeerId,
+        spare: &mut Vec<u8>,
+        waker: &std::task::Waker,
+    ) -> Option<bool> {
+        self.p2p.next(id, spare, waker)
+    }
+
+    /// Peer `id`'s timers at `now` (see [`super::P2pConfig`]): false once
+    /// it is to be let go.
+    pub fn peer_tick(&mut self, id: PeerId, now: Instant) -> bool {
+        self.p2p.tick(id, now, &mut self.counters.p2p)
+    }
+
     /// A peer's connection ended.
     pub fn peer_close(&mut self, id: PeerId) {
         self.p2p.close(id, &mut self.counters.p2p);
