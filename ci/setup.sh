@@ -5,8 +5,9 @@ set -euo pipefail
 
 # libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it;
 # prometheus: the real server the metrics test scrapes with; g++: libFuzzer
-# (built by libfuzzer-sys for ci/fuzz.sh) is C++.
-packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++)
+# (built by libfuzzer-sys for ci/fuzz.sh) is C++; python3-bitcoinlib: the
+# independent Bitcoin P2P peer of relay/tests/p2p_python.rs.
+packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++ python3-bitcoinlib)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
