@@ -24,6 +24,7 @@
 pub mod conn;
 mod handle;
 pub mod msg;
+mod network;
 pub mod node;
 mod store;
 
