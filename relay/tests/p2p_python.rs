@@ -112,3 +112,15 @@ fn a_python_bitcoinlib_peer_on_sprint() {
 fn a_python_bitcoinlib_peer_on_tokio() {
     against_python(Rt::Tokio);
 }
+
+#[cfg(feature = "monoio")]
+#[test]
+fn a_python_bitcoinlib_peer_on_monoio() {
+    against_python(Rt::Monoio);
+}
+
+#[cfg(feature = "glommio")]
+#[test]
+fn a_python_bitcoinlib_peer_on_glommio() {
+    against_python(Rt::Glommio);
+}
