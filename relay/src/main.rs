@@ -200,11 +200,17 @@ fn main() {
             fail(format!("cannot handle signal {sig}: {e}"));
         }
     }
-    let ready = |a: Addrs| {
+    let (peers, network) = (args.p2p, args.network);
+    let ready = move |a: Addrs| {
         eprintln!(
-            "relay: publishers on {}, subscribers on {}",
-            a.publishers, a.subscribers
-        )
+            "relay: publishers on {}, subscribers on {} ({})",
+            a.publishers,
+            a.subscribers,
+            network.name()
+        );
+        if let Some(p) = peers {
+            eprintln!("relay: Bitcoin P2P peers on {p}");
+        }
     };
     // Stdout's buffer is allocated on first use: now, not in a window the
     // harness measures.
