@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fuzz suite (fuzz/, cargo-fuzz layout, libFuzzer through
 # libfuzzer-sys): the relay's frame parser, transaction decoding, the
-# relay's state machine and the configuration parser, each run for
+# relay's state machine, its P2P side and the configuration parser, each run for
 # FUZZ_SECONDS (default 60) under AddressSanitizer from a small seed
 # corpus. Any crash, sanitizer report, leak, timeout or out-of-memory fails
 # the run and leaves the input in $CARGO_TARGET_DIR/artifacts/<target>/.
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/../fuzz"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(pwd)/target}
 seconds=${FUZZ_SECONDS:-60}
 triple=x86_64-unknown-linux-gnu
-all=(frame transaction relay_core config)
+all=(frame transaction relay_core p2p config)
 targets=("${@:-${all[@]}}")
 
 export RUSTC_BOOTSTRAP=1

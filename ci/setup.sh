@@ -6,8 +6,9 @@ set -euo pipefail
 # libhwloc-dev: topology (hwlocality); libudev-dev: hwloc links it;
 # prometheus: the real server the metrics test scrapes with; g++: libFuzzer
 # (built by libfuzzer-sys for ci/fuzz.sh) is C++; wrk: ci/bench-http.sh's
-# load generator.
-packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++ wrk)
+# load generator; python3-bitcoinlib: the independent Bitcoin P2P peer of
+# relay/tests/p2p_python.rs.
+packages=(pkg-config valgrind libhwloc-dev libudev-dev prometheus g++ wrk python3-bitcoinlib)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

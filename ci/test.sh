@@ -30,7 +30,7 @@ stage "test: doc" bounded 600 cargo test --workspace --exclude sprint-bench --do
 stage "benches and examples (criterion's test mode)" bounded 900 cargo test -p sprint-bench --all-targets
 # The relay on monoio and glommio (features off by default; their crates
 # are built for sprint-bench just above).
-stage "relay on monoio and glommio" bounded 600 cargo test -p sprint-relay --features monoio,glommio --test relay
+stage "relay on monoio and glommio" bounded 600 cargo test -p sprint-relay --features monoio,glommio --test relay --test p2p_python
 # Nothing below reads the debug build (each later stage builds with flags
 # of its own into a folder of its own).
 prune "$target/debug"

@@ -70,6 +70,9 @@ pub struct RelayConfig {
     /// Memory a connection holds for traffic (a queue, a buffer) is given
     /// back once it has been idle this long.
     pub trim_after: Duration,
+    /// The Bitcoin P2P side (off unless it listens or connects). Its
+    /// network's magic is `magic`, shared with the publishers' frames.
+    pub p2p: crate::p2p::P2pConfig,
 }
 
 impl Default for RelayConfig {
@@ -88,6 +91,7 @@ impl Default for RelayConfig {
             frame_grace: Duration::from_secs(10),
             min_frame_rate: 10_000,
             trim_after: Duration::from_secs(2),
+            p2p: crate::p2p::P2pConfig::default(),
         }
     }
 }
@@ -157,4 +161,6 @@ pub struct Counters {
     /// the sample with the most connections: what an idle connection
     /// costs when most of them are idle.
     pub rss_per_connection: u64,
+    /// The P2P side's counts.
+    pub p2p: crate::p2p::P2pCounters,
 }

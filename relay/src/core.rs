@@ -92,7 +92,7 @@ pub struct SubId(usize);
 
 /// Identifies a publisher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PubId(u64);
+pub struct PubId(pub(crate) u64);
 
 /// What a subscriber's writer should do next.
 #[derive(Debug, PartialEq, Eq)]
@@ -121,10 +121,10 @@ pub struct Taken {
 /// The relay's state.
 #[derive(Debug)]
 pub struct Relay {
-    cfg: RelayConfig,
-    seen: Seen,
+    pub(crate) cfg: RelayConfig,
+    pub(crate) seen: Seen,
     subs: Vec<Option<Subscriber>>,
-    next_publisher: u64,
+    pub(crate) next_publisher: u64,
     /// What was counted.
     pub counters: Counters,
     latency: Option<sprint::metrics::Histogram>,
@@ -133,6 +133,8 @@ pub struct Relay {
     pool: Pool,
     /// When the pool was last trimmed (the relay's clock).
     pool_trimmed: u64,
+    /// The P2P side (`p2p/`): its peers and recent transactions.
+    pub(crate) p2p: crate::p2p::node::Node,
 }
 
 impl Relay {
@@ -141,6 +143,7 @@ impl Relay {
     pub fn new(cfg: RelayConfig, latency: Option<sprint::metrics::Histogram>) -> Relay {
         Relay {
             seen: Seen::new(cfg.seen),
+            p2p: crate::p2p::node::Node::new(cfg.p2p.clone(), cfg.magic, cfg.seen),
             cfg,
             subs: Vec::new(),
             next_publisher: 0,
@@ -151,6 +154,11 @@ impl Relay {
             pool: Pool::default(),
             pool_trimmed: sprint::metrics::now_raw(),
         }
+    }
+
+    /// Where the P2P side listens (bound), for the `version` it sends.
+    pub fn set_p2p_addr(&mut self, a: std::net::SocketAddr) {
+        self.p2p.listen = Some(a);
     }
 
     /// The configuration.
@@ -303,7 +311,7 @@ impl Relay {
                 Ok(Parsed::Tx { payload, len, hash }) => {
                     self.counters.frames += 1;
                     let frame = &buf[t.used..t.used + len];
-                    if let Err(e) = self.relay(p, frame, payload, hash, now) {
+                    if let Err(e) = self.relay(p, frame, payload, hash, now, None, None) {
                         self.count(&e);
                         return Err(e);
                     }
@@ -334,15 +342,22 @@ impl Relay {
     /// so `hash` is its wtxid (BIP 141; the txid when there is no
     /// witness): the duplicate key. A txid key would let a copy with a
     /// malleated witness, sent first, censor the honest transaction.
-    fn relay(
+    ///
+    /// With a P2P side, a new transaction is also kept and announced to
+    /// the peers but `from` (its source, if a peer): that needs its txid,
+    /// given when the caller decoded it already, else decoded here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn relay(
         &mut self,
         p: PubId,
         frame: &[u8],
         payload: &[u8],
         hash: [u8; 32],
         now: u64,
+        from: Option<crate::p2p::PeerId>,
+        mut txid: Option<[u8; 32]>,
     ) -> Result<(), Malformed> {
-        if self.cfg.decode {
+        if txid.is_none() && (self.cfg.decode || self.p2p.on()) {
             let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(payload)
                 .map_err(|e| Malformed::Undecodable(e.to_string()))?;
             // Only the canonical serialisation's hash is the wtxid. The
@@ -356,6 +371,10 @@ impl Relay {
                     payload.len(),
                     tx.total_size()
                 )));
+            }
+            if self.p2p.on() {
+                use bitcoin::hashes::Hash;
+                txid = Some(tx.compute_txid().to_byte_array());
             }
         }
         if !self.seen.insert(hash) {
@@ -394,6 +413,11 @@ impl Relay {
             if let Some(w) = s.waker.take() {
                 w.wake();
             }
+        }
+        if let (Some(txid), true) = (txid, self.p2p.on()) {
+            let t = std::time::Instant::now();
+            self.p2p
+                .offer(txid, hash, payload, from, t, &mut self.counters.p2p);
         }
         Ok(())
     }
@@ -509,5 +533,10 @@ impl Relay {
             self.pool_trimmed = now;
         }
         self.counters.queue_memory = (bytes + self.pool.bytes()) as u64;
+        if self.p2p.on() {
+            self.p2p.expire(std::time::Instant::now());
+            self.counters.p2p.stored = self.p2p.store.len() as u64;
+            self.counters.p2p.stored_bytes = self.p2p.store.bytes() as u64;
+        }
     }
 }

@@ -14,6 +14,13 @@
 //! queue or buffer); a flooding publisher is paced to its share of each
 //! queue; the accept loops outlive any error.
 //!
+//! It is also a Bitcoin P2P peer (`p2p/`, on with `--p2p ADDR` or
+//! `--connect HOST:PORT`): it completes the handshake with nodes and
+//! other relays, learns transactions by `inv` → `getdata` → `tx`, and
+//! announces each new one to its other peers, sharing one duplicate set
+//! with the publishers and subscribers (a peer's transaction reaches the
+//! subscribers, a publisher's is announced to the peers).
+//!
 //! The crate is the library, the `sprint-relay` server (`src/main.rs`)
 //! and their tests. The tokio side of the seam (`server::run_tokio`,
 //! `sprint-relay --runtime tokio`), there to compare the two runtimes on
@@ -24,6 +31,7 @@
 
 pub mod config;
 pub mod core;
+pub mod p2p;
 pub mod queue;
 pub mod sample;
 pub mod seam;

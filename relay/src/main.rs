@@ -81,6 +81,27 @@ struct Args {
     /// memory is given back.
     #[arg(long, default_value_t = 2_000)]
     trim_after_ms: u64,
+    /// The Bitcoin network: mainnet, testnet, testnet4, signet or regtest
+    /// (its magic frames the publishers' and the peers' messages).
+    #[arg(long, default_value = "mainnet")]
+    network: sprint_relay::p2p::Network,
+    /// Listen for Bitcoin P2P peers here (nodes, other relays). Without it
+    /// and without --connect the relay speaks only to publishers and
+    /// subscribers.
+    #[arg(long)]
+    p2p: Option<std::net::SocketAddr>,
+    /// Connect to a Bitcoin P2P peer (repeatable); reconnects when it goes.
+    #[arg(long = "connect", value_name = "HOST:PORT")]
+    connect: Vec<String>,
+    /// Seconds a peer has to complete the handshake.
+    #[arg(long, default_value_t = 60)]
+    handshake_timeout_s: u64,
+    /// Seconds between pings to a peer.
+    #[arg(long, default_value_t = 120)]
+    ping_interval_s: u64,
+    /// Peers at once (inbound beyond it are refused).
+    #[arg(long, default_value_t = 1_024)]
+    max_peers: usize,
     /// The CPU to run on.
     #[arg(long, default_value_t = 0)]
     cpu: usize,
@@ -136,8 +157,27 @@ fn main() {
         "off" => false,
         d => fail(format!("--decode must be on or off, not {d:?}")),
     };
+    let mut connect = Vec::new();
+    for c in &args.connect {
+        use std::net::ToSocketAddrs;
+        match c.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(a)) => connect.push(a),
+            Ok(None) => fail(format!("--connect {c}: no address")),
+            Err(e) => fail(format!("--connect {c}: {e}")),
+        }
+    }
+    let p2p = sprint_relay::p2p::P2pConfig {
+        listen: args.p2p,
+        connect,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_s),
+        ping_interval: Duration::from_secs(args.ping_interval_s),
+        max_peers: args.max_peers,
+        ..Default::default()
+    };
     let cfg = RelayConfig {
         decode,
+        magic: args.network.magic(),
+        p2p,
         seen: args.seen,
         queue_bytes: args.queue_bytes,
         slow: args.slow,
@@ -160,11 +200,17 @@ fn main() {
             fail(format!("cannot handle signal {sig}: {e}"));
         }
     }
-    let ready = |a: Addrs| {
+    let (peers, network) = (args.p2p, args.network);
+    let ready = move |a: Addrs| {
         eprintln!(
-            "relay: publishers on {}, subscribers on {}",
-            a.publishers, a.subscribers
-        )
+            "relay: publishers on {}, subscribers on {} ({})",
+            a.publishers,
+            a.subscribers,
+            network.name()
+        );
+        if let Some(p) = peers {
+            eprintln!("relay: Bitcoin P2P peers on {p}");
+        }
     };
     // Stdout's buffer is allocated on first use: now, not in a window the
     // harness measures.

@@ -215,6 +215,11 @@ impl Seen {
         Seen { set, order, cap }
     }
 
+    /// Whether `id` is in the set.
+    pub(crate) fn contains(&self, id: &[u8; 32]) -> bool {
+        self.set.contains(id)
+    }
+
     /// True if `id` is new.
     pub(crate) fn insert(&mut self, id: [u8; 32]) -> bool {
         if !self.set.insert(id) {

@@ -36,6 +36,10 @@ pub trait Stream: std::os::fd::AsRawFd + 'static {
             (r, out)
         }
     }
+    /// Connects to `addr` (Nagle off): the relay's outbound P2P peers.
+    fn connect(addr: std::net::SocketAddr) -> impl Future<Output = io::Result<Self>>
+    where
+        Self: Sized;
     /// The runtime's timer.
     fn sleep(d: Duration) -> impl Future<Output = ()>;
     /// Runs `f` on this thread, beside the caller.
@@ -56,6 +60,11 @@ impl Stream for sprint::net::TcpStream {
     }
     fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>> {
         sprint::net::TcpStream::write_all(self, buf)
+    }
+    async fn connect(addr: std::net::SocketAddr) -> io::Result<Self> {
+        let s = sprint::net::TcpStream::connect(addr).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
     }
     fn sleep(d: Duration) -> impl Future<Output = ()> {
         sprint::time::sleep(d)
@@ -117,6 +126,11 @@ impl Stream for tokio::net::TcpStream {
         }
         Ok(())
     }
+    async fn connect(addr: std::net::SocketAddr) -> io::Result<Self> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
     fn sleep(d: Duration) -> impl Future<Output = ()> {
         tokio::time::sleep(d)
     }
@@ -156,7 +170,7 @@ unsafe impl sprint::buf::IoBuf for Out {
 
 /// Gives the other tasks of this thread a turn (any runtime): pending
 /// once, woken at once.
-async fn yield_once() {
+pub(crate) async fn yield_once() {
     let mut yielded = false;
     poll_fn(|cx| {
         if yielded {
@@ -171,12 +185,12 @@ async fn yield_once() {
 }
 
 /// The clock the relay stamps frames with (Sprint's cycle counter).
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     sprint::metrics::now_raw()
 }
 
 /// Polls `a`, then `b`: `Some` with `a`'s output, `None` once `b` is done.
-async fn unless<A: Future, B: Future>(
+pub(crate) async fn unless<A: Future, B: Future>(
     mut a: std::pin::Pin<&mut A>,
     mut b: std::pin::Pin<&mut B>,
 ) -> Option<A::Output> {
@@ -202,11 +216,12 @@ pub enum Role {
 }
 
 /// The first and the longest wait of an accept loop after an error.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+pub(crate) const BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(1));
 
 /// Whether a failed accept is about the process (out of descriptors or
 /// memory: waiting helps) rather than about one connection.
-fn about_the_process(e: &io::Error) -> bool {
+pub(crate) fn about_the_process(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)

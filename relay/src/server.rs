@@ -5,6 +5,7 @@
 //! Publishers connect to one address, subscribers to another.
 
 use crate::core::{Counters, Relay, RelayConfig};
+use crate::p2p;
 use crate::seam::{self, Role};
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -115,6 +116,7 @@ impl Memory {
 pub struct Control {
     stop: Arc<AtomicBool>,
     counters: Arc<Mutex<Counters>>,
+    p2p: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 impl Control {
@@ -135,6 +137,17 @@ impl Control {
     /// before it starts).
     pub fn counters(&self) -> Counters {
         *self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where the P2P side listens, once bound (set before `ready` is
+    /// called).
+    pub fn p2p_addr(&self) -> Option<SocketAddr> {
+        *self.p2p.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_p2p_addr(&self, relay: &RefCell<Relay>, a: SocketAddr) {
+        *self.p2p.lock().unwrap_or_else(PoisonError::into_inner) = Some(a);
+        relay.borrow_mut().set_p2p_addr(a);
     }
 
     fn stopped(&self) -> bool {
@@ -187,18 +200,39 @@ pub fn run_sprint(
     let relay_on_worker = move || async move {
         let pubs = sprint::net::TcpListener::bind(addrs.publishers)?;
         let subs = sprint::net::TcpListener::bind(addrs.subscribers)?;
+        let peers = cfg
+            .p2p
+            .listen
+            .map(sprint::net::TcpListener::bind)
+            .transpose()?;
+        let connect = cfg.p2p.connect.clone();
         let relay = Rc::new(RefCell::new(Relay::new(cfg, Some(h))));
         let memory = Memory::start();
+        if let Some(l) = &peers {
+            control.set_p2p_addr(&relay, l.local_addr()?);
+        }
         ready(Addrs {
             publishers: pubs.local_addr()?,
             subscribers: subs.local_addr()?,
         });
         type S = sprint::net::TcpStream;
-        let tasks = [
+        let mut tasks = vec![
             sprint::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
             sprint::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
             sprint::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
         ];
+        if let Some(l) = peers {
+            tasks.push(sprint::spawn_local(p2p::conn::accept_loop(
+                relay.clone(),
+                l,
+            )));
+        }
+        for a in connect {
+            tasks.push(sprint::spawn_local(p2p::conn::connect_loop::<S>(
+                relay.clone(),
+                a,
+            )));
+        }
         watched_sprint(&relay, &control).await;
         for t in tasks {
             t.abort();
@@ -235,18 +269,38 @@ pub fn run_tokio(
     let counters = local.block_on(&rt, async move {
         let pubs = tokio::net::TcpListener::bind(addrs.publishers).await?;
         let subs = tokio::net::TcpListener::bind(addrs.subscribers).await?;
+        let peers = match cfg.p2p.listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+            None => None,
+        };
+        let connect = cfg.p2p.connect.clone();
         let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
         let memory = Memory::start();
+        if let Some(l) = &peers {
+            control.set_p2p_addr(&relay, l.local_addr()?);
+        }
         ready(Addrs {
             publishers: pubs.local_addr()?,
             subscribers: subs.local_addr()?,
         });
         type S = tokio::net::TcpStream;
-        let tasks = [
+        let mut tasks = vec![
             tokio::task::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
             tokio::task::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
             tokio::task::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
         ];
+        if let Some(l) = peers {
+            tasks.push(tokio::task::spawn_local(p2p::conn::accept_loop(
+                relay.clone(),
+                l,
+            )));
+        }
+        for a in connect {
+            tasks.push(tokio::task::spawn_local(p2p::conn::connect_loop::<S>(
+                relay.clone(),
+                a,
+            )));
+        }
         loop {
             control.publish(relay.borrow().counters);
             if control.stopped() {
@@ -301,8 +355,17 @@ pub fn run_monoio(
     let counters = rt.block_on(async move {
         let pubs = MonoioListener(monoio::net::TcpListener::bind(addrs.publishers)?);
         let subs = MonoioListener(monoio::net::TcpListener::bind(addrs.subscribers)?);
+        let peers = cfg
+            .p2p
+            .listen
+            .map(monoio::net::TcpListener::bind)
+            .transpose()?;
+        let connect = cfg.p2p.connect.clone();
         let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
         let memory = Memory::start();
+        if let Some(l) = &peers {
+            control.set_p2p_addr(&relay, l.local_addr()?);
+        }
         ready(Addrs {
             publishers: pubs.0.local_addr()?,
             subscribers: subs.0.local_addr()?,
@@ -311,6 +374,12 @@ pub fn run_monoio(
         S::spawn(seam::accept_loop(relay.clone(), pubs, Role::Publishers));
         S::spawn(seam::accept_loop(relay.clone(), subs, Role::Subscribers));
         S::spawn(seam::housekeeping::<S>(relay.clone(), memory));
+        if let Some(l) = peers {
+            S::spawn(p2p::conn::accept_loop(relay.clone(), MonoioListener(l)));
+        }
+        for a in connect {
+            S::spawn(p2p::conn::connect_loop::<S>(relay.clone(), a));
+        }
         watched::<S>(&relay, &control).await;
         let c = relay.borrow().counters;
         Ok::<_, std::io::Error>(c)
@@ -345,19 +414,37 @@ pub fn run_glommio(
         let bind = |a| glommio::net::TcpListener::bind(a).map_err(std::io::Error::from);
         let pubs = GlommioListener(bind(addrs.publishers)?);
         let subs = GlommioListener(bind(addrs.subscribers)?);
+        let peers = cfg.p2p.listen.map(bind).transpose()?;
+        let connect = cfg.p2p.connect.clone();
         let relay = Rc::new(RefCell::new(Relay::new(cfg, None)));
         let memory = Memory::start();
+        if let Some(l) = &peers {
+            control.set_p2p_addr(&relay, l.local_addr().map_err(std::io::Error::from)?);
+        }
         ready(Addrs {
             publishers: pubs.0.local_addr().map_err(std::io::Error::from)?,
             subscribers: subs.0.local_addr().map_err(std::io::Error::from)?,
         });
         type S = GlommioStream;
         // Dropping a glommio task cancels it: these end with the run.
-        let _tasks = [
+        let mut _tasks = vec![
             glommio::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
             glommio::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
             glommio::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
         ];
+        if let Some(l) = peers {
+            let l = GlommioListener(l);
+            _tasks.push(glommio::spawn_local(p2p::conn::accept_loop(
+                relay.clone(),
+                l,
+            )));
+        }
+        for a in connect {
+            _tasks.push(glommio::spawn_local(p2p::conn::connect_loop::<S>(
+                relay.clone(),
+                a,
+            )));
+        }
         watched::<S>(&relay, &control).await;
         let c = relay.borrow().counters;
         Ok::<_, std::io::Error>(c)

@@ -52,6 +52,12 @@ impl AsRawFd for GlommioStream {
 }
 
 impl Stream for GlommioStream {
+    async fn connect(addr: std::net::SocketAddr) -> io::Result<Self> {
+        let s = glommio::net::TcpStream::connect(addr)
+            .await
+            .map_err(io::Error::from)?;
+        Ok(GlommioStream::new(s))
+    }
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // Borrowed for this call only (see the module's note).
         poll_fn(|cx| Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, buf)).await

@@ -63,6 +63,9 @@ impl AsRawFd for MonoioStream {
 }
 
 impl Stream for MonoioStream {
+    async fn connect(addr: std::net::SocketAddr) -> io::Result<Self> {
+        MonoioStream::new(monoio::net::TcpStream::connect(addr).await?)
+    }
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| {
             let mut rb = ReadBuf::new(&mut *buf);

@@ -78,6 +78,11 @@ impl Running {
         }
     }
 
+    /// Where the relay listens for P2P peers (if it does).
+    pub fn p2p_addr(&self) -> Option<SocketAddr> {
+        self.control.p2p_addr()
+    }
+
     pub fn subscribe(&self) -> TcpStream {
         let s = TcpStream::connect(self.addrs.subscribers).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
