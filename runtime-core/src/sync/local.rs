@@ -30,6 +30,18 @@
 //! });
 //! assert_eq!(task, 1);
 //! ```
+//!
+//! Sharing one with another worker does not compile:
+//!
+//! ```compile_fail
+//! fn crosses_workers<T: Send>(_: T) {}
+//! crosses_workers(sprint_core::sync::local::Mutex::new(0));
+//! ```
+//!
+//! ```compile_fail
+//! fn crosses_workers<T: Send>(_: T) {}
+//! crosses_workers(sprint_core::sync::local::Semaphore::new(1));
+//! ```
 
 use super::notify::NotifyState;
 use super::sem_core::SemState;
@@ -38,7 +50,6 @@ use std::rc::Rc;
 
 pub use super::mpsc::local as mpsc;
 pub use super::mutex::TryLockError;
-pub use super::rwlock::TryLockError as TryRwLockError;
 pub use super::sem_core::{AcquireError, TryAcquireError};
 
 super::semaphore::semaphore_surface!(RefCell<SemState>, Rc, *const ());

@@ -17,9 +17,10 @@
 //! });
 //! ```
 
-/// The mutex is locked now.
+/// The lock is held now (by a guard that refuses this access, or by
+/// tasks queued before this one). `Mutex` and `RwLock` share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the mutex is locked")]
+#[error("the lock is held")]
 pub struct TryLockError(pub(crate) ());
 
 macro_rules! mutex_surface {

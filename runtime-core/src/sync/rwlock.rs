@@ -20,10 +20,8 @@
 /// Concurrent readers a lock admits.
 pub(crate) const MAX_READS: u32 = u32::MAX >> 3;
 
-/// The lock is held in a way that refuses this access now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the lock is held")]
-pub struct TryLockError(pub(crate) ());
+/// The same error as the mutex's, as in tokio.
+pub(crate) use super::mutex::TryLockError;
 
 macro_rules! rwlock_surface {
     ($cell:ty, $marker:ty) => {

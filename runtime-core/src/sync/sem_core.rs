@@ -106,7 +106,9 @@ impl<C: StateCell<SemState>> SemCore<C> {
         let mut wake = WakeList::default();
         self.cell.with(|s| {
             s.permits = s.permits.saturating_add(n).min(MAX_PERMITS);
-            s.assign(&mut wake);
+            if !s.queue.is_empty() {
+                s.assign(&mut wake);
+            }
         });
         wake.wake_all();
     }
