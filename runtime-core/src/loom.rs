@@ -1,8 +1,9 @@
 //! The one place that chooses between `std` and the `loom` model checker.
 //!
-//! The cross-worker pieces (the inbox and the sleep/unpark protocol) import
-//! their atomics, mutex and thread parking from here, so that the same code
-//! runs under `--cfg loom` in `tests/loom_*.rs`.
+//! The cross-worker pieces (the inbox, the sleep/unpark protocol and the
+//! `sync` primitives) import their atomics, locks and thread parking from
+//! here, so that the same code runs under `--cfg loom` in the `loom_*`
+//! unit tests.
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
@@ -19,6 +20,26 @@ pub(crate) mod sync {
 
         pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
             self.0.lock()
+        }
+    }
+
+    /// A readers/writer lock with parking_lot's non-poisoning API.
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+
+    pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            RwLock(parking_lot::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, T> {
+            self.0.read()
+        }
+
+        pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, T> {
+            self.0.write()
         }
     }
 }
@@ -39,6 +60,26 @@ pub(crate) mod sync {
 
         pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// loom's readers/writer lock behind the same non-poisoning API.
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    pub(crate) type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            RwLock(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> loom::sync::RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|e| e.into_inner())
         }
     }
 }

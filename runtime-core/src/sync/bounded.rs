@@ -1,6 +1,11 @@
 //! The logic of a bounded queue with waiting senders and one receiver,
 //! free of locking: the `Send` channel keeps it in a mutex, the local one
-//! in a `RefCell`.
+//! in a `RefCell`. The unbounded channel is the same queue with a
+//! capacity it never reaches.
+//!
+//! A reserved slot (`Sender::reserve`) counts as taken until its permit
+//! sends or is dropped; senders waiting in `closed()` have a list of their
+//! own, woken only when the receiver leaves.
 
 use slab::Slab;
 use std::collections::VecDeque;
@@ -23,7 +28,17 @@ impl WakeList {
     }
 
     pub(crate) fn wake_all(self) {
-        for w in self.inline.into_iter().flatten() {
+        // `push` fills the inline slots in order: the first empty one ends
+        // them, and `more` is used only once all four are taken. Most
+        // lists are empty; they return after one test.
+        if self.inline[0].is_none() {
+            // Nothing to wake and nothing owned (`more` never allocated):
+            // skip the drop glue of four empty slots and an empty Vec.
+            debug_assert_eq!(self.more.capacity(), 0);
+            std::mem::forget(self);
+            return;
+        }
+        for w in self.inline.into_iter().map_while(|w| w) {
             w.wake();
         }
         for w in self.more {
@@ -40,6 +55,10 @@ pub(crate) struct Bounded<T> {
     waiters: Slab<Option<Waker>>,
     senders: usize,
     rx_open: bool,
+    /// Slots promised to permits that have not sent yet.
+    reserved: usize,
+    /// Senders waiting in `closed()`.
+    closed_waiters: Slab<Option<Waker>>,
 }
 
 /// A send that could not complete now.
@@ -58,6 +77,93 @@ impl<T> Bounded<T> {
             waiters: Slab::new(),
             senders: 1,
             rx_open: true,
+            reserved: 0,
+            closed_waiters: Slab::new(),
+        }
+    }
+
+    /// A queue that is never full.
+    pub(crate) fn unbounded() -> Bounded<T> {
+        Bounded {
+            queue: VecDeque::new(),
+            ..Bounded::new(usize::MAX)
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.queue.len() + self.reserved >= self.cap
+    }
+
+    /// Promises one slot to a permit; `Err(true)` when the receiver is
+    /// gone, `Err(false)` when full.
+    pub(crate) fn try_reserve(&mut self) -> Result<(), bool> {
+        if !self.rx_open {
+            return Err(true);
+        }
+        if self.is_full() {
+            return Err(false);
+        }
+        self.reserved += 1;
+        Ok(())
+    }
+
+    /// A permit sends into its slot: the receiver's waker, or the value
+    /// back if the receiver left meanwhile.
+    pub(crate) fn push_reserved(&mut self, v: T) -> Result<Option<Waker>, T> {
+        self.reserved -= 1;
+        if !self.rx_open {
+            return Err(v);
+        }
+        self.queue.push_back(v);
+        Ok(self.rx_waker.take())
+    }
+
+    /// A permit was dropped unused: its slot is free again.
+    pub(crate) fn unreserve(&mut self, wake: &mut WakeList) {
+        self.reserved -= 1;
+        self.take_waiters(wake);
+    }
+
+    /// Ready once the receiver is gone; otherwise registers `waker`.
+    pub(crate) fn poll_closed(&mut self, key: &mut Option<usize>, waker: &Waker) -> Poll<()> {
+        if !self.rx_open {
+            self.forget_closed(key);
+            return Poll::Ready(());
+        }
+        match key.and_then(|k| self.closed_waiters.get_mut(k)) {
+            Some(slot) => *slot = Some(waker.clone()),
+            None => *key = Some(self.closed_waiters.insert(Some(waker.clone()))),
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn forget_closed(&mut self, key: &mut Option<usize>) {
+        if let Some(k) = key.take() {
+            self.closed_waiters.try_remove(k);
+        }
+    }
+
+    /// Moves up to `limit` values into `buf`; `Ready(0)` when closed and
+    /// empty (or `limit` is 0).
+    pub(crate) fn poll_pop_many(
+        &mut self,
+        waker: &Waker,
+        buf: &mut Vec<T>,
+        limit: usize,
+        wake: &mut WakeList,
+    ) -> Poll<usize> {
+        if limit == 0 {
+            return Poll::Ready(0);
+        }
+        if !self.queue.is_empty() {
+            let n = limit.min(self.queue.len());
+            buf.extend(self.queue.drain(..n));
+            self.take_waiters(wake);
+            return Poll::Ready(n);
+        }
+        match self.poll_pop(Some(waker), wake) {
+            Poll::Ready(_) => Poll::Ready(0),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -65,7 +171,7 @@ impl<T> Bounded<T> {
         if !self.rx_open {
             return Err(Refused::Closed(v));
         }
-        if self.queue.len() >= self.cap {
+        if self.is_full() {
             return Err(Refused::Full(v));
         }
         self.queue.push_back(v);
@@ -140,6 +246,11 @@ impl<T> Bounded<T> {
     pub(crate) fn close_rx(&mut self, wake: &mut WakeList) {
         self.rx_open = false;
         self.take_waiters(wake);
+        for (_, w) in self.closed_waiters.iter_mut() {
+            if let Some(w) = w.take() {
+                wake.push(w);
+            }
+        }
     }
 
     pub(crate) fn drain(&mut self) -> VecDeque<T> {

@@ -2,9 +2,12 @@ use crate::task::{AbortHandle, JoinError, JoinHandle};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// A group of tasks whose outputs are collected as they finish.
-/// Dropping the set aborts the tasks still in it.
+/// Dropping the set aborts the tasks still in it. It is also a `Stream` of
+/// the results, which ends whenever the set is empty.
 ///
 /// ```
 /// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
@@ -70,6 +73,12 @@ impl<T> JoinSet<T> {
         self.tasks.next().await
     }
 
+    /// Polls for the next task to finish; `Ready(None)` when the set is
+    /// empty.
+    pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
+        self.tasks.poll_next_unpin(cx)
+    }
+
     /// Tasks in the set.
     pub fn len(&self) -> usize {
         self.tasks.len()
@@ -96,6 +105,18 @@ impl<T> JoinSet<T> {
     /// Lets every task run on without the set.
     pub fn detach_all(&mut self) {
         self.tasks.clear();
+    }
+}
+
+impl<T> futures_core::Stream for JoinSet<T> {
+    type Item = Result<T, JoinError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_join_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), Some(self.len()))
     }
 }
 

@@ -29,9 +29,12 @@ pub struct Sender<T> {
     inner: Option<Arc<Mutex<Inner<T>>>>,
 }
 
-/// Receives the one value: await it.
+/// Receives the one value: await it. Fused: once it has completed,
+/// `futures::select!` skips it.
 pub struct Receiver<T> {
     inner: Arc<Mutex<Inner<T>>>,
+    /// Completed as a future (for `FusedFuture`).
+    done: bool,
 }
 
 /// The sender was dropped without sending.
@@ -58,7 +61,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         Sender {
             inner: Some(inner.clone()),
         },
-        Receiver { inner },
+        Receiver { inner, done: false },
     )
 }
 
@@ -117,13 +120,16 @@ impl<T> Future for Receiver<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(coop::poll_proceed(cx));
-        let mut g = self.inner.lock();
+        let this = self.get_mut();
+        let mut g = this.inner.lock();
         if let Some(v) = g.value.take() {
             coop.made_progress();
+            this.done = true;
             return Poll::Ready(Ok(v));
         }
         if g.tx_gone {
             coop.made_progress();
+            this.done = true;
             return Poll::Ready(Err(RecvError));
         }
         match &g.rx_waker {
@@ -131,6 +137,12 @@ impl<T> Future for Receiver<T> {
             _ => g.rx_waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+impl<T> futures_core::future::FusedFuture for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

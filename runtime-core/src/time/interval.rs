@@ -1,5 +1,6 @@
 use super::sleep::{sleep_until, Sleep};
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
     }
 }
 
-/// A periodic timer.
+/// A periodic timer; also a never-ending `Stream` of tick times.
 #[derive(Debug)]
 pub struct Interval {
     period: Duration,
@@ -79,5 +80,13 @@ impl Interval {
     /// The period.
     pub fn period(&self) -> Duration {
         self.period
+    }
+}
+
+impl futures_core::Stream for Interval {
+    type Item = Instant;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.get_mut().poll_tick(cx).map(Some)
     }
 }

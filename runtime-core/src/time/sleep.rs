@@ -27,15 +27,19 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         registration: None,
+        fired: false,
     }
 }
 
-/// The future of [`sleep`] and [`sleep_until`].
+/// The future of [`sleep`] and [`sleep_until`]. Fused: once it has
+/// completed, `futures::select!` skips it (until `reset` moves it).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
     registration: Option<(Arc<WorkerShared>, TimerKey)>,
+    /// Completed as a future (for `FusedFuture`); `reset` clears it.
+    fired: bool,
 }
 
 impl Sleep {
@@ -53,6 +57,7 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.unregister();
         self.deadline = deadline;
+        self.fired = false;
     }
 
     fn unregister(&mut self) {
@@ -93,7 +98,16 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().poll_elapsed(cx)
+        let this = self.get_mut();
+        let r = this.poll_elapsed(cx);
+        this.fired |= r.is_ready();
+        r
+    }
+}
+
+impl futures_core::future::FusedFuture for Sleep {
+    fn is_terminated(&self) -> bool {
+        self.fired
     }
 }
 

@@ -15,15 +15,19 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout {
         future,
         sleep: sleep_until(deadline),
+        done: false,
     }
 }
 
-/// The future of [`timeout`].
+/// The future of [`timeout`]. Fused: once it has completed,
+/// `futures::select!` skips it.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
     future: F,
     sleep: Sleep,
+    /// Completed (for `FusedFuture`).
+    done: bool,
 }
 
 impl<F> Timeout<F> {
@@ -38,14 +42,23 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned (never moved out while
-        // pinned); `sleep` is Unpin and not pinned.
+        // pinned); `sleep` and `done` are Unpin and not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: see above.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
         if let Poll::Ready(v) = fut.poll(cx) {
+            this.done = true;
             return Poll::Ready(Ok(v));
         }
-        this.sleep.poll_elapsed(cx).map(|()| Err(Elapsed(())))
+        let r = this.sleep.poll_elapsed(cx).map(|()| Err(Elapsed(())));
+        this.done = r.is_ready();
+        r
+    }
+}
+
+impl<F: Future> futures_core::future::FusedFuture for Timeout<F> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

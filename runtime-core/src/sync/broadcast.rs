@@ -1,0 +1,370 @@
+//! `broadcast`: every value sent reaches every receiver alive when it was
+//! sent. The channel is a bounded ring of the last `capacity` values, as
+//! tokio's: a sender never waits; a receiver that falls more than
+//! `capacity` values behind loses the oldest ones and is told how many
+//! with `RecvError::Lagged(n)`, then goes on from the oldest value kept.
+//!
+//! The ring, the positions and the waiting receivers sit behind one
+//! mutex; a receiver clones a value out under it (`T: Clone`). Values stay
+//! in the ring until overwritten, so a quiet channel keeps up to
+//! `capacity` values alive. A capacity of 0 is taken as 1.
+//!
+//! The receiver keeps its place in the waiting queue itself, so `recv()`
+//! is cancel-safe and the receiver is a `Stream` (of
+//! `Result<T, Lagged>`, ending when every sender is gone).
+//!
+//! ```
+//! # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
+//! rt.block_on(async {
+//!     let (tx, mut a) = sprint_core::sync::broadcast::channel(16);
+//!     let mut b = tx.subscribe();
+//!     tx.send("hello").unwrap();
+//!     assert_eq!(a.recv().await, Ok("hello"));
+//!     assert_eq!(b.recv().await, Ok("hello"));
+//! });
+//! ```
+
+use super::bounded::WakeList;
+use super::waitq::WaitQueue;
+use crate::coop;
+use crate::loom::sync::Mutex;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// No receiver is alive; the value comes back.
+#[derive(PartialEq, Eq, Clone, thiserror::Error)]
+#[error("no receiver is alive")]
+pub struct SendError<T>(pub T);
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+/// Why `recv` gave no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// Every sender is gone and every value was received.
+    #[error("every sender was dropped")]
+    Closed,
+    /// The receiver fell behind and lost this many values.
+    #[error("the receiver lagged behind and lost {0} values")]
+    Lagged(u64),
+}
+
+/// Why `try_recv` gave no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// No new value now.
+    #[error("no value is waiting")]
+    Empty,
+    /// Every sender is gone and every value was received.
+    #[error("every sender was dropped")]
+    Closed,
+    /// The receiver fell behind and lost this many values.
+    #[error("the receiver lagged behind and lost {0} values")]
+    Lagged(u64),
+}
+
+/// The stream's error item: this many values were lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the receiver lagged behind and lost {0} values")]
+pub struct Lagged(pub u64);
+
+struct Ring<T> {
+    buf: VecDeque<T>,
+    cap: usize,
+    /// The position of `buf[0]`; positions count every value ever sent.
+    head: u64,
+    senders: usize,
+    receivers: usize,
+    waiters: WaitQueue<()>,
+}
+
+impl<T> Ring<T> {
+    fn tail(&self) -> u64 {
+        self.head + self.buf.len() as u64
+    }
+}
+
+/// Sends to every receiver; clone it for more senders.
+pub struct Sender<T> {
+    ring: Arc<Mutex<Ring<T>>>,
+}
+
+/// Receives every value sent after it subscribed.
+pub struct Receiver<T> {
+    ring: Arc<Mutex<Ring<T>>>,
+    next: u64,
+    key: Option<usize>,
+}
+
+/// A channel keeping the last `capacity` values (0 is taken as 1).
+pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let cap = capacity.max(1);
+    let ring = Arc::new(Mutex::new(Ring {
+        buf: VecDeque::with_capacity(cap.min(4096)),
+        cap,
+        head: 0,
+        senders: 1,
+        receivers: 1,
+        waiters: WaitQueue::default(),
+    }));
+    (
+        Sender { ring: ring.clone() },
+        Receiver {
+            ring,
+            next: 0,
+            key: None,
+        },
+    )
+}
+
+impl<T> Sender<T> {
+    /// Sends to every receiver alive now; returns how many. Never waits:
+    /// a full ring drops its oldest value.
+    pub fn send(&self, value: T) -> Result<usize, SendError<T>> {
+        let mut wake = WakeList::default();
+        let (receivers, dropped) = {
+            let mut r = self.ring.lock();
+            if r.receivers == 0 {
+                return Err(SendError(value));
+            }
+            let dropped = if r.buf.len() == r.cap {
+                r.head += 1;
+                r.buf.pop_front()
+            } else {
+                None
+            };
+            r.buf.push_back(value);
+            r.waiters.unlink_all(&mut wake);
+            (r.receivers, dropped)
+        };
+        drop(dropped);
+        wake.wake_all();
+        Ok(receivers)
+    }
+
+    /// A receiver of the values sent from now on.
+    pub fn subscribe(&self) -> Receiver<T> {
+        let mut r = self.ring.lock();
+        r.receivers += 1;
+        Receiver {
+            ring: self.ring.clone(),
+            next: r.tail(),
+            key: None,
+        }
+    }
+
+    /// Receivers alive now.
+    pub fn receiver_count(&self) -> usize {
+        self.ring.lock().receivers
+    }
+
+    /// Values in the ring now.
+    pub fn len(&self) -> usize {
+        self.ring.lock().buf.len()
+    }
+
+    /// True when the ring is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.ring.lock().senders += 1;
+        Sender {
+            ring: self.ring.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut wake = WakeList::default();
+        {
+            let mut r = self.ring.lock();
+            r.senders -= 1;
+            if r.senders == 0 {
+                r.waiters.unlink_all(&mut wake);
+            }
+        }
+        wake.wake_all();
+    }
+}
+
+impl<T: Clone> Receiver<T> {
+    /// The next value; `Lagged(n)` if `n` values were lost since the last
+    /// call, `Closed` when every sender is gone and nothing is left.
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Result<T, RecvError> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next value.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        let coop = std::task::ready!(coop::poll_proceed(cx));
+        let r = match self.take(Some(cx)) {
+            Ok(v) => Poll::Ready(Ok(v)),
+            Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        };
+        if r.is_ready() {
+            coop.made_progress();
+        }
+        r
+    }
+
+    /// A value now, or why not.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.take(None)
+    }
+
+    /// Takes the next value; with `cx`, waits for one when there is none.
+    fn take(&mut self, cx: Option<&mut Context<'_>>) -> Result<T, TryRecvError> {
+        let mut r = self.ring.lock();
+        let r = &mut *r;
+        let ready = if self.next < r.head {
+            let lost = r.head - self.next;
+            self.next = r.head;
+            Err(TryRecvError::Lagged(lost))
+        } else if self.next < r.tail() {
+            let v = r.buf[(self.next - r.head) as usize].clone();
+            self.next += 1;
+            Ok(v)
+        } else if r.senders == 0 {
+            Err(TryRecvError::Closed)
+        } else {
+            if let Some(cx) = cx {
+                match self.key {
+                    Some(k) if r.waiters.is_linked(k) => r.waiters.set_waker(k, cx.waker()),
+                    _ => {
+                        if let Some(k) = self.key.take() {
+                            r.waiters.remove(k);
+                        }
+                        self.key = Some(r.waiters.push_back(cx.waker(), ()));
+                    }
+                }
+            }
+            return Err(TryRecvError::Empty);
+        };
+        if let Some(k) = self.key.take() {
+            r.waiters.remove(k);
+        }
+        ready
+    }
+}
+
+impl<T> Receiver<T> {
+    /// A new receiver starting at the next value sent, like
+    /// `Sender::subscribe`.
+    pub fn resubscribe(&self) -> Receiver<T> {
+        let mut r = self.ring.lock();
+        r.receivers += 1;
+        Receiver {
+            ring: self.ring.clone(),
+            next: r.tail(),
+            key: None,
+        }
+    }
+
+    /// Values this receiver has not received yet (lost ones included).
+    pub fn len(&self) -> usize {
+        let r = self.ring.lock();
+        (r.tail() - self.next) as usize
+    }
+
+    /// True when nothing waits for this receiver.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut r = self.ring.lock();
+        r.receivers -= 1;
+        if let Some(k) = self.key.take() {
+            r.waiters.remove(k);
+        }
+    }
+}
+
+impl<T: Clone> futures_core::Stream for Receiver<T> {
+    type Item = Result<T, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(|r| match r {
+            Ok(v) => Some(Ok(v)),
+            Err(RecvError::Lagged(n)) => Some(Err(Lagged(n))),
+            Err(RecvError::Closed) => None,
+        })
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("broadcast::Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("broadcast::Receiver")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::{channel, RecvError};
+    use loom::future::block_on;
+
+    /// A send racing a waiting `recv` is never missed.
+    #[test]
+    fn loom_broadcast_send_races_recv() {
+        loom::model(|| {
+            let (tx, mut rx) = channel(2);
+            let t = loom::thread::spawn(move || {
+                tx.send(1).unwrap();
+            });
+            assert_eq!(block_on(rx.recv()), Ok(1));
+            assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
+            t.join().unwrap();
+        });
+    }
+
+    /// Two senders overrun a ring of one while a receiver reads: it sees
+    /// every value or is told how many it lost, never both, never twice.
+    #[test]
+    fn loom_broadcast_lag_accounts_for_every_value() {
+        loom::model(|| {
+            let (tx, mut rx) = channel(1);
+            let tx2 = tx.clone();
+            let t = loom::thread::spawn(move || {
+                tx2.send(2).unwrap();
+            });
+            tx.send(1).unwrap();
+            drop(tx);
+            let (mut got, mut lost) = (Vec::new(), 0);
+            loop {
+                match block_on(rx.recv()) {
+                    Ok(v) => got.push(v),
+                    Err(RecvError::Lagged(n)) => lost += n,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            t.join().unwrap();
+            assert_eq!(got.len() as u64 + lost, 2, "got {got:?}, lost {lost}");
+        });
+    }
+}
