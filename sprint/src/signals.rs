@@ -21,7 +21,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// The options of the attributes, as the macro read them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct MainOptions {
     /// `level = "…"`.
     pub level: Option<Level>,
@@ -33,6 +33,8 @@ pub struct MainOptions {
     pub drain_ms: Option<u64>,
     /// `log = true`: install a `tracing` subscriber if none is set.
     pub log: bool,
+    /// `start_paused = true` (tests): one worker, the clock paused.
+    pub start_paused: bool,
 }
 
 fn builder(o: MainOptions, read_env: bool) -> Builder {
@@ -272,8 +274,17 @@ pub fn run_test<F: Future>(options: MainOptions, body: F) -> F::Output {
     if o.level.is_none() {
         o.level = Some(Level::Basic);
     }
+    if o.start_paused {
+        o.workers = Some(1);
+    }
     let rt = builder(o, false)
         .build()
         .unwrap_or_else(|e| panic!("sprint::test: cannot start the runtime: {e}"));
+    if o.start_paused {
+        return rt.block_on(async {
+            crate::time::pause().unwrap_or_else(|e| panic!("sprint::test: start_paused: {e}"));
+            body.await
+        });
+    }
     rt.block_on(body)
 }

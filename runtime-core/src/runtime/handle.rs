@@ -20,10 +20,25 @@ pub struct Handle {
     pub(crate) shared: Arc<Shared>,
 }
 
-/// Wakes a thread blocked in `block_on`.
+/// The guard of [`Handle::enter`]: while it lives, its runtime is this
+/// thread's. Not `Send`: it belongs to the thread that entered.
+pub struct EnterGuard<'a> {
+    _enter: context::Enter,
+    _marker: std::marker::PhantomData<(&'a Handle, *const ())>,
+}
+
+impl std::fmt::Debug for EnterGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
+
+/// Wakes a thread blocked in `block_on`. A wake counts in the runtime
+/// clock's `busy` until the thread takes it (time/clock.rs).
 struct ThreadWaker {
     thread: Thread,
     notified: AtomicBool,
+    rt: Arc<Shared>,
 }
 
 impl Wake for ThreadWaker {
@@ -32,9 +47,37 @@ impl Wake for ThreadWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.notified.swap(true, Release) {
-            self.thread.unpark();
+        if !self.notified.load(Acquire) {
+            self.rt.clock.busy.fetch_add(1, SeqCst);
+            if self.notified.swap(true, AcqRel) {
+                // Another wake got there first and counted itself.
+                self.rt.clock.busy.fetch_sub(1, SeqCst);
+            } else {
+                self.thread.unpark();
+            }
         }
+    }
+}
+
+impl ThreadWaker {
+    /// Takes a wake (and its count in `busy`), if one was sent.
+    fn take(&self) -> bool {
+        let took = self.notified.swap(false, AcqRel);
+        if took {
+            self.rt.clock.busy.fetch_sub(1, SeqCst);
+        }
+        took
+    }
+}
+
+/// Counts a `block_on` thread as running in its runtime's clock while it
+/// lives (and takes any wake left when `block_on` returns).
+struct Running<'a>(&'a ThreadWaker);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.take();
+        self.0.rt.clock.busy.fetch_sub(1, SeqCst);
     }
 }
 
@@ -54,6 +97,25 @@ impl Handle {
     /// The current runtime, if any.
     pub fn try_current() -> Option<Handle> {
         context::current().map(|shared| Handle { shared })
+    }
+
+    /// Makes this runtime the current one on this thread until the guard
+    /// drops, as inside `block_on`: `spawn`, `spawn_on`, `spawn_blocking`,
+    /// `Handle::current` and timers work from a thread that is not a
+    /// worker. Guards may nest; drop them in reverse order. (On a worker,
+    /// the worker's own runtime stays the current one.)
+    ///
+    /// ```
+    /// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
+    /// let _guard = rt.handle().enter();
+    /// let h = sprint_core::spawn_on(0, async { 7 }).unwrap();
+    /// assert_eq!(rt.block_on(h).unwrap(), 7);
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard {
+            _enter: context::enter_runtime(self.shared.clone()),
+            _marker: std::marker::PhantomData,
+        }
     }
 
     /// How many workers the runtime has.
@@ -89,7 +151,11 @@ impl Handle {
         let thread_waker = Arc::new(ThreadWaker {
             thread: thread::current(),
             notified: AtomicBool::new(false),
+            rt: self.shared.clone(),
         });
+        let clock = &self.shared.clock;
+        clock.busy.fetch_add(1, SeqCst);
+        let _running = Running(&thread_waker);
         let waker = Waker::from(thread_waker.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
@@ -97,11 +163,20 @@ impl Handle {
             if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                 return Some(v);
             }
-            while !thread_waker.notified.swap(false, Acquire) {
+            while !thread_waker.take() {
                 if stop.is_some_and(|s| s.load(Acquire)) {
                     return None;
                 }
+                // Idle while parked: a paused clock may move on, which the
+                // worker decides (clock.rs); tell it when this was the last
+                // thing running.
+                if clock.busy.fetch_sub(1, SeqCst) == 1 && clock.is_paused() {
+                    for w in &self.shared.workers {
+                        w.parker.notify();
+                    }
+                }
                 thread::park();
+                clock.busy.fetch_add(1, SeqCst);
             }
         }
     }

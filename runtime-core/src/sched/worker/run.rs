@@ -25,7 +25,7 @@ use crate::task::raw::TaskRef;
 use crossbeam_deque::Worker as Deque;
 use std::cell::Cell;
 use std::sync::atomic::Ordering::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Core {
     /// The worker loop; returns at shutdown, after cancelling every task.
@@ -98,7 +98,7 @@ impl Core {
         }
         let mut found = self.has_local_work();
         let due = self.shared.next_deadline.load(Acquire);
-        if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
+        if due != u64::MAX && self.shared.ns(self.rt.clock.now()) >= due {
             // SAFETY: the cell's contract (owner_cell.rs). Only this
             // function and nothing it calls borrows the timers' scratch
             // vector: a waker queues its task (other cells) or runs code
@@ -108,7 +108,7 @@ impl Core {
                 self.wakers.with(|wakers| {
                     {
                         let mut q = self.shared.timers.lock();
-                        let now = Instant::now();
+                        let now = self.rt.clock.now();
                         let lateness = self
                             .shared
                             .metrics_on
