@@ -79,11 +79,28 @@ impl Core {
 
     fn run_task(&self, task: TaskRef) {
         coop::reset(self.rt.policy.coop_budget);
+        if self.task_spans {
+            // Built per poll, from the task's id and name (the span keeps
+            // copies, not references: the task may be freed by the poll).
+            let meta = &task.header().meta;
+            let span = tracing::info_span!(
+                "task",
+                id = meta.id.as_u64(),
+                name = meta.name.as_deref().unwrap_or(""),
+            );
+            let _entered = span.enter();
+            self.poll_task(task);
+        } else {
+            self.poll_task(task);
+        }
+        bump(&self.shared.counters.polls, 1);
+    }
+
+    fn poll_task(&self, task: TaskRef) {
         match self.clock {
             Some(clock) => self.run_task_measured(task, clock),
             None => harness::run(task, |_| {}),
         }
-        bump(&self.shared.counters.polls, 1);
     }
 
     pub(super) fn shutting_down(&self) -> bool {
