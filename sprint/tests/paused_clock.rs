@@ -107,3 +107,33 @@ fn pausing_is_refused_with_the_reason() {
     two.block_on(async { time::sleep(Duration::from_millis(5)).await });
     assert!(t.elapsed() >= Duration::from_millis(5));
 }
+
+#[test]
+fn a_waker_kept_past_its_block_on_does_not_stop_the_clock() {
+    let rt = Builder::new()
+        .level(Level::Basic)
+        .read_env(false)
+        .workers(1)
+        .build()
+        .unwrap();
+    // The first block_on's waker, woken after it returned.
+    let stale = rt.block_on(std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(cx.waker().clone())
+    }));
+    stale.wake_by_ref();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let slept = rt.block_on(async {
+            time::pause().unwrap();
+            let start = Instant::now();
+            time::sleep(HOUR).await;
+            Instant::now() - start
+        });
+        let _ = tx.send(slept);
+    });
+    let slept = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the paused clock moved on by itself");
+    assert_eq!(slept, HOUR);
+    drop(stale);
+}

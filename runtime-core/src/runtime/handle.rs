@@ -8,7 +8,7 @@ use crate::context;
 use crate::sched::{self, Shared};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::*};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -34,12 +34,20 @@ impl std::fmt::Debug for EnterGuard<'_> {
 }
 
 /// Wakes a thread blocked in `block_on`. A wake counts in the runtime
-/// clock's `busy` until the thread takes it (time/clock.rs).
+/// clock's `busy` from before the thread can see it until the thread takes
+/// it (time/clock.rs); once `block_on` has returned, a late wake (a waker
+/// kept by a timer, say) counts nothing.
 struct ThreadWaker {
     thread: Thread,
-    notified: AtomicBool,
+    /// `IDLE`, `NOTIFIED` or `DONE`.
+    state: AtomicU8,
     rt: Arc<Shared>,
 }
+
+const IDLE: u8 = 0;
+const NOTIFIED: u8 = 1;
+/// `block_on` returned.
+const DONE: u8 = 2;
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
@@ -47,13 +55,16 @@ impl Wake for ThreadWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.notified.load(Acquire) {
-            self.rt.clock.busy.fetch_add(1, SeqCst);
-            if self.notified.swap(true, AcqRel) {
-                // Another wake got there first and counted itself.
-                self.rt.clock.busy.fetch_sub(1, SeqCst);
-            } else {
-                self.thread.unpark();
+        if self.state.load(Acquire) != IDLE {
+            return;
+        }
+        let busy = &self.rt.clock.busy;
+        busy.fetch_add(1, SeqCst);
+        match self.state.compare_exchange(IDLE, NOTIFIED, AcqRel, Acquire) {
+            Ok(_) => self.thread.unpark(),
+            // Another wake got there first, or `block_on` returned.
+            Err(_) => {
+                busy.fetch_sub(1, SeqCst);
             }
         }
     }
@@ -62,7 +73,10 @@ impl Wake for ThreadWaker {
 impl ThreadWaker {
     /// Takes a wake (and its count in `busy`), if one was sent.
     fn take(&self) -> bool {
-        let took = self.notified.swap(false, AcqRel);
+        let took = self
+            .state
+            .compare_exchange(NOTIFIED, IDLE, AcqRel, Acquire)
+            .is_ok();
         if took {
             self.rt.clock.busy.fetch_sub(1, SeqCst);
         }
@@ -71,13 +85,16 @@ impl ThreadWaker {
 }
 
 /// Counts a `block_on` thread as running in its runtime's clock while it
-/// lives (and takes any wake left when `block_on` returns).
+/// lives; on drop, takes any wake left and refuses later ones.
 struct Running<'a>(&'a ThreadWaker);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.take();
-        self.0.rt.clock.busy.fetch_sub(1, SeqCst);
+        let busy = &self.0.rt.clock.busy;
+        if self.0.state.swap(DONE, AcqRel) == NOTIFIED {
+            busy.fetch_sub(1, SeqCst);
+        }
+        busy.fetch_sub(1, SeqCst);
     }
 }
 
@@ -150,7 +167,7 @@ impl Handle {
         let _enter = context::enter(self.shared.clone());
         let thread_waker = Arc::new(ThreadWaker {
             thread: thread::current(),
-            notified: AtomicBool::new(false),
+            state: AtomicU8::new(IDLE),
             rt: self.shared.clone(),
         });
         let clock = &self.shared.clock;
