@@ -39,14 +39,14 @@ impl std::fmt::Debug for EnterGuard<'_> {
 /// kept by a timer, say) counts nothing.
 struct ThreadWaker {
     thread: Thread,
-    /// `IDLE`, `NOTIFIED` or `DONE`.
+    /// `NOTIFIED` and `DONE` bits; 0 when idle.
     state: AtomicU8,
     rt: Arc<Shared>,
 }
 
-const IDLE: u8 = 0;
+/// A wake was sent and not yet taken.
 const NOTIFIED: u8 = 1;
-/// `block_on` returned.
+/// `block_on` returned: wakes count nothing any more.
 const DONE: u8 = 2;
 
 impl Wake for ThreadWaker {
@@ -55,17 +55,18 @@ impl Wake for ThreadWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.state.load(Acquire) != IDLE {
-            return;
-        }
+        // Counted before the thread can see the wake, so a paused clock
+        // never takes the runtime for idle in between. Always a
+        // read-modify-write (never a plain load that returns early): what
+        // the waking thread wrote before this wake is then visible to the
+        // `take` that reads it.
         let busy = &self.rt.clock.busy;
         busy.fetch_add(1, SeqCst);
-        match self.state.compare_exchange(IDLE, NOTIFIED, AcqRel, Acquire) {
-            Ok(_) => self.thread.unpark(),
-            // Another wake got there first, or `block_on` returned.
-            Err(_) => {
-                busy.fetch_sub(1, SeqCst);
-            }
+        if self.state.fetch_or(NOTIFIED, AcqRel) == 0 {
+            self.thread.unpark();
+        } else {
+            // Already notified (and counted), or `block_on` returned.
+            busy.fetch_sub(1, SeqCst);
         }
     }
 }
@@ -75,7 +76,7 @@ impl ThreadWaker {
     fn take(&self) -> bool {
         let took = self
             .state
-            .compare_exchange(NOTIFIED, IDLE, AcqRel, Acquire)
+            .compare_exchange(NOTIFIED, 0, AcqRel, Acquire)
             .is_ok();
         if took {
             self.rt.clock.busy.fetch_sub(1, SeqCst);
@@ -91,7 +92,7 @@ struct Running<'a>(&'a ThreadWaker);
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         let busy = &self.0.rt.clock.busy;
-        if self.0.state.swap(DONE, AcqRel) == NOTIFIED {
+        if self.0.state.fetch_or(DONE, AcqRel) & NOTIFIED != 0 {
             busy.fetch_sub(1, SeqCst);
         }
         busy.fetch_sub(1, SeqCst);
@@ -107,7 +108,7 @@ impl Handle {
     #[track_caller]
     pub fn current() -> Handle {
         Handle::try_current().unwrap_or_else(|| {
-            panic!("no Sprint runtime on this thread: call this from a task or inside Runtime::block_on")
+            panic!("no Sprint runtime on this thread: call this from a task, inside Runtime::block_on or after Runtime::enter")
         })
     }
 
@@ -167,7 +168,7 @@ impl Handle {
         let _enter = context::enter(self.shared.clone());
         let thread_waker = Arc::new(ThreadWaker {
             thread: thread::current(),
-            state: AtomicU8::new(IDLE),
+            state: AtomicU8::new(0),
             rt: self.shared.clone(),
         });
         let clock = &self.shared.clock;
