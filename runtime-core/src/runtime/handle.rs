@@ -141,7 +141,7 @@ impl Handle {
         self.shared.workers.len()
     }
 
-    /// See [`Runtime::block_on`].
+    /// See [`Runtime::block_on`](crate::Runtime::block_on).
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.block_on_inner(future, None)
