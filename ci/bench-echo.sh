@@ -7,6 +7,12 @@
 # CPU 1. Prints a markdown table: median and spread over the runs.
 #   bash ci/bench-echo.sh [runs]
 set -euo pipefail
+# A relative CARGO_TARGET_DIR names the caller's directory, not the
+# repository's.
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    CARGO_TARGET_DIR="$(realpath -m -- "$CARGO_TARGET_DIR")"
+    export CARGO_TARGET_DIR
+fi
 cd "$(dirname "$0")/.."
 cargo build --release -q -p sprint-bench --example echo
 "${CARGO_TARGET_DIR:-target}"/release/examples/echo run --runs "${1:-3}"

@@ -8,6 +8,12 @@
 # beside it. Builds under CARGO_TARGET_DIR (default target/).
 #   bash ci/bench-http.sh [RUNS] [SECONDS]
 set -euo pipefail
+# A relative CARGO_TARGET_DIR names the caller's directory, not the
+# repository's.
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    CARGO_TARGET_DIR="$(realpath -m -- "$CARGO_TARGET_DIR")"
+    export CARGO_TARGET_DIR
+fi
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 secs=${2:-10}

@@ -6,6 +6,12 @@
 # (a counting global allocator) and the worker thread's minor page faults.
 #   bash ci/bench-memory.sh [runs]
 set -euo pipefail
+# A relative CARGO_TARGET_DIR names the caller's directory, not the
+# repository's.
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    CARGO_TARGET_DIR="$(realpath -m -- "$CARGO_TARGET_DIR")"
+    export CARGO_TARGET_DIR
+fi
 cd "$(dirname "$0")/.."
 cargo build --release -q -p sprint-bench --example memory
 "${CARGO_TARGET_DIR:-target}"/release/examples/memory --runs "${1:-3}"

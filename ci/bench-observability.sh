@@ -8,6 +8,12 @@
 # path (criterion). Usage:
 #   bash ci/bench-observability.sh [small] [large]
 set -euo pipefail
+# A relative CARGO_TARGET_DIR names the caller's directory, not the
+# repository's.
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    CARGO_TARGET_DIR="$(realpath -m -- "$CARGO_TARGET_DIR")"
+    export CARGO_TARGET_DIR
+fi
 cd "$(dirname "$0")/.."
 small=${1:-2000}
 large=${2:-12000}

@@ -325,8 +325,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// How long `#[sprint::main]` waits, after the first SIGINT or SIGTERM
     /// has woken `sprint::shutdown`, for `main` to return before it cancels
-    /// every task, in ms (the draining phase; only for a program that
-    /// watches the shutdown token or those signals).
+    /// every task, in ms (the draining phase: for a program that sets it,
+    /// or that watches the shutdown token or those signals).
     pub drain_timeout_ms: u64,
     /// Run every task's polls inside a `tracing` span `task` carrying its
     /// id and name (off by default: no span is built when off).

@@ -1,34 +1,59 @@
-//! Which runtime a non-worker thread has entered (inside `block_on`),
-//! and the runtime of the current thread, worker or not.
+//! Which runtime a non-worker thread has entered (inside `block_on`, or
+//! with `Runtime::enter`), and the runtime of the current thread, worker
+//! or not.
 
 use crate::sched::{self, worker::WorkerShared, Shared};
 use std::sync::Arc;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     static ENTERED: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+    /// This thread is inside `block_on` (which must not nest).
+    static IN_BLOCK_ON: Cell<bool> = const { Cell::new(false) };
 }
 
-pub(crate) struct Enter(Option<Arc<Shared>>);
+/// Puts back the runtime entered before (and, for `block_on`, clears the
+/// flag) when dropped.
+pub(crate) struct Enter {
+    prev: Option<Arc<Shared>>,
+    block_on: bool,
+}
 
 impl Drop for Enter {
     fn drop(&mut self) {
-        let prev = self.0.take();
+        let prev = self.prev.take();
         ENTERED.with(|e| *e.borrow_mut() = prev);
+        if self.block_on {
+            IN_BLOCK_ON.with(|b| b.set(false));
+        }
     }
 }
 
+/// Enters `shared` for a `block_on` on this thread.
+///
 /// # Panics
 /// If this thread is already inside `block_on`.
 #[track_caller]
 pub(crate) fn enter(shared: Arc<Shared>) -> Enter {
-    let prev = ENTERED.with(|e| e.borrow_mut().replace(shared));
-    if prev.is_some() {
-        ENTERED.with(|e| *e.borrow_mut() = prev);
+    if IN_BLOCK_ON.with(|b| b.replace(true)) {
         panic!("Runtime::block_on called inside another block_on on the same thread; use .await instead");
     }
-    Enter(None)
+    let prev = ENTERED.with(|e| e.borrow_mut().replace(shared));
+    Enter {
+        prev,
+        block_on: true,
+    }
+}
+
+/// Makes `shared` this thread's runtime until the guard drops (the one
+/// entered before comes back then); guards may nest.
+pub(crate) fn enter_runtime(shared: Arc<Shared>) -> Enter {
+    let prev = ENTERED.with(|e| e.borrow_mut().replace(shared));
+    Enter {
+        prev,
+        block_on: false,
+    }
 }
 
 /// The runtime of this thread.
@@ -59,6 +84,6 @@ pub(crate) fn timer_worker() -> (Arc<WorkerShared>, bool) {
     }
     match ENTERED.with(|e| e.borrow().as_ref().map(|s| s.workers[0].clone())) {
         Some(w) => (w, false),
-        None => panic!("a Sprint timer was polled outside a Sprint runtime: await it in a task or in Runtime::block_on"),
+        None => panic!("a Sprint timer was polled outside a Sprint runtime: await it in a task, in Runtime::block_on, or after Runtime::enter"),
     }
 }

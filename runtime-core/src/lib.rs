@@ -23,8 +23,8 @@ pub mod task;
 pub mod time;
 
 pub use runtime::{
-    BuildError, Handle, IdleError, MemoryStats, Runtime, SchedulingError, ShutdownTimeout,
-    StartMemory, StartReport, WorkerStart, WorkerStats,
+    BuildError, EnterGuard, Handle, IdleError, MemoryStats, Runtime, SchedulingError,
+    ShutdownTimeout, StartMemory, StartReport, WorkerStart, WorkerStats,
 };
 pub use sched::SpawnError;
 pub use spawn::{spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, try_spawn_local};

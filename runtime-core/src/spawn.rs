@@ -38,10 +38,8 @@ where
 /// Like [`spawn_local`], but refuses with [`SpawnError::MemoryBudget`] when
 /// the worker's arena (its share of the memory budget) has no room for the
 /// task, where `spawn_local` would fall back to the global allocator (and
-/// count it in the stats). Never aborts the process.
-///
-/// # Panics
-/// When not called on a Sprint worker thread.
+/// count it in the stats), and with [`SpawnError::NotOnWorker`] off the
+/// workers. Never panics, never aborts the process.
 #[track_caller]
 pub fn try_spawn_local<F>(future: F) -> Result<JoinHandle<F::Output>, SpawnError>
 where
@@ -52,10 +50,9 @@ where
 }
 
 /// Spawns a `Send` task on worker `worker` of the current runtime, where it
-/// stays. An index the runtime does not have is an error.
-///
-/// # Panics
-/// Outside a Sprint runtime.
+/// stays. An index the runtime does not have is an error, and so is a
+/// thread with no current runtime ([`SpawnError::NoRuntime`]: enter one
+/// with `Runtime::enter`, or use `Handle::spawn_on`). Never panics.
 #[track_caller]
 pub fn spawn_on<F>(worker: usize, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
 where
@@ -67,10 +64,8 @@ where
 
 /// Runs a `!Send` future on worker `worker`: `make` (which is `Send`) is
 /// sent there and builds the future on that worker, where it stays. Use it
-/// to start thread-per-core work from outside the workers.
-///
-/// # Panics
-/// Outside a Sprint runtime.
+/// to start thread-per-core work from outside the workers. Refused like
+/// [`spawn_on`]; never panics.
 #[track_caller]
 pub fn spawn_local_on<M, F>(worker: usize, make: M) -> Result<JoinHandle<F::Output>, SpawnError>
 where
@@ -135,7 +130,7 @@ where
 }
 
 fn no_runtime(location: &Location<'_>) -> ! {
-    panic!("spawn called outside a Sprint runtime at {location}: call it from a task or inside Runtime::block_on, or use a Handle")
+    panic!("spawn called outside a Sprint runtime at {location}: call it from a task, inside Runtime::block_on or after Runtime::enter, or use a Handle")
 }
 
 /// Spawns a task with a name, which stall reports and stats show.
@@ -212,10 +207,10 @@ impl Builder {
                     self.args(location),
                 ))
             }
-            None => panic!(
-                "try_spawn_local called outside a Sprint worker thread at {location}: call it \
-                 from inside a task, or use spawn / spawn_on"
-            ),
+            None => Err(SpawnError::NotOnWorker {
+                call: "try_spawn_local",
+                location,
+            }),
         })
     }
 
@@ -243,12 +238,26 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_on_named("spawn_on", worker, future)
+    }
+
+    #[track_caller]
+    fn spawn_on_named<F>(
+        self,
+        call: &'static str,
+        worker: usize,
+        future: F,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let location = Location::caller();
         context::with_current(|rt| match rt {
             Some(rt) => {
                 sched::spawn_task(rt, future, Placement::Worker(worker), self.args(location))
             }
-            None => no_runtime(location),
+            None => Err(SpawnError::NoRuntime { call, location }),
         })
     }
 
@@ -264,7 +273,7 @@ impl Builder {
         F: Future + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_on(worker, MakeOnWorker::Make(Some(make)))
+        self.spawn_on_named("spawn_local_on", worker, MakeOnWorker::Make(Some(make)))
     }
 
     #[track_caller]

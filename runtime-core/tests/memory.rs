@@ -237,11 +237,22 @@ fn a_budget_too_small_for_the_preallocation_degrades_or_fails_when_strict() {
 #[test]
 fn asking_for_mimalloc_without_it_installed_says_so() {
     // This binary's global allocator is the system's.
-    let rt = builder(Level::Standard).build().unwrap();
+    let rt = builder(Level::Basic)
+        .configure(|c| c.allocator = sprint_core::config::Allocator::Mimalloc)
+        .build()
+        .unwrap();
     let report = rt.start_report().memory().join("\n");
     assert!(
         report.contains("allocator = mimalloc, but"),
-        "Standard asks for mimalloc; the report must say it is not there: {report}"
+        "the program asked for mimalloc; the report must say it is not there: {report}"
+    );
+    drop(rt);
+    // Standard only recommends it: the program is not told at start-up.
+    let rt = builder(Level::Standard).build().unwrap();
+    let report = rt.start_report().memory().join("\n");
+    assert!(
+        !report.contains("allocator = mimalloc, but"),
+        "the level's recommendation is not reported: {report}"
     );
 }
 

@@ -221,11 +221,28 @@ pub fn purge_delay(reclaim: sprint_config::Reclaim) -> Option<u32> {
 }
 
 /// Applies `allocator = mimalloc`: the reclaim policy if mimalloc is the
-/// global allocator, else a note saying why not.
+/// global allocator, else a note saying why not. The note goes in the
+/// report (logged at `info`) only when the program asked for mimalloc (the
+/// setting came from code, a file or the environment); when it is only the
+/// level's recommendation it is logged at `debug`, so a program that never
+/// mentioned mimalloc is not told at start-up that it lacks it.
 pub fn apply_allocator(config: &Config, notes: &mut Vec<String>) {
     if config.allocator != sprint_config::Allocator::Mimalloc {
         return;
     }
+    let asked = !matches!(
+        config.sources.get("allocator"),
+        None | Some(sprint_config::Source::Preset(_))
+    );
+    let mut missing = |note: &str| {
+        if asked {
+            notes.push(note.into());
+        } else {
+            tracing::debug!(
+                "{note} (the level's recommendation; set `allocator` to be told at info)"
+            );
+        }
+    };
     #[cfg(feature = "mimalloc")]
     {
         if sprint_alloc::mimalloc::is_global() {
@@ -242,11 +259,11 @@ pub fn apply_allocator(config: &Config, notes: &mut Vec<String>) {
                 ),
             });
         } else {
-            notes.push("allocator = mimalloc, but the program's global allocator is not mimalloc: add `#[global_allocator] static GLOBAL: sprint::memory::MiMalloc = sprint::memory::MiMalloc;`".into());
+            missing("allocator = mimalloc, but the program's global allocator is not mimalloc: add `#[global_allocator] static GLOBAL: sprint::memory::MiMalloc = sprint::memory::MiMalloc;`");
         }
     }
     #[cfg(not(feature = "mimalloc"))]
-    notes.push("allocator = mimalloc, but Sprint was built without its `mimalloc` feature: the system allocator serves".into());
+    missing("allocator = mimalloc, but Sprint was built without its `mimalloc` feature: the system allocator serves");
 }
 
 /// mlockall for the levels that lock everything; the guard undoes it.

@@ -163,7 +163,7 @@ fn child_main_applies_and_waits() {
     let options = sprint::__private::MainOptions {
         level: Some(sprint::Level::Basic),
         workers: Some(1),
-        config: None,
+        ..Default::default()
     };
     // What `#[sprint::main]` expands to.
     sprint::__private::run_main(options, async move {

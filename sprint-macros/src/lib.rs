@@ -17,7 +17,7 @@ const LEVELS: [(&str, &str); 5] = [
     ("enterprise", "Enterprise"),
     ("turbo", "Turbo"),
 ];
-const OPTIONS: &str = "level, workers, config, drain, log, crate";
+const OPTIONS: &str = "level, workers, config, drain, log, crate (and for tests start_paused)";
 
 #[derive(Default)]
 struct Options {
@@ -26,6 +26,7 @@ struct Options {
     config: Option<String>,
     drain_ms: Option<u64>,
     log: bool,
+    start_paused: Option<Span>,
     krate: Option<Path>,
 }
 
@@ -104,6 +105,12 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
                 })?;
                 o.drain_ms = Some(ms);
             }
+            "start_paused" => {
+                let lit: syn::LitBool = meta.value()?.parse()?;
+                if lit.value {
+                    o.start_paused = Some(lit.span());
+                }
+            }
             "log" => {
                 let lit: syn::LitBool = meta.value()?.parse()?;
                 o.log = lit.value;
@@ -129,7 +136,7 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
     Ok(o)
 }
 
-fn check_fn(f: &ItemFn, what: &str) -> syn::Result<()> {
+fn check_fn(f: &ItemFn, o: &Options, what: &str) -> syn::Result<()> {
     if f.sig.asyncness.is_none() {
         return Err(syn::Error::new(
             f.sig.fn_token.span(),
@@ -147,6 +154,20 @@ fn check_fn(f: &ItemFn, what: &str) -> syn::Result<()> {
             f.sig.generics.span(),
             format!("`#[sprint::{what}]` functions cannot be generic"),
         ));
+    }
+    if let Some(span) = o.start_paused {
+        if what == "main" {
+            return Err(syn::Error::new(
+                span,
+                "`start_paused` is for `#[sprint::test]`; in a program, pause the clock with `sprint::time::pause()`",
+            ));
+        }
+        if o.workers.is_some_and(|n| n != 1) {
+            return Err(syn::Error::new(
+                span,
+                "`start_paused` needs a runtime of one worker (it is the default with `start_paused`); drop `workers` or set `workers = 1`",
+            ));
+        }
     }
     if what == "main" && f.sig.ident != "main" {
         return Err(syn::Error::new(
@@ -182,6 +203,7 @@ fn options_tokens(o: &Options, krate: &Path) -> Tokens {
         None => quote!(::core::option::Option::None),
     };
     let log = o.log;
+    let start_paused = o.start_paused.is_some();
     quote! {
         #krate::__private::MainOptions {
             level: #level,
@@ -189,6 +211,7 @@ fn options_tokens(o: &Options, krate: &Path) -> Tokens {
             config: #config,
             drain_ms: #drain,
             log: #log,
+            start_paused: #start_paused,
         }
     }
 }
@@ -202,7 +225,7 @@ fn expand(args: TokenStream, item: TokenStream, what: &str) -> TokenStream {
             return quote!(#item #err).into();
         }
     };
-    let result = parse_options(args).and_then(|o| check_fn(&f, what).map(|()| o));
+    let result = parse_options(args).and_then(|o| check_fn(&f, &o, what).map(|()| o));
     let o = match result {
         Ok(o) => o,
         Err(e) => {
@@ -278,7 +301,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Runs an `async fn` test on a fresh Sprint runtime (Basic level unless
-/// `level` says otherwise; `SPRINT_*` variables are not read).
+/// `level` says otherwise; `SPRINT_*` variables are not read). With
+/// `start_paused = true` the runtime has one worker and its clock starts
+/// paused: timers fire when `sprint::time::advance` moves it, or at once
+/// when the runtime has nothing else to do (as tokio's `start_paused`).
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "test")

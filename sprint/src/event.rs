@@ -93,6 +93,7 @@ impl Waiter {
     }
 
     /// Waits again, for an occurrence after `seen`.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn rearm(&mut self, seen: u64) {
         self.seen = seen;
     }

@@ -19,11 +19,12 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use sprint_core::config::{self, Config, ConfigError, CpuList, Level};
+pub use sprint_core::task_local;
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,
-    try_spawn_local, yield_now, AbortHandle, Handle, IdleError, JoinError, JoinHandle, MemoryStats,
-    SchedulingError, ShutdownTimeout, SpawnError, StartMemory, StartReport, TaskId, WorkerStart,
-    WorkerStats,
+    try_spawn_local, yield_now, AbortHandle, EnterGuard, Handle, IdleError, JoinError, JoinHandle,
+    MemoryStats, SchedulingError, ShutdownTimeout, SpawnError, StartMemory, StartReport, TaskId,
+    WorkerStart, WorkerStats,
 };
 pub use sprint_io::buf;
 /// Files, on io_uring or the blocking pool (Linux).

@@ -180,6 +180,13 @@ impl Runtime {
         self.core.block_on(future)
     }
 
+    /// Makes this runtime the current one on this thread until the guard
+    /// drops (see [`Handle::enter`]): `spawn`, `spawn_on` and timers then
+    /// work outside `block_on`.
+    pub fn enter(&self) -> crate::EnterGuard<'_> {
+        self.core.enter()
+    }
+
     /// See [`Handle::spawn`].
     #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>

@@ -18,9 +18,11 @@
 //! }
 //! ```
 //!
-//! The draining phase is only for programs that watch: one that never
-//! awaits [`requested`], asks [`is_shutting_down`], or waits for SIGINT or
-//! SIGTERM through `sprint::signal` would notice nothing, so
+//! The draining phase is for programs that ask for it (`drain = "…"` on
+//! the attribute, or `drain_timeout_ms` set in code, a file or
+//! `SPRINT_DRAIN_TIMEOUT_MS`) or that watch: one that does neither
+//! (never awaits [`requested`], asks [`is_shutting_down`], or waits for
+//! SIGINT or SIGTERM through `sprint::signal`) would notice nothing, so
 //! `#[sprint::main]` cancels it at once, as it always did.
 
 use crate::event::{Event, Waiter};

@@ -2,7 +2,8 @@
 //!
 //! `run_main` turns SIGINT and SIGTERM into a graceful shutdown in two
 //! phases. Draining: the first signal requests [`crate::shutdown`], and a
-//! program that watches it (or the stop signals) gets up to
+//! program that asked for draining (`drain = "…"`, or `drain_timeout_ms`
+//! set) or watches the token (or the stop signals) gets up to
 //! `drain_timeout_ms` for `main` to return by itself; if it does, its
 //! value is returned as usual. Cancelling: otherwise (or for a program
 //! that watches nothing) the main future is dropped, every task is
@@ -21,7 +22,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// The options of the attributes, as the macro read them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct MainOptions {
     /// `level = "…"`.
     pub level: Option<Level>,
@@ -33,6 +34,8 @@ pub struct MainOptions {
     pub drain_ms: Option<u64>,
     /// `log = true`: install a `tracing` subscriber if none is set.
     pub log: bool,
+    /// `start_paused = true` (tests): one worker, the clock paused.
+    pub start_paused: bool,
 }
 
 fn builder(o: MainOptions, read_env: bool) -> Builder {
@@ -64,6 +67,11 @@ fn signal_name(sig: i32) -> &'static str {
 #[derive(Debug)]
 struct Drain {
     timeout: Duration,
+    /// The program asked for a draining phase (`drain = "…"`, or
+    /// `drain_timeout_ms` set in code, a file or the environment), so it
+    /// drains even if no task had looked at the token yet when the signal
+    /// came.
+    asked: bool,
     /// `main` returned (set by the main thread).
     finished: AtomicBool,
     /// The watcher thread, to unpark when `main` returns.
@@ -75,7 +83,7 @@ struct Drain {
 /// `main` is still running) stop `block_on`.
 fn on_first_signal(sig: i32, drain: &Drain, stop: &AtomicBool, main_thread: &Thread) {
     crate::shutdown::request();
-    if crate::shutdown::watched() && !drain.timeout.is_zero() {
+    if (drain.asked || crate::shutdown::watched()) && !drain.timeout.is_zero() {
         let name = signal_name(sig);
         eprintln!(
             "sprint: {name} received, draining (main has {:?} to return; a second signal exits at once)",
@@ -133,8 +141,14 @@ pub fn run_main<F: Future>(options: MainOptions, body: F) -> F::Output {
         // A second signal, once shutdown has begun, exits at once.
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, second.clone());
     }
+    let asked = options.drain_ms.is_some()
+        || !matches!(
+            rt.config().sources.get("drain_timeout_ms"),
+            None | Some(crate::config::Source::Preset(_))
+        );
     let drain = Arc::new(Drain {
         timeout: rt.config().drain_timeout(),
+        asked,
         finished: AtomicBool::new(false),
         watcher: OnceLock::new(),
     });
@@ -272,8 +286,17 @@ pub fn run_test<F: Future>(options: MainOptions, body: F) -> F::Output {
     if o.level.is_none() {
         o.level = Some(Level::Basic);
     }
+    if o.start_paused {
+        o.workers = Some(1);
+    }
     let rt = builder(o, false)
         .build()
         .unwrap_or_else(|e| panic!("sprint::test: cannot start the runtime: {e}"));
+    if o.start_paused {
+        return rt.block_on(async {
+            crate::time::pause().unwrap_or_else(|e| panic!("sprint::test: start_paused: {e}"));
+            body.await
+        });
+    }
     rt.block_on(body)
 }

@@ -2,7 +2,9 @@
 //! a child process (a signal handler, once installed, stays for the life
 //! of the process): every waiter on every worker wakes, a `Signal`
 //! receives again and again, a signal sent before the first poll is not
-//! lost, and signals that cannot be caught are refused with the reason.
+//! lost, signals that cannot be caught are refused with the reason, and
+//! under `#[sprint::main]` a program that watches the shutdown token
+//! drains and returns its value.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-const CHILD: &str = "SPRINT_SIGNAL_TEST_CHILD";
+const CHILD: &str = "SIGNAL_TEST_CHILD";
 
 fn rt(workers: usize) -> Runtime {
     Builder::new()
@@ -198,6 +200,33 @@ fn the_shutdown_token_wakes_every_waiter_and_stays_requested() {
                     .await
                     .expect("already requested");
             });
+            println!("child: ok");
+        },
+    );
+}
+
+#[test]
+fn under_main_a_program_that_watches_drains_and_returns_its_value() {
+    in_child(
+        "under_main_a_program_that_watches_drains_and_returns_its_value",
+        || {
+            let options = sprint::__private::MainOptions {
+                level: Some(Level::Basic),
+                workers: Some(1),
+                ..Default::default()
+            };
+            // What `#[sprint::main]` expands to, with no `drain` option:
+            // the program watches the token, so it gets the drain phase
+            // instead of being cancelled.
+            let out = sprint::__private::run_main(options, async {
+                let stop = sprint::shutdown::requested();
+                raise(libc::SIGTERM);
+                sprint::time::timeout(Duration::from_secs(10), stop)
+                    .await
+                    .expect("SIGTERM requests shutdown");
+                42
+            });
+            assert_eq!(out, 42);
             println!("child: ok");
         },
     );

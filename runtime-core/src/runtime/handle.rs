@@ -8,7 +8,7 @@ use crate::context;
 use crate::sched::{self, Shared};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::*};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -20,11 +20,34 @@ pub struct Handle {
     pub(crate) shared: Arc<Shared>,
 }
 
-/// Wakes a thread blocked in `block_on`.
+/// The guard of [`Handle::enter`]: while it lives, its runtime is this
+/// thread's. Not `Send`: it belongs to the thread that entered.
+pub struct EnterGuard<'a> {
+    _enter: context::Enter,
+    _marker: std::marker::PhantomData<(&'a Handle, *const ())>,
+}
+
+impl std::fmt::Debug for EnterGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
+
+/// Wakes a thread blocked in `block_on`. A wake counts in the runtime
+/// clock's `busy` from before the thread can see it until the thread takes
+/// it (time/clock.rs); once `block_on` has returned, a late wake (a waker
+/// kept by a timer, say) counts nothing.
 struct ThreadWaker {
     thread: Thread,
-    notified: AtomicBool,
+    /// `NOTIFIED` and `DONE` bits; 0 when idle.
+    state: AtomicU8,
+    rt: Arc<Shared>,
 }
+
+/// A wake was sent and not yet taken.
+const NOTIFIED: u8 = 1;
+/// `block_on` returned: wakes count nothing any more.
+const DONE: u8 = 2;
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
@@ -32,9 +55,47 @@ impl Wake for ThreadWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.notified.swap(true, Release) {
+        // Counted before the thread can see the wake, so a paused clock
+        // never takes the runtime for idle in between. Always a
+        // read-modify-write (never a plain load that returns early): what
+        // the waking thread wrote before this wake is then visible to the
+        // `take` that reads it.
+        let busy = &self.rt.clock.busy;
+        busy.fetch_add(1, SeqCst);
+        if self.state.fetch_or(NOTIFIED, AcqRel) == 0 {
             self.thread.unpark();
+        } else {
+            // Already notified (and counted), or `block_on` returned.
+            busy.fetch_sub(1, SeqCst);
         }
+    }
+}
+
+impl ThreadWaker {
+    /// Takes a wake (and its count in `busy`), if one was sent.
+    fn take(&self) -> bool {
+        let took = self
+            .state
+            .compare_exchange(NOTIFIED, 0, AcqRel, Acquire)
+            .is_ok();
+        if took {
+            self.rt.clock.busy.fetch_sub(1, SeqCst);
+        }
+        took
+    }
+}
+
+/// Counts a `block_on` thread as running in its runtime's clock while it
+/// lives; on drop, takes any wake left and refuses later ones.
+struct Running<'a>(&'a ThreadWaker);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let busy = &self.0.rt.clock.busy;
+        if self.0.state.fetch_or(DONE, AcqRel) & NOTIFIED != 0 {
+            busy.fetch_sub(1, SeqCst);
+        }
+        busy.fetch_sub(1, SeqCst);
     }
 }
 
@@ -47,7 +108,7 @@ impl Handle {
     #[track_caller]
     pub fn current() -> Handle {
         Handle::try_current().unwrap_or_else(|| {
-            panic!("no Sprint runtime on this thread: call this from a task or inside Runtime::block_on")
+            panic!("no Sprint runtime on this thread: call this from a task, inside Runtime::block_on or after Runtime::enter")
         })
     }
 
@@ -56,12 +117,31 @@ impl Handle {
         context::current().map(|shared| Handle { shared })
     }
 
+    /// Makes this runtime the current one on this thread until the guard
+    /// drops, as inside `block_on`: `spawn`, `spawn_on`, `spawn_blocking`,
+    /// `Handle::current` and timers work from a thread that is not a
+    /// worker. Guards may nest; drop them in reverse order. (On a worker,
+    /// the worker's own runtime stays the current one.)
+    ///
+    /// ```
+    /// # let rt = sprint_core::Runtime::new(sprint_core::Config::for_level(sprint_core::Level::Basic), None).unwrap();
+    /// let _guard = rt.handle().enter();
+    /// let h = sprint_core::spawn_on(0, async { 7 }).unwrap();
+    /// assert_eq!(rt.block_on(h).unwrap(), 7);
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard {
+            _enter: context::enter_runtime(self.shared.clone()),
+            _marker: std::marker::PhantomData,
+        }
+    }
+
     /// How many workers the runtime has.
     pub fn workers(&self) -> usize {
         self.shared.workers.len()
     }
 
-    /// See [`Runtime::block_on`].
+    /// See [`Runtime::block_on`](crate::Runtime::block_on).
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.block_on_inner(future, None)
@@ -88,8 +168,12 @@ impl Handle {
         let _enter = context::enter(self.shared.clone());
         let thread_waker = Arc::new(ThreadWaker {
             thread: thread::current(),
-            notified: AtomicBool::new(false),
+            state: AtomicU8::new(0),
+            rt: self.shared.clone(),
         });
+        let clock = &self.shared.clock;
+        clock.busy.fetch_add(1, SeqCst);
+        let _running = Running(&thread_waker);
         let waker = Waker::from(thread_waker.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
@@ -97,11 +181,20 @@ impl Handle {
             if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                 return Some(v);
             }
-            while !thread_waker.notified.swap(false, Acquire) {
+            while !thread_waker.take() {
                 if stop.is_some_and(|s| s.load(Acquire)) {
                     return None;
                 }
+                // Idle while parked: a paused clock may move on, which the
+                // worker decides (clock.rs); tell it when this was the last
+                // thing running.
+                if clock.busy.fetch_sub(1, SeqCst) == 1 && clock.is_paused() {
+                    for w in &self.shared.workers {
+                        w.parker.notify();
+                    }
+                }
                 thread::park();
+                clock.busy.fetch_add(1, SeqCst);
             }
         }
     }

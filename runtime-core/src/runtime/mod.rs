@@ -14,7 +14,7 @@ mod report;
 mod worker_start;
 
 pub use error::{BuildError, IdleError, SchedulingError, ShutdownTimeout};
-pub use handle::Handle;
+pub use handle::{EnterGuard, Handle};
 pub use report::{MemoryStats, StartMemory, StartReport, WorkerStart, WorkerStats};
 
 use crate::blocking::BlockingPool;
@@ -321,6 +321,11 @@ impl Runtime {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.handle.block_on(future)
+    }
+
+    /// See [`Handle::enter`].
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.handle.enter()
     }
 
     /// See [`Handle::spawn`].

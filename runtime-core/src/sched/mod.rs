@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     next_worker: AtomicUsize,
     /// The configuration it started from, and when.
     pub(crate) info: RuntimeInfo,
+    /// Its clock (which a test may pause).
+    pub(crate) clock: crate::time::Clock,
 }
 
 /// The configuration a runtime started from, and when.
@@ -171,6 +173,7 @@ impl Shared {
             sleepers: AtomicUsize::new(0),
             next_worker: AtomicUsize::new(0),
             info,
+            clock: crate::time::Clock::new(),
         }
     }
 
@@ -196,7 +199,7 @@ impl Shared {
         }
     }
 
-    fn steals(&self) -> bool {
+    pub(crate) fn steals(&self) -> bool {
         self.policy.can_steal && self.policy.scheduling() != Scheduling::ThreadPerCore
     }
 }
@@ -344,6 +347,24 @@ pub enum SpawnError {
     MemoryBudget {
         /// The worker.
         worker: usize,
+    },
+    /// Called on a thread with no Sprint runtime: not a worker, not inside
+    /// `block_on`, not after `Runtime::enter`.
+    #[error("{call} called outside a Sprint runtime at {location}: call it from a task, inside Runtime::block_on or after Runtime::enter, or use the runtime's Handle")]
+    NoRuntime {
+        /// The function, e.g. `spawn_on`.
+        call: &'static str,
+        /// Where it was called.
+        location: &'static std::panic::Location<'static>,
+    },
+    /// A `spawn_local` kind of call was made off the workers, where no
+    /// task can stay on the calling thread.
+    #[error("{call} called outside a Sprint worker thread at {location}: call it from inside a task, or use spawn_on / spawn_local_on")]
+    NotOnWorker {
+        /// The function, e.g. `try_spawn_local`.
+        call: &'static str,
+        /// Where it was called.
+        location: &'static std::panic::Location<'static>,
     },
 }
 

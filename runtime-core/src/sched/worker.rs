@@ -271,6 +271,8 @@ pub(crate) struct Core {
     last_tick: Cell<u64>,
     /// The stall threshold in clock ticks.
     stall_ticks: u64,
+    /// `task_spans`: each poll runs inside a `tracing` span of the task.
+    task_spans: bool,
     /// `metrics_sample_every - 1`: a poll (and the queueings during it) is
     /// timed when `polls & sample_mask == 0`.
     sample_mask: u64,
@@ -314,6 +316,7 @@ impl Core {
         *shared.keepalive.lock() = Some(shared.clone());
         let slab = shared.slab.get().cloned();
         let shared_metrics_on = shared.metrics_on;
+        let task_spans = rt.info.config.task_spans;
         let sample_every = shared.metrics.sample_every;
         let stall_ticks = if shared.metrics_on {
             crate::metrics::nanos_to_ticks(shared.stall_ns)
@@ -334,6 +337,7 @@ impl Core {
             clock: shared_metrics_on.then(crate::metrics::Ticks::get),
             last_tick: Cell::new(0),
             stall_ticks,
+            task_spans,
             sample_mask: u64::from(sample_every.saturating_sub(1)),
             wakers: OwnerCell::new(Vec::with_capacity(64)),
             arrivals: OwnerCell::new(Vec::with_capacity(QUEUE_ROOM)),

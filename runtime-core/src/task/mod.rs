@@ -9,8 +9,10 @@
 
 pub(crate) mod cache;
 pub(crate) mod harness;
+mod in_place;
 mod join;
 pub(crate) mod list;
+mod local;
 pub(crate) mod raw;
 pub(crate) mod state;
 pub(crate) mod waker;
@@ -19,7 +21,9 @@ pub use crate::coop::{consume_budget, has_budget_remaining, yield_now, YieldNow}
 pub use crate::spawn::{
     current, spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, Builder,
 };
+pub use in_place::{block_in_place, BlockInPlaceError};
 pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use local::{AccessError, LocalKey, TaskLocalFuture};
 
 use std::borrow::Cow;
 use std::fmt;

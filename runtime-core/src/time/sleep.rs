@@ -1,3 +1,4 @@
+use super::now;
 use super::queue::TimerKey;
 use crate::context;
 use crate::coop;
@@ -19,13 +20,14 @@ use std::time::{Duration, Instant};
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(now() + duration)
 }
 
-/// Waits until `deadline`.
-pub fn sleep_until(deadline: Instant) -> Sleep {
+/// Waits until `deadline` (a `std::time::Instant` or a
+/// [`sprint::time::Instant`](super::Instant)).
+pub fn sleep_until(deadline: impl Into<Instant>) -> Sleep {
     Sleep {
-        deadline,
+        deadline: deadline.into(),
         registration: None,
         fired: false,
     }
@@ -50,13 +52,13 @@ impl Sleep {
 
     /// True once the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
+        now() >= self.deadline
     }
 
     /// Moves the deadline.
-    pub fn reset(&mut self, deadline: Instant) {
+    pub fn reset(&mut self, deadline: impl Into<Instant>) {
         self.unregister();
-        self.deadline = deadline;
+        self.deadline = deadline.into();
         self.fired = false;
     }
 
@@ -68,7 +70,7 @@ impl Sleep {
 
     pub(crate) fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let coop = std::task::ready!(coop::poll_proceed(cx));
-        if Instant::now() >= self.deadline {
+        if now() >= self.deadline {
             self.unregister();
             coop.made_progress();
             return Poll::Ready(());

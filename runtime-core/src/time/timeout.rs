@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 /// Runs `future` for at most `duration`.
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    timeout_at(Instant::now() + duration, future)
+    timeout_at(super::now() + duration, future)
 }
 
 /// Runs `future` until `deadline` at most.
-pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+pub fn timeout_at<F: Future>(deadline: impl Into<Instant>, future: F) -> Timeout<F> {
     Timeout {
         future,
         sleep: sleep_until(deadline),

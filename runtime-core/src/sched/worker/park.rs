@@ -53,13 +53,24 @@ impl Core {
     }
 
     fn park(&self) {
-        let (timeout, armed) = {
+        let (timeout, armed, paused_next) = {
             let mut q = self.shared.timers.lock();
             self.shared.refresh_deadline(&mut q);
-            let timeout = q
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            (timeout, self.shared.next_deadline.load(Acquire))
+            let next = q.next_deadline();
+            let clock = &self.rt.clock;
+            let now = clock.now();
+            let timeout = match next {
+                // A paused clock does not move while the worker sleeps:
+                // sleep until woken (a wake, `advance`, or the last
+                // `block_on` thread going idle).
+                Some(d) if d > now && clock.is_paused() => None,
+                _ => next.map(|d| d.saturating_duration_since(now)),
+            };
+            (
+                timeout,
+                self.shared.next_deadline.load(Acquire),
+                next.filter(|_| clock.is_paused()),
+            )
         };
         if timeout == Some(Duration::ZERO) {
             return;
@@ -76,6 +87,11 @@ impl Core {
             || self.shared.next_deadline.load(Acquire) < armed
         {
             parker.cancel();
+        } else if let Some(next) = paused_next.filter(|_| self.rt.clock.busy.load(SeqCst) == 0) {
+            // Nothing to do anywhere in the runtime and the clock paused:
+            // jump to the next timer's deadline instead of sleeping.
+            parker.cancel();
+            self.rt.clock.advance_to(next);
         } else {
             bump(&self.shared.counters.parks, 1);
             // SAFETY: the cell's contract (owner_cell.rs); `is_some` calls

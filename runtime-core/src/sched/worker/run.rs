@@ -25,7 +25,7 @@ use crate::task::raw::TaskRef;
 use crossbeam_deque::Worker as Deque;
 use std::cell::Cell;
 use std::sync::atomic::Ordering::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Core {
     /// The worker loop; returns at shutdown, after cancelling every task.
@@ -84,11 +84,29 @@ impl Core {
         // Only this worker writes its poll count: one load, one store.
         let polls = &self.shared.counters.polls;
         let n = polls.load(Relaxed);
+        if self.task_spans {
+            // Built per poll, from the task's id and name (the span keeps
+            // copies, not references: the task may be freed by the poll).
+            let meta = &task.header().meta;
+            let span = tracing::info_span!(
+                "task",
+                id = meta.id.as_u64(),
+                name = meta.name.as_deref().unwrap_or(""),
+            );
+            let _entered = span.enter();
+            self.poll_task(task, n);
+        } else {
+            self.poll_task(task, n);
+        }
+        polls.store(n + 1, Relaxed);
+    }
+
+    #[inline(always)]
+    fn poll_task(&self, task: TaskRef, n: u64) {
         match self.clock {
             Some(clock) => self.run_task_measured(task, clock, n),
             None => harness::run(task, |_| {}),
         }
-        polls.store(n + 1, Relaxed);
     }
 
     pub(super) fn shutting_down(&self) -> bool {
@@ -103,7 +121,7 @@ impl Core {
         }
         let mut found = self.has_local_work();
         let due = self.shared.next_deadline.load(Acquire);
-        if due != u64::MAX && self.shared.ns(Instant::now()) >= due {
+        if due != u64::MAX && self.shared.ns(self.rt.clock.now()) >= due {
             // SAFETY: the cell's contract (owner_cell.rs). Only this
             // function and nothing it calls borrows the timers' scratch
             // vector: a waker queues its task (other cells) or runs code
@@ -113,7 +131,7 @@ impl Core {
                 self.wakers.with(|wakers| {
                     {
                         let mut q = self.shared.timers.lock();
-                        let now = Instant::now();
+                        let now = self.rt.clock.now();
                         let lateness = self
                             .shared
                             .metrics_on

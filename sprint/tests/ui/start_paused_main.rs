@@ -1,0 +1,2 @@
+#[sprint::main(start_paused = true)]
+async fn main() {}
