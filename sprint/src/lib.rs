@@ -1,14 +1,68 @@
 //! Sprint: a thread-per-core async runtime for the hot path of a
-//! low-latency transaction relay. One pinned worker per core, five tuning
-//! levels, and `#[sprint::main]`.
+//! low-latency transaction relay.
+//!
+//! Sprint runs one worker thread per core, each with its own run queue,
+//! timers, I/O driver (io_uring, or epoll where io_uring cannot run) and
+//! memory arena, and tunes the machine for them by one of five levels.
+//! It speaks the API a tokio user knows (`spawn`, `JoinHandle`, `sleep`,
+//! `mpsc`, `TcpListener`, …; see [the guide](guide::coming_from_tokio)),
+//! and adds what a pinned core wants: `spawn_local` on any worker,
+//! `spawn_on(worker, …)`, owned-buffer I/O, per-worker state and a
+//! cross-core mesh, latency histograms on by default, and every OS change
+//! restored at exit.
 //!
 //! ```no_run
+//! use sprint::net::TcpListener;
+//!
 //! #[sprint::main(level = "standard")]
-//! async fn main() {
-//!     let h = sprint::spawn(async { 40 + 2 });
-//!     assert_eq!(h.await.unwrap(), 42);
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:8080")?;
+//!     loop {
+//!         let (stream, _) = listener.accept().await?;
+//!         sprint::spawn_local(async move {
+//!             let mut buf = [0u8; 4096];
+//!             while let Ok(n @ 1..) = stream.read(&mut buf).await {
+//!                 if stream.write_all(&buf[..n]).await.is_err() {
+//!                     break;
+//!                 }
+//!             }
+//!         });
+//!     }
 //! }
 //! ```
+//!
+//! # Which level
+//!
+//! | level | for | what it changes |
+//! |---|---|---|
+//! | `basic` | a shared machine, or a first try: behaves like tokio | nothing outside the process |
+//! | `standard` (default) | a service on its own machine | io_uring, a short spin before parking, arenas |
+//! | `aggressive` | latency matters more than CPU | longer spin, prefaulted arenas, lower nice |
+//! | `enterprise` | a dedicated box | thread-per-core, locked memory, huge pages, NUMA, SCHED_FIFO where allowed |
+//! | `turbo` | the lowest latency at any CPU cost | busy-polling workers, SQPOLL on a spare CPU |
+//!
+//! Each level's settings, and the privilege each needs, are in
+//! [`config`]; a level that lacks a privilege starts degraded and says so
+//! in [`Runtime::start_report`]. `SPRINT_LEVEL`, a TOML file or
+//! [`Builder`] choose it, and `adaptive = true` moves between levels with
+//! the load.
+//!
+//! # Modules
+//!
+//! - [`task`]: spawning, joining, task-locals, `block_in_place`.
+//! - [`time`]: sleeps, timeouts, intervals, a pausable clock for tests.
+//! - [`sync`]: channels, locks, `Notify`, `Semaphore`, `watch`,
+//!   `broadcast`, `JoinSet`, each with a `!Send` local flavour.
+//! - [`net`]: TCP, UDP and Unix sockets; [`buf`]: owned buffers and the
+//!   worker's buffer pool.
+//! - `fs` and `process` (Linux): files and child processes.
+//! - `signal` and [`shutdown`]: signals as futures, and the drain on
+//!   SIGINT/SIGTERM that `#[sprint::main]` runs.
+//! - `compat` (features `hyper`, `tokio-io`): hyper, axum and tokio's I/O
+//!   crates on Sprint.
+//! - [`metrics`]: histograms, counters, stats, health and `/metrics`;
+//!   [`memory`]: allocation counting and mimalloc.
+//! - [`config`]: the levels and every setting.
 //!
 //! The crates behind it, each usable alone: `sprint-config` (the levels
 //! and the configuration), `sprint-alloc` (arenas), `sprint-os` (what
@@ -84,6 +138,13 @@ pub mod shutdown;
 pub mod signal;
 mod signals;
 pub use signals::install_log_subscriber;
+
+/// Guides for newcomers.
+pub mod guide {
+    /// What a tokio program uses, and what to write on Sprint.
+    #[doc = include_str!("../../docs/coming-from-tokio.md")]
+    pub mod coming_from_tokio {}
+}
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,11 +1,27 @@
-//! Tasks: spawning, joining, yielding and the cooperative budget.
+//! Tasks: spawning, joining, aborting, yielding, the cooperative budget,
+//! task-local values and [`block_in_place`].
 //!
-//! Inside: the cell that holds a future, its state word, its wakers and its
-//! JoinHandle.
+//! ```no_run
+//! # async fn f() {
+//! let h = sprint::spawn(async { 40 + 2 });
+//! assert_eq!(h.await.unwrap(), 42);
+//! # }
+//! ```
 //!
-//! A spawn makes one allocation (the cell, `raw.rs`); wakes, polls and the
-//! join make none. `state.rs` documents the protocol bit by bit; `harness.rs`
-//! drives the transitions; `list.rs` tracks live tasks for shutdown.
+//! [`spawn`] takes a `Send` future that the runtime may run on any worker
+//! (at the levels that steal work); [`spawn_local`] keeps a future on the
+//! worker that spawns it, so it need not be `Send`; [`spawn_on`] and
+//! [`spawn_local_on`] choose the worker. A [`JoinHandle`] gives the
+//! output (or a [`JoinError`] if the task panicked or was aborted), and
+//! dropping it detaches the task. A task runs until it returns `Pending`
+//! or uses up its budget of operations (`coop_budget`), after which
+//! Sprint's own futures return `Pending` once so that the worker's other
+//! tasks get their turn: [`yield_now`] does the same by hand.
+
+// Inside: the cell that holds a future (`raw.rs`, one allocation per
+// spawn; wakes, polls and the join make none), its state word
+// (`state.rs` documents the protocol bit by bit), the transitions
+// (`harness.rs`), live tasks for shutdown (`list.rs`).
 
 pub(crate) mod cache;
 pub(crate) mod harness;

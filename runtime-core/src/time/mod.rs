@@ -1,11 +1,28 @@
-//! Timers: `sleep`, `sleep_until`, `timeout` and `interval`.
+//! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`] and the
+//! runtime's clock, [`Instant`].
 //!
-//! Each worker keeps its own timer queue (`queue.rs`). A timer registers on
-//! the worker that polls it; a future polled outside the workers (in
-//! `block_on`) registers on worker 0 and wakes it to re-arm. A timer never
-//! completes before its deadline: completion is decided by comparing
-//! the runtime's clock (`clock.rs`: `Instant::now()` unless a test paused
-//! it) with the deadline, never by the wake alone.
+//! ```no_run
+//! # async fn f() {
+//! use std::time::Duration;
+//! sprint::time::sleep(Duration::from_millis(10)).await;
+//! let r = sprint::time::timeout(Duration::from_secs(1), async { 42 }).await;
+//! assert_eq!(r.unwrap(), 42);
+//! # }
+//! ```
+//!
+//! A timer belongs to the worker that polls it, so a task that sleeps is
+//! woken on its own core, without a lock shared with other workers. A
+//! timer never fires before its deadline: the deadline is compared with
+//! the runtime's clock, never taken from the wake alone. In tests,
+//! `#[sprint::test(start_paused = true)]` (or [`pause`]) stops that clock:
+//! it moves by [`advance`], or straight to the next timer when nothing
+//! else can run, so a test of an hour-long timeout takes milliseconds.
+//! [`Sleep`], [`Timeout`] and [`Interval`] are `FusedFuture`/`Stream`, so
+//! `futures::select!` takes them without `.fuse()`.
+
+// Inside: each worker's timer queue is `queue.rs`; `clock.rs` is the
+// pausable clock; a future polled outside the workers (in `block_on`)
+// registers on worker 0 and wakes it to re-arm.
 
 mod clock;
 mod interval;
