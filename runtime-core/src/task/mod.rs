@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn f() {
-//! let h = sprint::spawn(async { 40 + 2 });
+//! let h = sprint_core::spawn(async { 40 + 2 });
 //! assert_eq!(h.await.unwrap(), 42);
 //! # }
 //! ```

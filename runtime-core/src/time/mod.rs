@@ -4,8 +4,8 @@
 //! ```no_run
 //! # async fn f() {
 //! use std::time::Duration;
-//! sprint::time::sleep(Duration::from_millis(10)).await;
-//! let r = sprint::time::timeout(Duration::from_secs(1), async { 42 }).await;
+//! sprint_core::time::sleep(Duration::from_millis(10)).await;
+//! let r = sprint_core::time::timeout(Duration::from_secs(1), async { 42 }).await;
 //! assert_eq!(r.unwrap(), 42);
 //! # }
 //! ```
