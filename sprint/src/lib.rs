@@ -19,6 +19,9 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use sprint_core::config::{self, Config, ConfigError, CpuList, Level};
+/// Messages between workers over per-pair rings, and per-worker sharded
+/// state.
+pub use sprint_core::mesh;
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,
     try_spawn_local, yield_now, AbortHandle, Handle, IdleError, JoinError, JoinHandle, MemoryStats,
