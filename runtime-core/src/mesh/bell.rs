@@ -164,6 +164,66 @@ mod loom_tests {
         });
     }
 
+    /// Backpressure, the other way round: a sender finds the one-slot ring
+    /// full, arms the room flag and sleeps on its worker's bell; the
+    /// receiver pops, and at the end of its turn takes the flag and rings
+    /// the sender's bell. The second message must get through.
+    #[test]
+    fn loom_mesh_room_handshake_wakes_a_waiting_sender() {
+        loom::model(|| {
+            let t = Arc::new(Target {
+                ring: Ring::new(1),
+                wanted: WaitFlag::new(),
+                bell: Bell::new(),
+                parker: Parker::new(),
+            });
+            let sender = {
+                let t = t.clone();
+                loom::thread::spawn(move || {
+                    t.parker.register_current();
+                    for v in [1, 2] {
+                        // SAFETY: this thread is the ring's only producer.
+                        while unsafe { t.ring.push(v) }.is_err() {
+                            // SAFETY: as above.
+                            unsafe { t.ring.publish() };
+                            t.wanted.arm();
+                            // SAFETY: as above.
+                            if unsafe { t.ring.push(v) }.is_ok() {
+                                break;
+                            }
+                            while !t.bell.answer() {
+                                t.parker.prepare();
+                                if t.bell.is_rung() {
+                                    t.parker.cancel();
+                                    continue;
+                                }
+                                t.parker.park(None);
+                            }
+                        }
+                    }
+                    // SAFETY: as above.
+                    unsafe { t.ring.publish() };
+                })
+            };
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                // SAFETY: this thread is the ring's only consumer.
+                match unsafe { t.ring.pop() } {
+                    Some(v) => {
+                        got.push(v);
+                        // The receiver's end of turn.
+                        if t.wanted.take() {
+                            t.bell.ring(&t.parker);
+                        }
+                    }
+                    None => loom::thread::yield_now(),
+                }
+            }
+            sender.join().unwrap();
+            assert_eq!(got, [1, 2]);
+        });
+    }
+
     /// Two messages in two publishes: the second may come while the
     /// receiver re-arms after the first.
     #[test]

@@ -162,7 +162,7 @@ impl<T> Ring<T> {
     }
 
     /// Whether messages were pushed but not yet published.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     ///
     /// # Safety
     /// The producer's contract (see [`push`](Self::push)).
