@@ -80,7 +80,7 @@ fn tokio_on_this_thread(f: impl std::future::Future<Output = ()>) {
 
 /// The mesh: worker 0 sends `iters` messages to worker 1.
 fn sprint_stream(rt: &sprint::Runtime, iters: u64) -> Duration {
-    let mesh = Mesh::<u64>::with_capacity(&rt.handle(), CAP).expect("a capacity in range");
+    let mesh = Mesh::<u64>::with_capacity(rt.handle(), CAP).expect("a capacity in range");
     let m = mesh.clone();
     let consumer = rt
         .handle()
@@ -111,7 +111,7 @@ fn sprint_stream(rt: &sprint::Runtime, iters: u64) -> Duration {
 
 /// The mesh: batches from worker 0, an acknowledgement from worker 1.
 fn sprint_batch(rt: &sprint::Runtime, iters: u64) -> Duration {
-    let mesh = Mesh::<u64>::with_capacity(&rt.handle(), CAP).expect("a capacity in range");
+    let mesh = Mesh::<u64>::with_capacity(rt.handle(), CAP).expect("a capacity in range");
     let m = mesh.clone();
     let echo = rt
         .handle()

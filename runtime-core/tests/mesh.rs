@@ -27,7 +27,7 @@ fn runtime(workers: usize) -> Runtime {
 /// and again; each receiver reads until its stream ends.
 fn all_to_all(workers: usize, per_pair: u64) {
     let rt = runtime(workers);
-    let mesh = Mesh::<(usize, u64)>::with_capacity(&rt.handle(), 8).unwrap();
+    let mesh = Mesh::<(usize, u64)>::with_capacity(rt.handle(), 8).unwrap();
     let (done_tx, done_rx) = mpsc::channel();
     for w in 0..workers {
         let (m, done) = (mesh.clone(), done_tx.clone());
@@ -87,7 +87,7 @@ fn every_message_arrives_once_in_order_per_producer_on_4_workers() {
 #[test]
 fn a_full_ring_refuses_try_send_and_send_to_waits_for_room() {
     let rt = runtime(2);
-    let mesh = Mesh::<u32>::with_capacity(&rt.handle(), 4).unwrap();
+    let mesh = Mesh::<u32>::with_capacity(rt.handle(), 4).unwrap();
     assert_eq!(mesh.capacity(), 4);
     let (take_one, take_rx) = sprint_core::sync::oneshot::channel::<()>();
     let m = mesh.clone();
@@ -139,7 +139,7 @@ fn a_full_ring_refuses_try_send_and_send_to_waits_for_room() {
 #[test]
 fn a_parked_target_is_woken_by_the_bell() {
     let rt = runtime(2);
-    let mesh = Mesh::<u64>::new(&rt.handle());
+    let mesh = Mesh::<u64>::new(rt.handle());
     let waiting = Arc::new(AtomicBool::new(false));
     let (m, w) = (mesh.clone(), waiting.clone());
     let receiver = rt
@@ -182,7 +182,7 @@ fn shutdown_with_messages_in_flight_drops_each_once() {
     for keep_handle in [false, true] {
         let drops = Arc::new(AtomicUsize::new(0));
         let rt = runtime(2);
-        let mesh = Mesh::<Counted>::with_capacity(&rt.handle(), 64).unwrap();
+        let mesh = Mesh::<Counted>::with_capacity(rt.handle(), 64).unwrap();
         let (sent_tx, sent_rx) = mpsc::channel();
         // Worker 1 holds its receiver and never reads.
         let m = mesh.clone();
@@ -219,11 +219,11 @@ fn shutdown_with_messages_in_flight_drops_each_once() {
 #[test]
 fn refusals_are_typed_and_name_the_worker() {
     let rt = runtime(2);
-    let mesh = Mesh::<u8>::new(&rt.handle());
+    let mesh = Mesh::<u8>::new(rt.handle());
     assert_eq!(mesh.workers(), 2);
     assert_eq!(mesh.sender().unwrap_err(), MeshError::NotOnWorker);
     assert_eq!(
-        Mesh::<u8>::with_capacity(&rt.handle(), 0).unwrap_err(),
+        Mesh::<u8>::with_capacity(rt.handle(), 0).unwrap_err(),
         MeshError::Capacity {
             capacity: 0,
             max: sprint_core::mesh::MAX_CAPACITY
@@ -271,7 +271,7 @@ fn refusals_are_typed_and_name_the_worker() {
 #[test]
 fn the_receiver_is_a_stream_that_ends_when_the_mesh_closes() {
     let rt = runtime(2);
-    let mesh = Mesh::<u32>::new(&rt.handle());
+    let mesh = Mesh::<u32>::new(rt.handle());
     let m = mesh.clone();
     let (looked, look_rx) = sprint_core::sync::oneshot::channel::<()>();
     let got = rt

@@ -29,7 +29,7 @@ struct Shard {
 
 fn each_worker_calls_every_worker(workers: usize) {
     let rt = runtime(workers);
-    let shards = Sharded::new(&rt.handle(), |_| Shard {
+    let shards = Sharded::new(rt.handle(), |_| Shard {
         built_on: common::thread_name(),
         callers: Rc::default(),
     })
@@ -104,7 +104,7 @@ fn invoke_on_runs_on_the_chosen_workers_instance_on_4_workers() {
 #[test]
 fn a_panic_in_the_closure_reaches_the_caller_and_the_shard_keeps_serving() {
     let rt = runtime(2);
-    let counters = Sharded::new(&rt.handle(), |w| w as u64).unwrap();
+    let counters = Sharded::new(rt.handle(), |w| w as u64).unwrap();
     let c = counters.clone();
     let failed = rt
         .handle()
@@ -144,7 +144,7 @@ fn dropping_the_last_handle_drops_each_instance_on_its_worker() {
     let rt = runtime(2);
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
-    let shards = Sharded::new(&rt.handle(), move |_| Recorder(l.clone())).unwrap();
+    let shards = Sharded::new(rt.handle(), move |_| Recorder(l.clone())).unwrap();
     for to in 0..2 {
         rt.block_on(shards.invoke_on(to, |_: &mut Recorder| ()))
             .unwrap();

@@ -122,7 +122,7 @@ const DROPPED: u8 = 2;
 /// #       c.workers = Some(2); c.rt_policy = sprint_core::config::RtPolicy::None; c },
 /// #     None).unwrap();
 /// use sprint_core::mesh::Mesh;
-/// let mesh = Mesh::<u64>::new(&rt.handle());
+/// let mesh = Mesh::<u64>::new(rt.handle());
 /// let m = mesh.clone();
 /// let got = rt.handle().spawn_local_on(1, move || async move {
 ///     let rx = m.receiver().unwrap();

@@ -230,8 +230,8 @@ mod tests {
     #[test]
     fn fills_to_capacity_refuses_then_frees_a_slot_per_pop() {
         let r = Ring::new(4);
-        // SAFETY (for every unsafe call below): this thread is the only
-        // producer and the only consumer.
+        // SAFETY: this thread is the only producer and the only consumer,
+        // for every call in the block.
         unsafe {
             for i in 0..4 {
                 r.push(i).unwrap();

@@ -53,7 +53,7 @@ enum Envelope<T> {
 /// #     None).unwrap();
 /// use sprint_core::mesh::Sharded;
 /// // A counter per worker, each starting at its worker's index.
-/// let counters = Sharded::new(&rt.handle(), |worker| worker as u64).unwrap();
+/// let counters = Sharded::new(rt.handle(), |worker| worker as u64).unwrap();
 /// let c = counters.clone();
 /// let total = rt.handle().spawn_local_on(0, move || async move {
 ///     c.invoke_on(1, |n| { *n += 10; *n }).await.unwrap()
