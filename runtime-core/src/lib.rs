@@ -14,6 +14,7 @@ mod context;
 mod coop;
 pub mod driver;
 pub(crate) mod loom;
+pub mod mesh;
 pub mod metrics;
 mod runtime;
 pub(crate) mod sched;

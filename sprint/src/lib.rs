@@ -60,6 +60,8 @@
 //!   SIGINT/SIGTERM that `#[sprint::main]` runs.
 //! - `compat` (features `hyper`, `tokio-io`): hyper, axum and tokio's I/O
 //!   crates on Sprint.
+//! - [`mesh`]: messages between workers over a ring per pair of workers,
+//!   and `Sharded<T>`, one value per worker reached with `invoke_on`.
 //! - [`metrics`]: histograms, counters, stats, health and `/metrics`;
 //!   [`memory`]: allocation counting and mimalloc.
 //! - [`config`]: the levels and every setting.
@@ -73,6 +75,9 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use sprint_core::config::{self, Config, ConfigError, CpuList, Level};
+/// Messages between workers over per-pair rings, and per-worker sharded
+/// state.
+pub use sprint_core::mesh;
 pub use sprint_core::task_local;
 pub use sprint_core::{
     spawn, spawn_blocking, spawn_local, spawn_local_on, spawn_on, sync, task, time,

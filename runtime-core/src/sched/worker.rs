@@ -102,6 +102,9 @@ pub(crate) struct WorkerShared {
     pub(crate) cpu: Option<usize>,
     pub(crate) inbox: Inbox<TaskRef>,
     pub(crate) parker: Parker,
+    /// Rung by the mesh when a task of this worker waits for a ring that
+    /// another worker published to (`mesh/bell.rs`).
+    pub(crate) mesh_bell: crate::mesh::Bell,
     pub(crate) timers: Mutex<TimerQueue>,
     /// The earliest timer deadline in ns since `epoch`; `u64::MAX` if none.
     next_deadline: AtomicU64,
@@ -153,6 +156,7 @@ impl WorkerShared {
             cpu,
             inbox: Inbox::new(),
             parker: Parker::new(),
+            mesh_bell: crate::mesh::Bell::new(),
             timers: Mutex::new(TimerQueue::default()),
             next_deadline: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
@@ -295,6 +299,9 @@ pub(crate) struct Core {
     /// reached from inside that turn (a buffer's `Drop`, say) does not
     /// borrow it again.
     in_turn: Cell<bool>,
+    /// The mesh ports to publish at the end of the turn, and the wakers
+    /// waiting for the mesh bell (`mesh/local.rs`).
+    pub(crate) mesh: crate::mesh::WorkerMesh,
 }
 
 impl std::fmt::Debug for Core {
@@ -345,6 +352,7 @@ impl Core {
             cells: OwnerCell::new(CellCache::default()),
             driver: OwnerCell::new(None),
             in_turn: Cell::new(false),
+            mesh: crate::mesh::WorkerMesh::default(),
         }
     }
 

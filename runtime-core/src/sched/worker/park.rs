@@ -28,7 +28,10 @@ impl Core {
             let mut i: u32 = 0;
             loop {
                 std::hint::spin_loop();
-                if self.shared.inbox.is_nonempty() || self.has_local_work() || self.shutting_down()
+                if self.shared.inbox.is_nonempty()
+                    || self.shared.mesh_bell.is_rung()
+                    || self.has_local_work()
+                    || self.shutting_down()
                 {
                     return;
                 }
@@ -80,8 +83,10 @@ impl Core {
         self.rt.sleepers.fetch_add(1, SeqCst);
         // After `prepare`, whatever another thread queued or registered
         // before its `notify` is visible here (idle.rs): an inbox item, or
-        // a timer earlier than the one this sleep was armed for.
+        // a timer earlier than the one this sleep was armed for, or the mesh
+        // bell (mesh/bell.rs).
         if self.shared.inbox.is_nonempty()
+            || self.shared.mesh_bell.is_rung()
             || self.shutting_down()
             || self.has_local_work()
             || self.shared.next_deadline.load(Acquire) < armed

@@ -5,7 +5,8 @@
 //! `coop_budget` operations); every `event_interval` polls, and whenever
 //! the queues run dry, do maintenance: turn the I/O driver without
 //! blocking, fire due timers, take what other threads sent through the
-//! inbox. With nothing found, steal if the policy allows (`steal.rs`),
+//! inbox; publish what the turn sent over the mesh and answer the mesh's
+//! bell. With nothing found, steal if the policy allows (`steal.rs`),
 //! else idle by the level's strategy (`park.rs`). The loop ends when the
 //! runtime shuts down (`shutdown.rs`).
 //!
@@ -116,6 +117,8 @@ impl Core {
     /// Dispatches ready I/O (if `io`), fires due timers and takes the
     /// inbox. True if it found work.
     pub(super) fn maintenance(&self, io: bool) -> bool {
+        // What this turn sent over the mesh goes out first.
+        self.mesh.end_turn();
         if io {
             self.turn_driver(Some(Duration::ZERO));
         }
@@ -165,6 +168,7 @@ impl Core {
             };
             found |= n > 0;
         }
+        found |= self.mesh.answer(&self.shared.mesh_bell);
         found
     }
 

@@ -4,7 +4,8 @@
 //! entry outlives its task: (0) every worker stops polling; (1) each closes
 //! its inbox and clears its queues, which hold no references; (2) each
 //! cancels every task in its owned lists, dropping `!Send` futures on
-//! their own thread; (3) each closes its timers, dropping their wakers.
+//! their own thread; (3) each closes its timers and its mesh state,
+//! dropping their wakers.
 
 use super::Core;
 use crate::task::harness;
@@ -51,6 +52,9 @@ impl Core {
         // Phase 3: drop the timers' wakers.
         let wakers = self.shared.timers.lock().close();
         drop(wakers);
+        // The mesh's deferred ports (publishing, and closing those whose
+        // handles are gone) and the wakers waiting for its bell.
+        self.mesh.close();
         // SAFETY: the cell's contract (owner_cell.rs); the borrow ends with
         // `take`, before the driver drops. Every task is gone, so no socket
         // of this worker is left to use the driver.
