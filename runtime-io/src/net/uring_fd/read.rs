@@ -1,7 +1,9 @@
 //! The read side of an io_uring socket.
 //!
-//! A borrowed read (`AsyncRead`, `read(&mut buf)`) never lends the
-//! caller's memory to the kernel: the receive lands in a provided buffer
+//! A borrowed read (`AsyncRead`, `read(&mut buf)`) first takes what the
+//! socket already has with a non-blocking `recv` (not under SQPOLL). It
+//! never lends the caller's memory to the kernel past the call: on an
+//! empty socket the receive lands in a provided buffer
 //! the kernel picks at completion (so 1,000 idle connections hold no
 //! memory), or in a pool buffer, and is copied out. The receive belongs to
 //! the stream, not to the future: a future dropped in flight leaves it
@@ -134,6 +136,26 @@ impl UringFd {
                 Read::Idle => {
                     if len == 0 {
                         return Poll::Ready(Ok(0));
+                    }
+                    // Nothing is in flight and nothing held: take what the
+                    // socket has at once, as epoll does (one system call,
+                    // no ring entry, no copy). Only an empty socket gets a
+                    // receive on the ring. Under SQPOLL the ring takes
+                    // submissions without a system call: keep it.
+                    if !avoid_ring && !self.handle.sqpoll() {
+                        // SAFETY: `dst` is valid for writes of `len` bytes
+                        // (the caller's promise), and the call keeps no
+                        // pointer after it returns.
+                        let r = unsafe {
+                            libc::recv(self.fd, dst.cast(), len, libc::MSG_DONTWAIT)
+                        };
+                        if r >= 0 {
+                            return Poll::Ready(Ok(r as usize));
+                        }
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            return Poll::Ready(Err(e));
+                        }
                     }
                     let (id, via) = self.start_recv(avoid_ring)?;
                     side.state = Read::InFlight(id, via);
