@@ -157,6 +157,32 @@ impl UringHandle {
         multishot: bool,
         build: impl FnOnce(&mut KernelData) -> squeue::Entry,
     ) -> io::Result<OpId> {
+        self.start_op(kind, keep, multishot, build, true)
+    }
+
+    /// [`start`](Self::start) for an operation that is known to wait (a
+    /// receive on a socket a direct `recv` just found empty, a send to one
+    /// with no room): the owner leaves it to the next turn, which submits
+    /// every such operation in one `io_uring_enter`, instead of entering
+    /// the kernel now for an operation that cannot complete at submission.
+    pub(crate) fn start_waiting(
+        &self,
+        kind: Kind,
+        keep: Keep,
+        multishot: bool,
+        build: impl FnOnce(&mut KernelData) -> squeue::Entry,
+    ) -> io::Result<OpId> {
+        self.start_op(kind, keep, multishot, build, false)
+    }
+
+    fn start_op(
+        &self,
+        kind: Kind,
+        keep: Keep,
+        multishot: bool,
+        build: impl FnOnce(&mut KernelData) -> squeue::Entry,
+        turn_now: bool,
+    ) -> io::Result<OpId> {
         let foreign = !self.is_owner();
         let id = {
             let mut st = self.ring.lock();
@@ -187,7 +213,7 @@ impl UringHandle {
         };
         if foreign || self.sqpoll {
             self.flush();
-        } else {
+        } else if turn_now {
             // The owner: submit now and record what the kernel completed
             // at submission, so that the caller's next look at `id` finds
             // it done (see `sprint_core::driver::turn_now`).

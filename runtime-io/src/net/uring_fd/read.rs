@@ -66,16 +66,23 @@ impl UringFd {
         }
     }
 
-    fn start_recv(&self, avoid_ring: bool) -> io::Result<(OpId, Via)> {
+    /// Starts a receive; `empty`: a direct `recv` just found the socket
+    /// empty, so the receive waits and goes to the ring with the next turn
+    /// (`start_waiting`).
+    fn start_recv(&self, avoid_ring: bool, empty: bool) -> io::Result<(OpId, Via)> {
         let fd = Fd(self.fd);
         if self.handle.has_bufring() && !avoid_ring {
             let group = self.handle.bufring_group();
-            let id = self.handle.start(Kind::Plain, Keep::None, false, |_| {
-                opcode::Recv::new(fd, std::ptr::null_mut(), 0)
-                    .buf_group(group)
-                    .build()
-                    .flags(squeue::Flags::BUFFER_SELECT)
-            })?;
+            let sqe = opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+                .buf_group(group)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT);
+            let id = if empty {
+                self.handle
+                    .start_waiting(Kind::Plain, Keep::None, false, |_| sqe)?
+            } else {
+                self.handle.start(Kind::Plain, Keep::None, false, |_| sqe)?
+            };
             return Ok((id, Via::Ring));
         }
         if let Some(mut p) = self.handle.pool().take() {
@@ -142,13 +149,12 @@ impl UringFd {
                     // no ring entry, no copy). Only an empty socket gets a
                     // receive on the ring. Under SQPOLL the ring takes
                     // submissions without a system call: keep it.
-                    if !avoid_ring && !self.handle.sqpoll() {
+                    let direct = !avoid_ring && !self.handle.sqpoll();
+                    if direct {
                         // SAFETY: `dst` is valid for writes of `len` bytes
                         // (the caller's promise), and the call keeps no
                         // pointer after it returns.
-                        let r = unsafe {
-                            libc::recv(self.fd, dst.cast(), len, libc::MSG_DONTWAIT)
-                        };
+                        let r = unsafe { libc::recv(self.fd, dst.cast(), len, libc::MSG_DONTWAIT) };
                         if r >= 0 {
                             return Poll::Ready(Ok(r as usize));
                         }
@@ -157,7 +163,7 @@ impl UringFd {
                             return Poll::Ready(Err(e));
                         }
                     }
-                    let (id, via) = self.start_recv(avoid_ring)?;
+                    let (id, via) = self.start_recv(avoid_ring, direct)?;
                     side.state = Read::InFlight(id, via);
                 }
                 Read::InFlight(_, Via::OwnedAlive) => {

@@ -143,7 +143,8 @@ impl UringFd {
         // (issue 15: 20 % on the relay's median at 200k frames/s). Only
         // when the socket is full does the write go behind on the ring.
         // Under SQPOLL the ring submits without a system call: keep it.
-        if !self.handle.sqpoll() {
+        let direct = !self.handle.sqpoll();
+        if direct {
             match self.send_now(bufs) {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -162,9 +163,15 @@ impl UringFd {
             }
         }
         let sqe = self.send_sqe(p.stable_ptr(), n, None);
-        let id = self
-            .handle
-            .start(Kind::Plain, Keep::Pool(p), false, |_| sqe)?;
+        // The socket had no room (or SQPOLL submits it): the send waits,
+        // and goes to the kernel with the next turn.
+        let id = if direct {
+            self.handle
+                .start_waiting(Kind::Plain, Keep::Pool(p), false, |_| sqe)?
+        } else {
+            self.handle
+                .start(Kind::Plain, Keep::Pool(p), false, |_| sqe)?
+        };
         side.state = Write::InFlight {
             id,
             off: 0,
