@@ -142,6 +142,9 @@ fn a_parked_target_is_woken_by_the_bell() {
     let mesh = Mesh::<u64>::new(rt.handle());
     let waiting = Arc::new(AtomicBool::new(false));
     let (m, w) = (mesh.clone(), waiting.clone());
+    // Read before the spawn: worker 1 may run the task and park again
+    // before a read after it, and then park no more.
+    let parks = rt.worker_stats()[1].parks;
     let receiver = rt
         .handle()
         .spawn_local_on(1, move || async move {
@@ -150,7 +153,6 @@ fn a_parked_target_is_woken_by_the_bell() {
             rx.recv().await
         })
         .unwrap();
-    let parks = rt.worker_stats()[1].parks;
     common::wait_until(GIVE_UP, "worker 1 sleeps with its receiver waiting", || {
         waiting.load(SeqCst) && rt.worker_stats()[1].parks > parks
     });
