@@ -3,37 +3,16 @@
 
 mod common;
 
-use sprint::Runtime;
+use common::{drivers, rt};
+
 use sprint_core::config::IoDriver;
-use sprint_core::{time, Level};
+use sprint_core::time;
 use sprint_io::buf::{IoBuf, IoBufMut};
 use sprint_io::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn drivers() -> Vec<IoDriver> {
-    if common::uring() {
-        vec![IoDriver::Epoll, IoDriver::Uring]
-    } else {
-        vec![IoDriver::Epoll]
-    }
-}
-
-fn rt(driver: IoDriver) -> Runtime {
-    sprint::Builder::new()
-        .level(Level::Standard)
-        .read_env(false)
-        .workers(1)
-        .configure(move |c| {
-            c.io_driver = driver;
-            c.uring_sqpoll = false;
-            c.rt_policy = sprint_core::config::RtPolicy::None;
-        })
-        .build()
-        .expect("runtime with a driver")
-}
 
 #[test]
 fn files_round_trip() {

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::drivers;
+
 use futures::{AsyncReadExt, AsyncWriteExt};
 use sprint::Runtime;
 use sprint_core::config::IoDriver;
@@ -14,14 +16,6 @@ use std::time::Duration;
 /// Every driver this machine can run: epoll always, io_uring where the
 /// probe passes (the suite says why it skipped it, and fails instead
 /// where SPRINT_REQUIRE names `uring`).
-fn drivers() -> Vec<IoDriver> {
-    if common::uring() {
-        vec![IoDriver::Epoll, IoDriver::Uring]
-    } else {
-        vec![IoDriver::Epoll]
-    }
-}
-
 fn rt(driver: IoDriver, level: Level, workers: usize) -> Runtime {
     sprint::Builder::new()
         .level(level)

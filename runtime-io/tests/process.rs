@@ -4,36 +4,15 @@
 
 mod common;
 
-use sprint::Runtime;
+use common::{drivers, rt};
+
 use sprint_core::config::IoDriver;
-use sprint_core::{spawn, time, Level};
+use sprint_core::{spawn, time};
 use sprint_io::process::{Command, Stdio};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 const CHILD: &str = "NO_PIDFD_CHILD_OF_THE_SPRINT_IO_TESTS";
-
-fn drivers() -> Vec<IoDriver> {
-    if common::uring() {
-        vec![IoDriver::Epoll, IoDriver::Uring]
-    } else {
-        vec![IoDriver::Epoll]
-    }
-}
-
-fn rt(driver: IoDriver) -> Runtime {
-    sprint::Builder::new()
-        .level(Level::Standard)
-        .read_env(false)
-        .workers(1)
-        .configure(move |c| {
-            c.io_driver = driver;
-            c.uring_sqpoll = false;
-            c.rt_policy = sprint_core::config::RtPolicy::None;
-        })
-        .build()
-        .expect("runtime with a driver")
-}
 
 /// The cases every driver runs, with a pidfd or without (`pidfd`: which
 /// one is expected).

@@ -5,37 +5,16 @@
 
 mod common;
 
+use common::{drivers, rt};
+
 use futures::{AsyncReadExt, AsyncWriteExt};
-use sprint::Runtime;
 use sprint_core::config::IoDriver;
-use sprint_core::{spawn, time, Level};
+use sprint_core::{spawn, time};
 use sprint_io::net::{TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixStream};
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
-
-fn drivers() -> Vec<IoDriver> {
-    if common::uring() {
-        vec![IoDriver::Epoll, IoDriver::Uring]
-    } else {
-        vec![IoDriver::Epoll]
-    }
-}
-
-fn rt(driver: IoDriver) -> Runtime {
-    sprint::Builder::new()
-        .level(Level::Standard)
-        .read_env(false)
-        .workers(1)
-        .configure(move |c| {
-            c.io_driver = driver;
-            c.uring_sqpoll = false;
-            c.rt_policy = sprint_core::config::RtPolicy::None;
-        })
-        .build()
-        .expect("runtime with a driver")
-}
 
 async fn connected_pair() -> (TcpStream, TcpStream, TcpListener) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -16,3 +16,29 @@ pub fn uring() -> bool {
         }
     }
 }
+
+/// The drivers this machine offers: epoll, and io_uring where it can run
+/// (a declared skip where it cannot; see [`uring`]).
+pub fn drivers() -> Vec<sprint_core::config::IoDriver> {
+    use sprint_core::config::IoDriver;
+    if uring() {
+        vec![IoDriver::Epoll, IoDriver::Uring]
+    } else {
+        vec![IoDriver::Epoll]
+    }
+}
+
+/// One Standard worker on `driver`: no SQPOLL, no real-time class.
+pub fn rt(driver: sprint_core::config::IoDriver) -> sprint::Runtime {
+    sprint::Builder::new()
+        .level(sprint_core::Level::Standard)
+        .read_env(false)
+        .workers(1)
+        .configure(move |c| {
+            c.io_driver = driver;
+            c.uring_sqpoll = false;
+            c.rt_policy = sprint_core::config::RtPolicy::None;
+        })
+        .build()
+        .expect("runtime with a driver")
+}
