@@ -70,6 +70,11 @@ pub struct RelayConfig {
     /// Memory a connection holds for traffic (a queue, a buffer) is given
     /// back once it has been idle this long.
     pub trim_after: Duration,
+    /// Workers the relay runs on (Sprint only; 1 elsewhere). Each has its
+    /// own listeners on the same ports (SO_REUSEPORT), its connections,
+    /// and its part of deciding what is new (`shard.rs`). The caps on
+    /// publishers, subscribers and peers are shared out between them.
+    pub workers: usize,
     /// The Bitcoin P2P side (off unless it listens or connects). Its
     /// network's magic is `magic`, shared with the publishers' frames.
     pub p2p: crate::p2p::P2pConfig,
@@ -91,6 +96,7 @@ impl Default for RelayConfig {
             frame_grace: Duration::from_secs(10),
             min_frame_rate: 10_000,
             trim_after: Duration::from_secs(2),
+            workers: 1,
             p2p: crate::p2p::P2pConfig::default(),
         }
     }
@@ -161,6 +167,42 @@ pub struct Counters {
     /// the sample with the most connections: what an idle connection
     /// costs when most of them are idle.
     pub rss_per_connection: u64,
+    /// On several workers: transactions this worker asked another one
+    /// about (their wtxid's owner, `shard.rs`).
+    pub mesh_questions: u64,
+    /// On several workers: new transactions sent to another worker (one
+    /// per other worker each).
+    pub mesh_sent: u64,
+    /// On several workers: new transactions received from another
+    /// worker.
+    pub mesh_received: u64,
     /// The P2P side's counts.
     pub p2p: crate::p2p::P2pCounters,
+}
+
+impl Counters {
+    /// Adds another worker's counts to these: sums, but the process's
+    /// resident sizes (the largest).
+    pub fn merge(&mut self, o: &Counters) {
+        macro_rules! sum {
+            ($a:expr, $b:expr; $($f:ident),*) => { $($a.$f += $b.$f;)* };
+        }
+        sum!(self, o; frames, relayed, duplicates, deliveries, skipped,
+            dropped_subscribers, paused, bad_magic, oversize, bad_checksum,
+            bad_command, undecodable, refused_publishers,
+            refused_subscribers, accept_errors, idle_publishers,
+            slow_publishers, hung_up_subscribers, publishers, subscribers,
+            peak_connections, queue_memory, mesh_questions, mesh_sent,
+            mesh_received);
+        self.rss_bytes = self.rss_bytes.max(o.rss_bytes);
+        self.rss_per_connection = self.rss_per_connection.max(o.rss_per_connection);
+        let (a, b) = (&mut self.p2p, &o.p2p);
+        sum!(a, b; peers, inbound, outbound, connect_failures, refused,
+            handshakes, self_connections, obsolete, handshake_timeouts,
+            ping_timeouts, slow, misbehaving, bad_magic, bad_command,
+            oversize, bad_checksum, malformed, too_many_inv, undecodable_tx,
+            out_of_order, ignored, inv_received, requested, tx_received,
+            unsolicited, announced, served, not_found, pongs, stored,
+            stored_bytes);
+    }
 }

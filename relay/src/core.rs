@@ -10,8 +10,10 @@
 //! what the subscribers take, and an honest one's frames still fit.
 
 use crate::queue::{Pool, Ring, Seen};
+use crate::shard::{Msg, Pending, Shards, Tx};
 use crate::wire::{self, Malformed, Parsed};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::task::Waker;
 
 pub use crate::config::{Counters, RelayConfig, SlowPolicy};
@@ -135,6 +137,9 @@ pub struct Relay {
     pool_trimmed: u64,
     /// The P2P side (`p2p/`): its peers and recent transactions.
     pub(crate) p2p: crate::p2p::node::Node,
+    /// On more than one worker, this worker's part in deciding what is
+    /// new (`shard.rs`); `seen` then holds what was delivered here.
+    pub(crate) shards: Option<Shards>,
 }
 
 impl Relay {
@@ -153,6 +158,108 @@ impl Relay {
             paused: Vec::with_capacity(64),
             pool: Pool::default(),
             pool_trimmed: sprint::metrics::now_raw(),
+            shards: None,
+        }
+    }
+
+    /// Makes this relay worker `me` of the workers `shared` joins: what
+    /// is new is then decided by each wtxid's owner over the mesh
+    /// (`shard.rs`), and [`Relay::outgoing`] and [`Relay::mesh`] carry
+    /// the messages.
+    pub fn join_workers(&mut self, me: usize, shared: Arc<crate::shard::Shared>) {
+        self.shards = Some(Shards::new(me, shared, self.cfg.seen));
+    }
+
+    /// The next message for another worker (the worker's pump sends it),
+    /// or `None` with `waker` registered for when there is one.
+    pub fn outgoing(&mut self, waker: &Waker) -> Option<(usize, Msg)> {
+        let m = self.shards.as_mut()?.next_out(waker);
+        self.unhold();
+        m
+    }
+
+    /// A message from another worker, taken at `now`.
+    pub fn mesh(&mut self, m: Msg, now: u64) {
+        let Some(sh) = self.shards.as_mut() else {
+            return;
+        };
+        match m {
+            Msg::Ask { from, seq, wtxid } => sh.ask(from as usize, seq, wtxid),
+            Msg::Verdict { seq, new } => {
+                sh.verdict(seq, new);
+                self.decide(now);
+            }
+            Msg::Deliver(tx) => {
+                self.counters.mesh_received += 1;
+                if self.seen.insert(tx.wtxid) {
+                    // Frames from another worker count as one publisher
+                    // per worker in the queues' shares.
+                    let publisher = u64::MAX - tx.source as u64;
+                    self.fanout(publisher, &tx.frame, tx.wtxid, tx.txid, tx.at, now, None);
+                }
+            }
+            Msg::Relief => self.wake_paused(),
+        }
+    }
+
+    /// Delivers the transactions at the front of `pending` whose verdict
+    /// is in, in arrival order, and sends each new one to the other
+    /// workers.
+    fn decide(&mut self, now: u64) {
+        while let Some((new, len)) = self.shards.as_ref().and_then(Shards::front) {
+            if new && !self.fits(len, now) {
+                // Taken when a queue drains (`written`) or its subscriber
+                // goes; the publishers wait meanwhile (`held_back`).
+                break;
+            }
+            let Some(p) = self.shards.as_mut().and_then(Shards::pop) else {
+                break;
+            };
+            if !new {
+                self.counters.duplicates += 1;
+                continue;
+            }
+            self.seen.insert(p.tx.wtxid);
+            self.counters.relayed += 1;
+            let tx = p.tx;
+            self.fanout(
+                p.publisher,
+                &tx.frame,
+                tx.wtxid,
+                tx.txid,
+                tx.at,
+                now,
+                p.from,
+            );
+            let Some(sh) = self.shards.as_mut() else {
+                return;
+            };
+            let tx = Arc::new(tx);
+            let me = sh.me;
+            for to in (0..sh.n).filter(|&w| w != me) {
+                sh.post(to, Msg::Deliver(tx.clone()));
+                self.counters.mesh_sent += 1;
+            }
+        }
+        self.unhold();
+    }
+
+    /// Wakes the publishers that waited for the other workers once this
+    /// worker no longer holds too much for them.
+    fn unhold(&mut self) {
+        if let Some(sh) = self.shards.as_mut() {
+            if sh.held && !sh.held_back() {
+                sh.held = false;
+                self.wake_paused();
+            }
+        }
+    }
+
+    /// Tells the other workers whether this one's subscriber queues are
+    /// over half full (their publishers wait while one is).
+    fn recheck_pressure(&mut self) {
+        if let Some(sh) = self.shards.as_mut() {
+            sh.press(self.subs.iter().flatten().any(Subscriber::holds_back));
         }
     }
 
@@ -233,6 +340,7 @@ impl Relay {
                 self.counters.hung_up_subscribers += u64::from(hung_up);
             }
         }
+        self.recheck_pressure();
         self.wake_paused();
     }
 
@@ -240,10 +348,24 @@ impl Relay {
     /// slow-subscriber policy is applied on the way (see
     /// [`Relay::poll_room`]).
     pub fn room(&mut self, p: PubId, now: u64) -> bool {
+        let mut room = self.judge(Some(p.0), now);
+        if let Some(sh) = self.shards.as_mut() {
+            if room && sh.held_back() {
+                sh.held = true;
+                room = false;
+            }
+        }
+        self.counters.paused += u64::from(!room);
+        room
+    }
+
+    /// Applies the slow-subscriber policy at `now` to the queues over
+    /// half full; then whether publisher `p` (if any) may read more.
+    fn judge(&mut self, p: Option<u64>, now: u64) -> bool {
         let grace = self.cfg.slow_after.as_nanos() as u64;
         let half = self.cfg.queue_bytes / 2;
         let (policy, c) = (self.cfg.slow, &mut self.counters);
-        let mut room = true;
+        let (mut room, mut judged) = (true, false);
         for s in self.subs.iter_mut().flatten().filter(|s| s.holds_back()) {
             if let Some((since, mark)) = s.over_since {
                 if sprint::metrics::nanos_between(since, now) >= grace {
@@ -252,16 +374,52 @@ impl Relay {
                         s.over_since = Some((now, s.written));
                     } else {
                         s.slow(policy, c);
+                        judged = true;
                         continue;
                     }
                 }
             }
-            if s.over_share(p.0, half) {
+            if p.is_some_and(|p| s.over_share(p, half)) {
                 room = false;
             }
         }
-        self.counters.paused += u64::from(!room);
+        if judged {
+            self.recheck_pressure();
+            // A delivery from another worker may wait for this queue.
+            if self.shards.is_some() {
+                self.wake_paused();
+            }
+        }
         room
+    }
+
+    /// Whether another worker's frame of `len` bytes fits every queue
+    /// that takes frames now (the slow-subscriber policy applied first);
+    /// if not, `waker` is woken when one drains or goes. Taking it would
+    /// otherwise find a full queue and let its subscriber go, where a
+    /// publisher on this worker would have waited.
+    pub fn poll_fits(&mut self, len: usize, waker: &Waker, now: u64) -> bool {
+        if self.fits(len, now) {
+            return true;
+        }
+        self.paused.push((u64::MAX, waker.clone()));
+        false
+    }
+
+    /// Whether a frame of `len` bytes fits every queue that takes frames
+    /// now, the slow-subscriber policy applied first if not. A frame
+    /// larger than a whole queue never fits: the policy takes it.
+    fn fits(&mut self, len: usize, now: u64) -> bool {
+        let fits = |subs: &[Option<Subscriber>]| {
+            subs.iter()
+                .flatten()
+                .all(|s| s.closed || s.lagging || s.ring.free() >= len)
+        };
+        if len > self.cfg.queue_bytes || fits(&self.subs) {
+            return true;
+        }
+        self.judge(None, now);
+        fits(&self.subs)
     }
 
     /// Whether publisher `p` may read more at `now`. Not while a
@@ -377,12 +535,56 @@ impl Relay {
                 txid = Some(tx.compute_txid().to_byte_array());
             }
         }
-        if !self.seen.insert(hash) {
+        let Some(sh) = self.shards.as_mut() else {
+            if !self.seen.insert(hash) {
+                self.counters.duplicates += 1;
+                return Ok(());
+            }
+            self.counters.relayed += 1;
+            self.fanout(p.0, frame, hash, txid, now, now, from);
+            return Ok(());
+        };
+        // On several workers: delivered here before, a duplicate at once;
+        // else its owner decides (`shard.rs`).
+        if self.seen.contains(&hash) {
             self.counters.duplicates += 1;
             return Ok(());
         }
-        self.counters.relayed += 1;
+        let tx = Tx {
+            frame: frame.into(),
+            wtxid: hash,
+            txid,
+            at: now,
+            source: sh.me,
+        };
+        let asks = crate::shard::owner(&hash, sh.n) != sh.me;
+        sh.admit(Pending {
+            tx,
+            publisher: p.0,
+            from,
+            verdict: None,
+        });
+        self.counters.mesh_questions += u64::from(asks);
+        self.decide(now);
+        Ok(())
+    }
+
+    /// Queues a new transaction's frame (which arrived at `at`) to every
+    /// subscriber and, with a P2P side, keeps and announces it to the
+    /// peers but `from`.
+    #[allow(clippy::too_many_arguments)]
+    fn fanout(
+        &mut self,
+        p: u64,
+        frame: &[u8],
+        hash: [u8; 32],
+        txid: Option<[u8; 32]>,
+        at: u64,
+        now: u64,
+        from: Option<crate::p2p::PeerId>,
+    ) {
         let half = self.cfg.queue_bytes / 2;
+        let mut pressed = false;
         for s in self.subs.iter_mut().flatten() {
             if s.closed {
                 continue;
@@ -397,29 +599,33 @@ impl Relay {
             s.ring.push(frame);
             if s.ring.len() > half && s.over_since.is_none() {
                 s.over_since = Some((now, s.written));
+                pressed = true;
             }
             s.queued += frame.len() as u64;
             s.stamps.push_back(Stamp {
                 end: s.queued,
-                at: now,
+                at,
                 len: frame.len() as u32,
-                publisher: p.0,
+                publisher: p,
             });
-            match s.shares.iter_mut().find(|(q, _)| *q == p.0) {
+            match s.shares.iter_mut().find(|(q, _)| *q == p) {
                 Some((_, b)) => *b += frame.len(),
-                None => s.shares.push((p.0, frame.len())),
+                None => s.shares.push((p, frame.len())),
             }
             self.counters.deliveries += 1;
             if let Some(w) = s.waker.take() {
                 w.wake();
             }
         }
+        if let (true, Some(sh)) = (pressed, self.shards.as_mut()) {
+            sh.press(true);
+        }
         if let (Some(txid), true) = (txid, self.p2p.on()) {
             let t = std::time::Instant::now();
+            let payload = &frame[wire::HEADER..];
             self.p2p
                 .offer(txid, hash, payload, from, t, &mut self.counters.p2p);
         }
-        Ok(())
     }
 
     /// A subscriber's writer asks what to write next: the queued bytes
@@ -488,6 +694,7 @@ impl Relay {
             s.over_since = None;
             s.lagging = false;
         }
+        let relieved = was_over && s.over_since.is_none();
         while let Some(&st) = s.stamps.front() {
             if st.end > s.written {
                 break;
@@ -503,7 +710,14 @@ impl Relay {
                 h.record_ns(sprint::metrics::nanos_between(st.at, now));
             }
         }
-        if was_over {
+        if self.shards.is_some() {
+            // A transaction of this worker's may wait for the room.
+            self.decide(now);
+        }
+        if was_over || (self.shards.is_some() && !self.paused.is_empty()) {
+            if relieved {
+                self.recheck_pressure();
+            }
             self.wake_paused();
         }
     }
@@ -533,6 +747,11 @@ impl Relay {
             self.pool_trimmed = now;
         }
         self.counters.queue_memory = (bytes + self.pool.bytes()) as u64;
+        if self.shards.is_some() {
+            // The publishers that would judge a slow subscriber may all be
+            // on other workers, waiting for this one's pressure to clear.
+            self.judge(None, now);
+        }
         if self.p2p.on() {
             self.p2p.expire(std::time::Instant::now());
             self.counters.p2p.stored = self.p2p.store.len() as u64;

@@ -36,6 +36,7 @@ pub mod queue;
 pub mod sample;
 pub mod seam;
 pub mod server;
+pub mod shard;
 pub mod wire;
 
 pub use crate::config::{Counters, RelayConfig, SlowPolicy};

@@ -105,6 +105,15 @@ struct Args {
     /// The CPU to run on.
     #[arg(long, default_value_t = 0)]
     cpu: usize,
+    /// Sprint: workers to run on, each with its own listeners on the same
+    /// ports (SO_REUSEPORT) and its share of the connections; the workers
+    /// decide together which transactions are new, over Sprint's mesh.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: u16,
+    /// Sprint with `--workers` above 1: the CPUs to pin the workers to,
+    /// comma-separated (by default the level's placement decides).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
     /// Sprint: busy-poll without the real-time class (SCHED_OTHER).
     #[arg(long)]
     no_rt: bool,
@@ -188,8 +197,15 @@ fn main() {
         frame_grace: Duration::from_secs(args.frame_grace_s),
         min_frame_rate: args.min_frame_rate,
         trim_after: Duration::from_millis(args.trim_after_ms),
+        workers: usize::from(args.workers),
         ..RelayConfig::default()
     };
+    if args.workers > 1 && args.runtime != "sprint" {
+        fail(format!(
+            "--workers {}: only the Sprint relay runs on several workers (--runtime sprint)",
+            args.workers
+        ));
+    }
     let addrs = Addrs {
         publishers: args.publishers,
         subscribers: args.subscribers,
@@ -248,10 +264,14 @@ fn main() {
                 .parse()
                 .unwrap_or_else(|e| fail(format!("--level: {e}")));
             let (cpu, metrics, no_rt) = (args.cpu, args.metrics_addr.clone(), args.no_rt);
-            let rt = sprint::Builder::new()
-                .level(level)
-                .workers(1)
-                .cpus(vec![cpu])
+            let workers = usize::from(args.workers);
+            let mut b = sprint::Builder::new().level(level).workers(workers);
+            if workers == 1 {
+                b = b.cpus(vec![cpu]);
+            } else if !args.cpus.is_empty() {
+                b = b.cpus(args.cpus.clone());
+            }
+            let rt = b
                 .configure(move |c| {
                     c.metrics_addr = metrics;
                     if no_rt {

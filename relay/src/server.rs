@@ -7,6 +7,7 @@
 use crate::core::{Counters, Relay, RelayConfig};
 use crate::p2p;
 use crate::seam::{self, Role};
+use crate::shard::{Msg, Shared};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -115,7 +116,8 @@ impl Memory {
 #[derive(Debug, Clone, Default)]
 pub struct Control {
     stop: Arc<AtomicBool>,
-    counters: Arc<Mutex<Counters>>,
+    /// Each worker's counters, by worker.
+    counters: Arc<Mutex<Vec<Counters>>>,
     p2p: Arc<Mutex<Option<SocketAddr>>>,
 }
 
@@ -134,9 +136,22 @@ impl Control {
     }
 
     /// The relay's counters as of at most [`Control::POLL`] ago (all zero
-    /// before it starts).
+    /// before it starts), summed over its workers.
     pub fn counters(&self) -> Counters {
-        *self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+        let each = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sum = Counters::default();
+        for c in each.iter() {
+            sum.merge(c);
+        }
+        sum
+    }
+
+    /// Each worker's counters, by worker (one entry off Sprint).
+    pub fn per_worker(&self) -> Vec<Counters> {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Where the P2P side listens, once bound (set before `ready` is
@@ -155,7 +170,15 @@ impl Control {
     }
 
     fn publish(&self, c: Counters) {
-        *self.counters.lock().unwrap_or_else(PoisonError::into_inner) = c;
+        self.publish_worker(0, c);
+    }
+
+    fn publish_worker(&self, worker: usize, c: Counters) {
+        let mut each = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        if each.len() <= worker {
+            each.resize(worker + 1, Counters::default());
+        }
+        each[worker] = c;
     }
 }
 
@@ -169,11 +192,11 @@ impl From<Arc<AtomicBool>> for Control {
     }
 }
 
-/// Copies the counters into `control` every [`Control::POLL`] until it
-/// is stopped.
-async fn watched_sprint(relay: &RefCell<Relay>, control: &Control) {
+/// Copies worker `w`'s counters into `control` every [`Control::POLL`]
+/// until it is stopped.
+async fn watched_sprint(relay: &RefCell<Relay>, control: &Control, w: usize) {
     loop {
-        control.publish(relay.borrow().counters);
+        control.publish_worker(w, relay.borrow().counters);
         if control.stopped() {
             return;
         }
@@ -181,8 +204,172 @@ async fn watched_sprint(relay: &RefCell<Relay>, control: &Control) {
     }
 }
 
-/// Runs the relay on worker 0 of `rt` until `control` (or a flag, see
-/// [`Control`]'s `From`) says stop; `ready` gets the bound addresses.
+/// One worker's listeners, bound before the workers start.
+#[derive(Debug)]
+struct Listeners {
+    publishers: std::net::TcpListener,
+    subscribers: std::net::TcpListener,
+    peers: Option<std::net::TcpListener>,
+}
+
+/// A listening socket on `a`; with `share`, SO_REUSEPORT as well, so that
+/// each worker has its own on the same port and the kernel spreads the
+/// connections between them.
+fn listen(a: SocketAddr, share: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(a), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if share {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&a.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Every worker's listeners: the first on the addresses asked (port 0
+/// picks one), the others on the ports it got.
+fn bind_all(n: usize, addrs: Addrs, peers: Option<SocketAddr>) -> std::io::Result<Vec<Listeners>> {
+    let mut all: Vec<Listeners> = Vec::with_capacity(n);
+    for w in 0..n {
+        let (p, s, q) = match all.first() {
+            None => (addrs.publishers, addrs.subscribers, peers),
+            Some(first) => (
+                first.publishers.local_addr()?,
+                first.subscribers.local_addr()?,
+                first.peers.as_ref().map(|l| l.local_addr()).transpose()?,
+            ),
+        };
+        let named = |what: &str, a: SocketAddr, e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("binding the {what} listener of worker {w} on {a}: {e}"),
+            )
+        };
+        all.push(Listeners {
+            publishers: listen(p, n > 1).map_err(|e| named("publishers'", p, e))?,
+            subscribers: listen(s, n > 1).map_err(|e| named("subscribers'", s, e))?,
+            peers: q
+                .map(|q| listen(q, n > 1).map_err(|e| named("peers'", q, e)))
+                .transpose()?,
+        });
+    }
+    Ok(all)
+}
+
+/// What the workers share.
+#[derive(Clone)]
+struct Common {
+    cfg: RelayConfig,
+    control: Control,
+    latency: sprint::metrics::Histogram,
+    mesh: Option<sprint::mesh::Mesh<Msg>>,
+    shared: Arc<Shared>,
+}
+
+/// The relay on worker `w` of `n`, until `control` says stop.
+async fn sprint_worker(w: usize, n: usize, l: Listeners, k: Common) -> std::io::Result<Counters> {
+    type S = sprint::net::TcpStream;
+    let pubs = sprint::net::TcpListener::from_std(l.publishers)?;
+    let subs = sprint::net::TcpListener::from_std(l.subscribers)?;
+    let peers = l
+        .peers
+        .map(sprint::net::TcpListener::from_std)
+        .transpose()?;
+    let mut cfg = k.cfg;
+    // The caps are the process's, shared out; the `--connect` peers are
+    // dealt out in turn.
+    cfg.max_publishers = cfg.max_publishers.div_ceil(n);
+    cfg.max_subscribers = cfg.max_subscribers.div_ceil(n);
+    cfg.p2p.max_peers = cfg.p2p.max_peers.div_ceil(n);
+    let connect: Vec<SocketAddr> = cfg.p2p.connect.iter().copied().skip(w).step_by(n).collect();
+    let relay = Rc::new(RefCell::new(Relay::new(cfg, Some(k.latency))));
+    let memory = Memory::start();
+    if let Some(l) = &peers {
+        relay.borrow_mut().set_p2p_addr(l.local_addr()?);
+    }
+    let mut tasks = vec![
+        sprint::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
+        sprint::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
+        sprint::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
+    ];
+    if let Some(l) = peers {
+        tasks.push(sprint::spawn_local(p2p::conn::accept_loop(
+            relay.clone(),
+            l,
+        )));
+    }
+    for a in connect {
+        tasks.push(sprint::spawn_local(p2p::conn::connect_loop::<S>(
+            relay.clone(),
+            a,
+        )));
+    }
+    if let Some(mesh) = &k.mesh {
+        let (tx, rx) = mesh.join().map_err(std::io::Error::other)?;
+        relay.borrow_mut().join_workers(w, k.shared.clone());
+        tasks.push(sprint::spawn_local(pump(relay.clone(), tx)));
+        tasks.push(sprint::spawn_local(take(relay.clone(), rx)));
+    }
+    watched_sprint(&relay, &k.control, w).await;
+    for t in tasks {
+        t.abort();
+    }
+    let c = relay.borrow().counters;
+    Ok(c)
+}
+
+/// Sends this worker's messages to the others, in order, waiting for room
+/// in a full ring (its publishers wait meanwhile: `shard.rs`).
+async fn pump(relay: Rc<RefCell<Relay>>, tx: sprint::mesh::Sender<Msg>) {
+    loop {
+        let (to, m) = std::future::poll_fn(|cx| match relay.borrow_mut().outgoing(cx.waker()) {
+            Some(next) => std::task::Poll::Ready(next),
+            None => std::task::Poll::Pending,
+        })
+        .await;
+        if let Err(e) = tx.try_send_to(to, m) {
+            if tx.send_to(to, e.message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Takes the other workers' messages, a turn's worth at a time.
+async fn take(relay: Rc<RefCell<Relay>>, rx: sprint::mesh::Receiver<Msg>) {
+    while let Some(m) = rx.recv().await {
+        deliver(&relay, m).await;
+        while let Ok(m) = rx.try_recv() {
+            deliver(&relay, m).await;
+        }
+    }
+}
+
+/// Handles one message from another worker; a transaction waits until it
+/// fits the subscribers' queues (see [`Relay::poll_fits`]), and the
+/// messages behind it in the ring wait with it.
+async fn deliver(relay: &RefCell<Relay>, m: Msg) {
+    if let Msg::Deliver(tx) = &m {
+        let len = tx.frame.len();
+        std::future::poll_fn(|cx| {
+            let now = sprint::metrics::now_raw();
+            match relay.borrow_mut().poll_fits(len, cx.waker(), now) {
+                true => std::task::Poll::Ready(()),
+                false => std::task::Poll::Pending,
+            }
+        })
+        .await;
+    }
+    relay.borrow_mut().mesh(m, sprint::metrics::now_raw());
+}
+
+/// Runs the relay on `cfg.workers` workers of `rt` (the first ones) until
+/// `control` (or a flag, see [`Control`]'s `From`) says stop; `ready`
+/// gets the bound addresses. On one worker it is the single-threaded
+/// relay; on more, each worker serves the connections its listeners take
+/// and the workers decide together what is new (`shard.rs`).
 pub fn run_sprint(
     rt: &sprint::Runtime,
     cfg: RelayConfig,
@@ -191,60 +378,53 @@ pub fn run_sprint(
     control: impl Into<Control>,
 ) -> std::io::Result<Finished> {
     let control = control.into();
+    let n = cfg.workers.max(1);
+    if n > rt.handle().workers() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the relay is asked to run on {n} workers, but the runtime has {}",
+                rt.handle().workers()
+            ),
+        ));
+    }
     let latency = sprint::metrics::histogram(
         "relay_latency",
         "Relay latency: a frame's arrival to its write to a subscriber.",
     )
     .map_err(std::io::Error::other)?;
-    let h = latency.clone();
-    let relay_on_worker = move || async move {
-        let pubs = sprint::net::TcpListener::bind(addrs.publishers)?;
-        let subs = sprint::net::TcpListener::bind(addrs.subscribers)?;
-        let peers = cfg
-            .p2p
-            .listen
-            .map(sprint::net::TcpListener::bind)
-            .transpose()?;
-        let connect = cfg.p2p.connect.clone();
-        let relay = Rc::new(RefCell::new(Relay::new(cfg, Some(h))));
-        let memory = Memory::start();
-        if let Some(l) = &peers {
-            control.set_p2p_addr(&relay, l.local_addr()?);
-        }
-        ready(Addrs {
-            publishers: pubs.local_addr()?,
-            subscribers: subs.local_addr()?,
-        });
-        type S = sprint::net::TcpStream;
-        let mut tasks = vec![
-            sprint::spawn_local(seam::accept_loop(relay.clone(), pubs, Role::Publishers)),
-            sprint::spawn_local(seam::accept_loop(relay.clone(), subs, Role::Subscribers)),
-            sprint::spawn_local(seam::housekeeping::<S>(relay.clone(), memory)),
-        ];
-        if let Some(l) = peers {
-            tasks.push(sprint::spawn_local(p2p::conn::accept_loop(
-                relay.clone(),
-                l,
-            )));
-        }
-        for a in connect {
-            tasks.push(sprint::spawn_local(p2p::conn::connect_loop::<S>(
-                relay.clone(),
-                a,
-            )));
-        }
-        watched_sprint(&relay, &control).await;
-        for t in tasks {
-            t.abort();
-        }
-        let c = relay.borrow().counters;
-        Ok::<_, std::io::Error>(c)
+    let listeners = bind_all(n, addrs, cfg.p2p.listen)?;
+    if let Some(l) = &listeners[0].peers {
+        *control.p2p.lock().unwrap_or_else(PoisonError::into_inner) = Some(l.local_addr()?);
+    }
+    ready(Addrs {
+        publishers: listeners[0].publishers.local_addr()?,
+        subscribers: listeners[0].subscribers.local_addr()?,
+    });
+    let common = Common {
+        cfg,
+        control,
+        latency: latency.clone(),
+        mesh: (n > 1).then(|| sprint::mesh::Mesh::new(rt.handle())),
+        shared: Shared::new(n),
     };
     let counters = rt.block_on(async move {
-        sprint::spawn_local_on(0, relay_on_worker)
-            .map_err(std::io::Error::other)?
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
+        let mut joins = Vec::with_capacity(n);
+        for (w, l) in listeners.into_iter().enumerate() {
+            let k = common.clone();
+            let j = sprint::spawn_local_on(w, move || sprint_worker(w, n, l, k))
+                .map_err(std::io::Error::other)?;
+            joins.push(j);
+        }
+        drop(common);
+        let mut sum = Counters::default();
+        for j in joins {
+            let c = j
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            sum.merge(&c);
+        }
+        Ok::<_, std::io::Error>(sum)
     })?;
     Ok(Finished {
         counters,

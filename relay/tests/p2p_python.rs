@@ -107,6 +107,19 @@ fn a_python_bitcoinlib_peer_on_sprint() {
     against_python(Rt::Sprint);
 }
 
+/// The same script against the relay on two and on four workers: the
+/// kernel spreads the inbound peers over the workers' listeners, so the
+/// source's transaction reaches the others' peers over the mesh.
+#[test]
+fn a_python_bitcoinlib_peer_on_two_sprint_workers() {
+    against_python(Rt::Workers(2));
+}
+
+#[test]
+fn a_python_bitcoinlib_peer_on_four_sprint_workers() {
+    against_python(Rt::Workers(4));
+}
+
 #[cfg(feature = "tokio")]
 #[test]
 fn a_python_bitcoinlib_peer_on_tokio() {

@@ -307,6 +307,11 @@ fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_sprint() {
     relay_behind(Rt::Sprint);
 }
 
+#[test]
+fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_two_workers() {
+    relay_behind(Rt::Workers(2));
+}
+
 #[cfg(feature = "tokio")]
 #[test]
 fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_tokio() {
@@ -316,6 +321,11 @@ fn a_relay_behind_all_its_subscribers_holds_its_publishers_back_on_tokio() {
 #[test]
 fn a_slow_subscriber_is_dropped_and_the_others_get_everything_on_sprint() {
     slow(Rt::Sprint, SlowPolicy::Drop);
+}
+
+#[test]
+fn a_slow_subscriber_is_dropped_and_the_others_get_everything_on_two_workers() {
+    slow(Rt::Workers(2), SlowPolicy::Drop);
 }
 
 #[cfg(feature = "tokio")]

@@ -160,6 +160,15 @@ fn a_flood_of_large_transactions_is_paced_and_the_honest_get_everything_on_sprin
     flood(Rt::Sprint, SlowPolicy::Skip, 4 << 20);
 }
 
+#[test]
+fn a_flood_of_large_transactions_is_paced_and_the_honest_get_everything_on_two_workers() {
+    flood(
+        Rt::Workers(2),
+        SlowPolicy::Drop,
+        RelayConfig::default().queue_bytes,
+    );
+}
+
 #[cfg(feature = "tokio")]
 #[test]
 fn a_flood_of_large_transactions_is_paced_and_the_honest_get_everything_on_tokio_drop() {

@@ -70,6 +70,11 @@ fn resets_before_accept_leave_both_listeners_serving_on_sprint() {
     resets(Rt::Sprint);
 }
 
+#[test]
+fn resets_before_accept_leave_every_listener_serving_on_two_workers() {
+    resets(Rt::Workers(2));
+}
+
 #[cfg(feature = "tokio")]
 #[test]
 fn resets_before_accept_leave_both_listeners_serving_on_tokio() {
@@ -287,6 +292,11 @@ fn malleated(rt: Rt) {
 #[test]
 fn a_witness_malleated_copy_sent_first_does_not_censor_the_original_on_sprint() {
     malleated(Rt::Sprint);
+}
+
+#[test]
+fn a_witness_malleated_copy_sent_first_does_not_censor_the_original_on_two_workers() {
+    malleated(Rt::Workers(2));
 }
 
 #[cfg(feature = "tokio")]

@@ -23,6 +23,9 @@ pub fn tx(i: u64, script: usize) -> (Vec<u8>, [u8; 32]) {
 pub enum Rt {
     /// One Sprint worker at Standard.
     Sprint,
+    /// This many Sprint workers at Standard, the relay on all of them
+    /// (the config's `workers` is set to it).
+    Workers(usize),
     /// tokio's current-thread runtime.
     #[cfg(feature = "tokio")]
     Tokio,
@@ -51,14 +54,19 @@ impl Running {
         };
         let c2 = control.clone();
         let thread = std::thread::spawn(move || match rt {
-            Rt::Sprint => {
+            Rt::Sprint | Rt::Workers(_) => {
+                let n = match rt {
+                    Rt::Workers(n) => n,
+                    _ => 1,
+                };
                 let rt = sprint::Builder::new()
                     .level(sprint::Level::Standard)
                     .read_env(false)
-                    .workers(1)
+                    .workers(n)
                     .configure(|c| c.rt_policy = sprint::config::RtPolicy::None)
                     .build()
                     .unwrap();
+                let cfg = RelayConfig { workers: n, ..cfg };
                 server::run_sprint(&rt, cfg, addrs, move |a| tx.send(a).unwrap(), c2).unwrap()
             }
             #[cfg(feature = "tokio")]
@@ -76,6 +84,11 @@ impl Running {
             control,
             thread,
         }
+    }
+
+    /// Each worker's counters (one entry off Sprint).
+    pub fn per_worker(&self) -> Vec<Counters> {
+        self.control.per_worker()
     }
 
     /// Where the relay listens for P2P peers (if it does).
