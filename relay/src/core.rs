@@ -624,7 +624,7 @@ impl Relay {
             let t = std::time::Instant::now();
             let payload = &frame[wire::HEADER..];
             self.p2p
-                .offer(txid, hash, payload, from, t, &mut self.counters.p2p);
+                .offer(txid, hash, payload, from, t, at, &mut self.counters.p2p);
         }
     }
 

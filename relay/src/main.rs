@@ -327,6 +327,8 @@ fn main() {
     let out = serde_json::json!({
         "counters": finished.counters,
         "latency": finished.latency,
+        "announce_last_peer": finished.announce_last_peer,
+        "tx_served": finished.tx_served,
         "allocations": allocations,
         "adaptive": transitions,
     });

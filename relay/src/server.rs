@@ -31,6 +31,12 @@ pub struct Finished {
     pub counters: Counters,
     /// The latency summary, if Sprint's histogram recorded it.
     pub latency: Option<sprint::metrics::Summary>,
+    /// On Sprint: a transaction's arrival to its `inv` written to the
+    /// last peer it was announced to (on each worker, its own peers).
+    pub announce_last_peer: Option<sprint::metrics::Summary>,
+    /// On Sprint: a transaction's arrival to its `tx` written to a peer
+    /// that asked for it.
+    pub tx_served: Option<sprint::metrics::Summary>,
 }
 
 /// The process's resident memory in bytes (Linux), or 0. Allocates
@@ -264,6 +270,8 @@ struct Common {
     cfg: RelayConfig,
     control: Control,
     latency: sprint::metrics::Histogram,
+    last_peer: sprint::metrics::Histogram,
+    served: sprint::metrics::Histogram,
     mesh: Option<sprint::mesh::Mesh<Msg>>,
     shared: Arc<Shared>,
 }
@@ -285,6 +293,9 @@ async fn sprint_worker(w: usize, n: usize, l: Listeners, k: Common) -> std::io::
     cfg.p2p.max_peers = cfg.p2p.max_peers.div_ceil(n);
     let connect: Vec<SocketAddr> = cfg.p2p.connect.iter().copied().skip(w).step_by(n).collect();
     let relay = Rc::new(RefCell::new(Relay::new(cfg, Some(k.latency))));
+    relay
+        .borrow_mut()
+        .time_peers(k.last_peer.clone(), k.served.clone());
     let memory = Memory::start();
     if let Some(l) = &peers {
         relay.borrow_mut().set_p2p_addr(l.local_addr()?);
@@ -393,6 +404,16 @@ pub fn run_sprint(
         "Relay latency: a frame's arrival to its write to a subscriber.",
     )
     .map_err(std::io::Error::other)?;
+    let last_peer = sprint::metrics::histogram(
+        "relay_announce_last_peer",
+        "A transaction's arrival to its inv written to the last peer it was announced to (per worker).",
+    )
+    .map_err(std::io::Error::other)?;
+    let served = sprint::metrics::histogram(
+        "relay_tx_served",
+        "A transaction's arrival to its tx written to a peer that asked for it.",
+    )
+    .map_err(std::io::Error::other)?;
     let listeners = bind_all(n, addrs, cfg.p2p.listen)?;
     if let Some(l) = &listeners[0].peers {
         *control.p2p.lock().unwrap_or_else(PoisonError::into_inner) = Some(l.local_addr()?);
@@ -405,6 +426,8 @@ pub fn run_sprint(
         cfg,
         control,
         latency: latency.clone(),
+        last_peer: last_peer.clone(),
+        served: served.clone(),
         mesh: (n > 1).then(|| sprint::mesh::Mesh::new(rt.handle())),
         shared: Shared::new(n),
     };
@@ -429,6 +452,8 @@ pub fn run_sprint(
     Ok(Finished {
         counters,
         latency: Some(latency.snapshot().summary()),
+        announce_last_peer: Some(last_peer.snapshot().summary()),
+        tx_served: Some(served.snapshot().summary()),
     })
 }
 
@@ -497,6 +522,8 @@ pub fn run_tokio(
     Ok(Finished {
         counters,
         latency: None,
+        announce_last_peer: None,
+        tx_served: None,
     })
 }
 
@@ -567,6 +594,8 @@ pub fn run_monoio(
     Ok(Finished {
         counters,
         latency: None,
+        announce_last_peer: None,
+        tx_served: None,
     })
 }
 
@@ -632,5 +661,7 @@ pub fn run_glommio(
     Ok(Finished {
         counters,
         latency: None,
+        announce_last_peer: None,
+        tx_served: None,
     })
 }

@@ -176,6 +176,7 @@ async fn write_loop<S: Stream>(relay: &RefCell<Relay>, s: &S, id: PeerId) {
         if !more || s.write_all(&spare).await.is_err() {
             return;
         }
+        relay.borrow_mut().peer_wrote(id);
         spare.clear();
         if spare.capacity() > 4 * READ {
             spare.shrink_to(READ);

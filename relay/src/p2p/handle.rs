@@ -64,6 +64,23 @@ impl Relay {
         self.p2p.next(id, spare, waker)
     }
 
+    /// Peer `id`'s writer wrote everything [`Relay::peer_next`] gave it.
+    pub fn peer_wrote(&mut self, id: PeerId) {
+        self.p2p.wrote(id, sprint::metrics::now_raw());
+    }
+
+    /// Times the peers from now on: `last_peer` gets each announcement's
+    /// time from the transaction's arrival to its `inv` written to the
+    /// last peer it went to, `served` each transaction's to its `tx`
+    /// written on request.
+    pub fn time_peers(
+        &mut self,
+        last_peer: sprint::metrics::Histogram,
+        served: sprint::metrics::Histogram,
+    ) {
+        self.p2p.timing.set(last_peer, served);
+    }
+
     /// Peer `id`'s timers at `now` (see [`super::P2pConfig`]): false once
     /// it is to be let go.
     pub fn peer_tick(&mut self, id: PeerId, now: Instant) -> bool {
@@ -377,6 +394,9 @@ impl Relay {
                 Some(s) if p.out.len() < limit => {
                     p.known.insert(e.hash);
                     c.served += 1;
+                    if node.timing.on() {
+                        p.served_at.push(s.at);
+                    }
                     if e.kind == inv::TX && s.segwit {
                         let bare = without_witness(&s.raw);
                         msg::encode(&mut p.out, magic, &Message::Tx(&bare));

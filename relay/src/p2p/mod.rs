@@ -27,6 +27,7 @@ pub mod msg;
 mod network;
 pub mod node;
 mod store;
+mod timing;
 
 pub use msg::Network;
 pub use node::{Gone, PeerId};

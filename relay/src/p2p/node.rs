@@ -86,6 +86,14 @@ pub(crate) struct Peer {
     pub(crate) cmpct: Option<(bool, u64)>,
     pub(crate) known: Known,
     pub(crate) pending: Vec<Inv>,
+    /// The timing numbers of `pending`'s announcements (`timing.rs`), and
+    /// of those being written.
+    pub(crate) pending_n: Vec<u64>,
+    pub(crate) writing_n: Vec<u64>,
+    /// The arrival times of the transactions queued on request, and of
+    /// those being written.
+    pub(crate) served_at: Vec<u64>,
+    pub(crate) writing_served: Vec<u64>,
     pub(crate) out: Vec<u8>,
     pub(crate) writer: Option<Waker>,
     pub(crate) reader: Option<Waker>,
@@ -189,6 +197,8 @@ pub struct Node {
     pub(crate) listen: Option<SocketAddr>,
     /// A list reused for each `getdata` and `notfound` built.
     pub(crate) scratch: Vec<Inv>,
+    /// How long the peers wait for announcements and transactions.
+    pub(crate) timing: super::timing::Timing,
 }
 
 impl Node {
@@ -200,6 +210,7 @@ impl Node {
             nonce: random_u64(),
             listen: cfg.listen,
             scratch: Vec::new(),
+            timing: Default::default(),
             peers: Vec::new(),
             magic,
             cfg,
@@ -255,6 +266,10 @@ impl Node {
             cmpct: None,
             known: Known::new(self.cfg.known),
             pending: Vec::new(),
+            pending_n: Vec::new(),
+            writing_n: Vec::new(),
+            served_at: Vec::new(),
+            writing_served: Vec::new(),
             out: Vec::new(),
             writer: None,
             reader: None,
@@ -282,9 +297,12 @@ impl Node {
     /// Forgets a peer and its requests.
     pub(crate) fn close(&mut self, id: PeerId, c: &mut P2pCounters) {
         if let Some(slot) = self.peers.get_mut(id.0) {
-            if slot.take().is_some() {
+            if let Some(p) = slot.take() {
                 c.peers -= 1;
                 self.inflight.retain(|_, (p, _)| *p != id);
+                for n in p.pending_n.iter().chain(&p.writing_n) {
+                    self.timing.done(*n, None);
+                }
             }
         }
     }
@@ -299,6 +317,7 @@ impl Node {
         raw: &[u8],
         from: Option<PeerId>,
         now: Instant,
+        at: u64,
         c: &mut P2pCounters,
     ) {
         self.txids.insert(txid);
@@ -306,9 +325,12 @@ impl Node {
             raw: raw.into(),
             wtxid,
             segwit: txid != wtxid,
+            at,
         };
         self.store.insert(txid, stored, now);
         let limit = 2 * self.cfg.queue_bytes;
+        let (n, timed) = (self.timing.next(), self.timing.on());
+        let mut told = 0;
         for (i, p) in self.peers.iter_mut().enumerate() {
             let Some(p) = p else { continue };
             if Some(PeerId(i)) == from || !p.wants_txs() {
@@ -331,6 +353,10 @@ impl Node {
                 }
             };
             p.pending.push(e);
+            if timed {
+                p.pending_n.push(n);
+                told += 1;
+            }
             c.announced += 1;
             if p.out.len() + p.pending.len() * msg::INV_ENTRY > limit {
                 c.slow += 1;
@@ -339,6 +365,7 @@ impl Node {
             }
             p.wake_writer();
         }
+        self.timing.announced(at, told);
     }
 
     /// What peer `id`'s writer sends next: its pending announcements
@@ -356,6 +383,8 @@ impl Node {
             msg::encode_inv(&mut p.out, magic, "inv", chunk.iter().copied());
         }
         p.pending.clear();
+        p.writing_n.append(&mut p.pending_n);
+        p.writing_served.append(&mut p.served_at);
         if p.out.is_empty() {
             match &p.writer {
                 Some(w) if w.will_wake(waker) => {}
@@ -369,6 +398,20 @@ impl Node {
             w.wake();
         }
         Some(true)
+    }
+
+    /// Peer `id`'s writer wrote what [`Node::next`] gave it, at `now`
+    /// (`sprint::metrics::now_raw()`).
+    pub(crate) fn wrote(&mut self, id: PeerId, now: u64) {
+        let Some(p) = self.peers.get_mut(id.0).and_then(Option::as_mut) else {
+            return;
+        };
+        for n in p.writing_n.drain(..) {
+            self.timing.done(n, Some(now));
+        }
+        for at in p.writing_served.drain(..) {
+            self.timing.served(at, now);
+        }
     }
 
     /// Whether peer `id`'s input may be read (its queue is below the

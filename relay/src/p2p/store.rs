@@ -57,6 +57,8 @@ pub(crate) struct Stored {
     /// Whether it has witness data (then a plain `MSG_TX` request gets it
     /// without).
     pub(crate) segwit: bool,
+    /// When it arrived (`sprint::metrics::now_raw()`), to time serving it.
+    pub(crate) at: u64,
 }
 
 /// Recent transactions by txid and by wtxid, bounded by bytes and age.
@@ -138,6 +140,7 @@ mod tests {
             raw: vec![n; len].into_boxed_slice(),
             wtxid: [n ^ 0xff; 32],
             segwit: false,
+            at: 0,
         };
         ([n; 32], s)
     }
