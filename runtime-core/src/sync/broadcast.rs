@@ -25,6 +25,7 @@
 //! ```
 
 use super::bounded::WakeList;
+use super::notify::Notify;
 use super::waitq::WaitQueue;
 use crate::coop;
 use crate::loom::sync::Mutex;
@@ -92,14 +93,20 @@ impl<T> Ring<T> {
     }
 }
 
+/// The ring behind its mutex, and the wake-up for `Sender::closed`.
+struct Chan<T> {
+    ring: Mutex<Ring<T>>,
+    rx_gone: Notify,
+}
+
 /// Sends to every receiver; clone it for more senders.
 pub struct Sender<T> {
-    ring: Arc<Mutex<Ring<T>>>,
+    chan: Arc<Chan<T>>,
 }
 
 /// Receives every value sent after it subscribed.
 pub struct Receiver<T> {
-    ring: Arc<Mutex<Ring<T>>>,
+    chan: Arc<Chan<T>>,
     next: u64,
     key: Option<usize>,
 }
@@ -107,18 +114,21 @@ pub struct Receiver<T> {
 /// A channel keeping the last `capacity` values (0 is taken as 1).
 pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let cap = capacity.max(1);
-    let ring = Arc::new(Mutex::new(Ring {
-        buf: VecDeque::with_capacity(cap.min(4096)),
-        cap,
-        head: 0,
-        senders: 1,
-        receivers: 1,
-        waiters: WaitQueue::default(),
-    }));
+    let chan = Arc::new(Chan {
+        ring: Mutex::new(Ring {
+            buf: VecDeque::with_capacity(cap.min(4096)),
+            cap,
+            head: 0,
+            senders: 1,
+            receivers: 1,
+            waiters: WaitQueue::default(),
+        }),
+        rx_gone: Notify::new(),
+    });
     (
-        Sender { ring: ring.clone() },
+        Sender { chan: chan.clone() },
         Receiver {
-            ring,
+            chan,
             next: 0,
             key: None,
         },
@@ -131,7 +141,7 @@ impl<T> Sender<T> {
     pub fn send(&self, value: T) -> Result<usize, SendError<T>> {
         let mut wake = WakeList::default();
         let (receivers, dropped) = {
-            let mut r = self.ring.lock();
+            let mut r = self.chan.ring.lock();
             if r.receivers == 0 {
                 return Err(SendError(value));
             }
@@ -152,10 +162,10 @@ impl<T> Sender<T> {
 
     /// A receiver of the values sent from now on.
     pub fn subscribe(&self) -> Receiver<T> {
-        let mut r = self.ring.lock();
+        let mut r = self.chan.ring.lock();
         r.receivers += 1;
         Receiver {
-            ring: self.ring.clone(),
+            chan: self.chan.clone(),
             next: r.tail(),
             key: None,
         }
@@ -163,12 +173,32 @@ impl<T> Sender<T> {
 
     /// Receivers alive now.
     pub fn receiver_count(&self) -> usize {
-        self.ring.lock().receivers
+        self.chan.ring.lock().receivers
+    }
+
+    /// True when no receiver is alive (a send would be refused).
+    pub fn is_closed(&self) -> bool {
+        self.receiver_count() == 0
+    }
+
+    /// Waits until every receiver is gone (at once if none is alive),
+    /// so a producer can stop making values nobody will see.
+    /// Cancel-safe.
+    pub async fn closed(&self) {
+        loop {
+            // Made before the check, so a last drop between the check and
+            // the await still wakes it.
+            let gone = self.chan.rx_gone.notified();
+            if self.is_closed() {
+                return;
+            }
+            gone.await;
+        }
     }
 
     /// Values in the ring now.
     pub fn len(&self) -> usize {
-        self.ring.lock().buf.len()
+        self.chan.ring.lock().buf.len()
     }
 
     /// True when the ring is empty.
@@ -179,9 +209,9 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.ring.lock().senders += 1;
+        self.chan.ring.lock().senders += 1;
         Sender {
-            ring: self.ring.clone(),
+            chan: self.chan.clone(),
         }
     }
 }
@@ -190,7 +220,7 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut wake = WakeList::default();
         {
-            let mut r = self.ring.lock();
+            let mut r = self.chan.ring.lock();
             r.senders -= 1;
             if r.senders == 0 {
                 r.waiters.unlink_all(&mut wake);
@@ -230,7 +260,7 @@ impl<T: Clone> Receiver<T> {
 
     /// Takes the next value; with `cx`, waits for one when there is none.
     fn take(&mut self, cx: Option<&mut Context<'_>>) -> Result<T, TryRecvError> {
-        let mut r = self.ring.lock();
+        let mut r = self.chan.ring.lock();
         let r = &mut *r;
         let ready = if self.next < r.head {
             let lost = r.head - self.next;
@@ -267,10 +297,10 @@ impl<T> Receiver<T> {
     /// A new receiver starting at the next value sent, like
     /// `Sender::subscribe`.
     pub fn resubscribe(&self) -> Receiver<T> {
-        let mut r = self.ring.lock();
+        let mut r = self.chan.ring.lock();
         r.receivers += 1;
         Receiver {
-            ring: self.ring.clone(),
+            chan: self.chan.clone(),
             next: r.tail(),
             key: None,
         }
@@ -278,7 +308,7 @@ impl<T> Receiver<T> {
 
     /// Values this receiver has not received yet (lost ones included).
     pub fn len(&self) -> usize {
-        let r = self.ring.lock();
+        let r = self.chan.ring.lock();
         (r.tail() - self.next) as usize
     }
 
@@ -290,10 +320,16 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let mut r = self.ring.lock();
-        r.receivers -= 1;
-        if let Some(k) = self.key.take() {
-            r.waiters.remove(k);
+        let last = {
+            let mut r = self.chan.ring.lock();
+            r.receivers -= 1;
+            if let Some(k) = self.key.take() {
+                r.waiters.remove(k);
+            }
+            r.receivers == 0
+        };
+        if last {
+            self.chan.rx_gone.notify_waiters();
         }
     }
 }
@@ -340,6 +376,22 @@ mod loom_tests {
             assert_eq!(block_on(rx.recv()), Ok(1));
             assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
             t.join().unwrap();
+        });
+    }
+
+    /// The last receiver dropped on another thread while the sender
+    /// waits in `closed()`: the wait ends (the drop's wake or the count
+    /// reaches it), and sends are refused after.
+    #[test]
+    fn loom_broadcast_closed_sees_the_last_receiver_go() {
+        loom::model(|| {
+            let (tx, rx) = channel::<i32>(1);
+            let rx2 = rx.resubscribe();
+            let t = loom::thread::spawn(move || drop(rx2));
+            drop(rx);
+            block_on(tx.closed());
+            t.join().unwrap();
+            assert!(tx.send(1).is_err());
         });
     }
 

@@ -39,15 +39,16 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
-/// The sender is gone and no unseen value is left.
+/// Every sender is gone and no unseen value is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the sender was dropped")]
+#[error("every sender was dropped")]
 pub struct RecvError(());
 
 struct Slot<T> {
     value: T,
     version: u64,
-    tx_open: bool,
+    /// Senders alive; the channel closes for receivers at 0.
+    senders: usize,
     receivers: usize,
 }
 
@@ -57,7 +58,8 @@ struct Shared<T> {
     rx_gone: Notify,
 }
 
-/// Publishes values; dropping it closes the channel.
+/// Publishes values; clone it for more publishers (as tokio's, since
+/// 1.37). Dropping the last one closes the channel.
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
@@ -76,25 +78,30 @@ pub struct Ref<'a, T> {
 
 /// A channel holding `init`; the first receiver counts it as seen.
 pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
-        slot: RwLock::new(Slot {
-            value: init,
-            version: 0,
-            tx_open: true,
-            receivers: 1,
-        }),
-        changed: Notify::new(),
-        rx_gone: Notify::new(),
-    });
-    (
-        Sender {
-            shared: shared.clone(),
-        },
-        Receiver { shared, seen: 0 },
-    )
+    let tx = Sender::new(init);
+    let rx = tx.subscribe();
+    (tx, rx)
 }
 
 impl<T> Sender<T> {
+    /// A channel holding `init` with no receiver yet; make them with
+    /// [`Sender::subscribe`]. Until then `send` is refused and
+    /// `send_replace` stores the value.
+    pub fn new(init: T) -> Sender<T> {
+        Sender {
+            shared: Arc::new(Shared {
+                slot: RwLock::new(Slot {
+                    value: init,
+                    version: 0,
+                    senders: 1,
+                    receivers: 0,
+                }),
+                changed: Notify::new(),
+                rx_gone: Notify::new(),
+            }),
+        }
+    }
+
     /// Publishes `value`; refused (and handed back) when every receiver
     /// is gone.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
@@ -179,10 +186,25 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.slot.write().senders += 1;
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.shared.slot.write().tx_open = false;
-        self.shared.changed.notify_waiters();
+        let last = {
+            let mut slot = self.shared.slot.write();
+            slot.senders -= 1;
+            slot.senders == 0
+        };
+        if last {
+            self.shared.changed.notify_waiters();
+        }
     }
 }
 
@@ -203,12 +225,12 @@ impl<T> Receiver<T> {
     }
 
     /// True when a value this receiver has not seen is there; `RecvError`
-    /// when there is none and the sender is gone.
+    /// when there is none and every sender is gone.
     pub fn has_changed(&self) -> Result<bool, RecvError> {
         let slot = self.shared.slot.read();
         if slot.version != self.seen {
             Ok(true)
-        } else if slot.tx_open {
+        } else if slot.senders > 0 {
             Ok(false)
         } else {
             Err(RecvError(()))
@@ -216,7 +238,7 @@ impl<T> Receiver<T> {
     }
 
     /// Waits for a value this receiver has not seen and marks it seen;
-    /// `RecvError` once the sender is gone and none is left. Cancel-safe.
+    /// `RecvError` once every sender is gone and none is left. Cancel-safe.
     pub async fn changed(&mut self) -> Result<(), RecvError> {
         loop {
             let notified = self.shared.changed.notified();
@@ -226,7 +248,7 @@ impl<T> Receiver<T> {
                     self.seen = slot.version;
                     return Ok(());
                 }
-                if !slot.tx_open {
+                if slot.senders == 0 {
                     return Err(RecvError(()));
                 }
             }
@@ -314,6 +336,22 @@ mod loom_tests {
             block_on(rx.changed()).unwrap();
             assert_eq!(*rx.borrow_and_update(), 1);
             t.join().unwrap();
+        });
+    }
+
+    /// Two clones of the sender dropped on two threads: the receiver
+    /// learns the channel closed once, after the last.
+    #[test]
+    fn loom_watch_cloned_senders_close_after_the_last() {
+        loom::model(|| {
+            let (tx, mut rx) = channel(0);
+            let tx2 = tx.clone();
+            let t = loom::thread::spawn(move || drop(tx2));
+            assert_eq!(rx.has_changed(), Ok(false));
+            drop(tx);
+            assert!(block_on(rx.changed()).is_err());
+            t.join().unwrap();
+            assert!(rx.has_changed().is_err());
         });
     }
 
