@@ -1,7 +1,8 @@
 //! The parts of tokio's sync API a tokio user reaches for beyond the
 //! basics: `Notified::enable`, merging and splitting semaphore permits,
 //! mapped lock guards, cloned `watch` senders and `broadcast`'s
-//! `Sender::closed`, each across two workers where that is the point.
+//! `Sender::closed`, each across two workers where that is the point,
+//! and the local (`!Send`) flavours of `watch` and `broadcast`.
 
 mod common;
 use futures::FutureExt;
@@ -299,4 +300,61 @@ fn local_flavours_map_and_split_on_one_worker() {
         .unwrap()
     });
     assert_eq!(got, (11, 3));
+}
+
+#[test]
+fn local_watch_and_broadcast_serve_tasks_of_one_worker() {
+    let rt = common::rt(Level::Basic, 1);
+    let got = rt.block_on(async {
+        spawn_local_on(0, || async {
+            let (tx, mut rx) = local::watch::channel(0u32);
+            let tx2 = tx.clone();
+            let watcher = sprint_core::spawn_local(async move {
+                let mut seen = Vec::new();
+                while rx.changed().await.is_ok() {
+                    seen.push(*rx.borrow_and_update());
+                }
+                seen
+            });
+            tx.send(1).unwrap();
+            tx2.send(2).unwrap();
+            drop((tx, tx2));
+            let seen = watcher.await.unwrap();
+
+            let (btx, mut a) = local::broadcast::channel(4);
+            let mut b = btx.subscribe();
+            let closed = sprint_core::spawn_local({
+                let btx = btx.clone();
+                async move { btx.closed().await }
+            });
+            btx.send("x").unwrap();
+            let got = (a.recv().await.unwrap(), b.recv().await.unwrap());
+            drop((a, b));
+            closed.await.unwrap();
+            assert!(btx.send("y").is_err());
+            (seen, got)
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert_eq!(*got.0.last().unwrap(), 2, "the latest value is seen");
+    assert_eq!(got.1, ("x", "x"));
+}
+
+#[test]
+fn a_local_watch_ref_kept_while_sending_panics_naming_it() {
+    let (tx, rx) = local::watch::channel(0);
+    let kept = rx.borrow();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.send_replace(1)));
+    let msg = r.unwrap_err();
+    let msg = (msg.downcast_ref::<&str>().copied())
+        .or_else(|| msg.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("");
+    assert!(
+        msg.contains("`Ref` from `borrow()` is still alive"),
+        "{msg}"
+    );
+    drop(kept);
+    assert_eq!(tx.send_replace(2), 0, "usable once the Ref is gone");
 }
