@@ -324,6 +324,13 @@ fn streams_and_listeners_go_to_std_and_back() {
             let mut b = [0u8; 8];
             let (n, from) = u.recv_from(&mut b).await.unwrap();
             assert_eq!((&b[..n], from), (&b"dgram"[..], peer.local_addr().unwrap()));
+            assert_eq!(
+                u.peer_addr().unwrap_err().kind(),
+                ErrorKind::NotConnected,
+                "{d}"
+            );
+            u.connect(from).unwrap();
+            assert_eq!(u.peer_addr().unwrap(), from, "{d}");
         });
     }
 }
