@@ -1,14 +1,15 @@
 //! The parts of tokio's sync API a tokio user reaches for beyond the
 //! basics: `Notified::enable`, merging and splitting semaphore permits,
 //! mapped lock guards, cloned `watch` senders and `broadcast`'s
-//! `Sender::closed`, each across two workers where that is the point,
+//! `Sender::closed`, `oneshot`'s `Sender::closed` and `Receiver::close`,
+//! each across two workers where that is the point,
 //! and the local (`!Send`) flavours of `watch` and `broadcast`.
 
 mod common;
 use futures::FutureExt;
 use sprint_core::sync::{
-    broadcast, local, watch, Mutex, MutexGuard, Notify, OwnedMutexGuard, RwLock, RwLockReadGuard,
-    RwLockWriteGuard, Semaphore,
+    broadcast, local, oneshot, watch, Mutex, MutexGuard, Notify, OwnedMutexGuard, RwLock,
+    RwLockReadGuard, RwLockWriteGuard, Semaphore,
 };
 use sprint_core::{spawn_local_on, spawn_on, Level};
 use std::future::Future;
@@ -357,4 +358,46 @@ fn a_local_watch_ref_kept_while_sending_panics_naming_it() {
     );
     drop(kept);
     assert_eq!(tx.send_replace(2), 0, "usable once the Ref is gone");
+}
+
+#[test]
+fn a_oneshot_sender_learns_the_receiver_went_while_it_works() {
+    let rt = common::rt(Level::Standard, 2);
+    rt.block_on(async {
+        let (mut tx, rx) = oneshot::channel::<u32>();
+        let waiting = Arc::new(AtomicBool::new(false));
+        let w = waiting.clone();
+        let worker = spawn_on(1, async move {
+            std::future::poll_fn(|cx| {
+                let r = tx.poll_closed(cx);
+                w.store(r.is_pending(), SeqCst);
+                r
+            })
+            .await;
+            tx.is_closed()
+        })
+        .unwrap();
+        common::wait_until_async(WITHIN, "the sender waits", || waiting.load(SeqCst)).await;
+        drop(rx);
+        assert!(worker.await.unwrap());
+    });
+
+    // close() refuses later sends and ends the wait, but keeps a value
+    // sent before.
+    let (mut tx, mut rx) = oneshot::channel::<u32>();
+    {
+        let mut closed = pin!(tx.closed());
+        assert!(poll_once(closed.as_mut()).is_pending());
+        rx.close();
+        assert!(poll_once(closed.as_mut()).is_ready());
+    }
+    assert_eq!(tx.send(1), Err(1));
+    assert!(
+        rx.now_or_never().unwrap().is_err(),
+        "nothing was sent before"
+    );
+    let (tx, mut rx) = oneshot::channel::<u32>();
+    tx.send(2).unwrap();
+    rx.close();
+    assert_eq!(rx.try_recv(), Ok(Some(2)));
 }
