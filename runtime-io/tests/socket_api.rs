@@ -1,6 +1,7 @@
 //! The socket calls tokio users reach for: borrowed `split`, `peek`,
 //! `readable`/`writable` with `try_read`/`try_write`, `TcpSocket`,
-//! `into_std`/`from_std`, `AsFd`, `UnixDatagram`. One suite, run once per
+//! `into_std`/`from_std`, `AsFd`, `UnixDatagram`, Unix stream addresses.
+//! One suite, run once per
 //! driver the machine offers (as `net.rs`).
 
 mod common;
@@ -10,7 +11,9 @@ use common::{drivers, rt};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use sprint_core::config::IoDriver;
 use sprint_core::{spawn, time};
-use sprint_io::net::{TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixStream};
+use sprint_io::net::{
+    TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+};
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
@@ -321,6 +324,13 @@ fn streams_and_listeners_go_to_std_and_back() {
             let mut b = [0u8; 8];
             let (n, from) = u.recv_from(&mut b).await.unwrap();
             assert_eq!((&b[..n], from), (&b"dgram"[..], peer.local_addr().unwrap()));
+            assert_eq!(
+                u.peer_addr().unwrap_err().kind(),
+                ErrorKind::NotConnected,
+                "{d}"
+            );
+            u.connect(from).unwrap();
+            assert_eq!(u.peer_addr().unwrap(), from, "{d}");
         });
     }
 }
@@ -392,6 +402,42 @@ fn unix_streams_split_and_convert() {
             assert_eq!(&buf, b"std", "{d}");
             let a = UnixStream::from_std(std_a).unwrap();
             assert_eq!(a.as_fd().as_raw_fd(), a.as_raw_fd());
+        });
+    }
+}
+
+#[test]
+fn unix_streams_and_listeners_tell_their_addresses() {
+    for d in drivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sock");
+        rt(d).block_on(async {
+            let listener = UnixListener::bind(&path).unwrap();
+            let at = listener.local_addr().unwrap();
+            assert_eq!(at.as_pathname(), Some(path.as_path()), "{d}");
+            let client = spawn({
+                let path = path.clone();
+                async move { UnixStream::connect(&path).await.unwrap() }
+            });
+            let server = listener.accept().await.unwrap();
+            let client = client.await.unwrap();
+            // The client reaches the listener's path from an unnamed end.
+            assert_eq!(
+                client.peer_addr().unwrap().as_pathname(),
+                Some(path.as_path()),
+                "{d}"
+            );
+            assert!(client.local_addr().unwrap().is_unnamed(), "{d}");
+            // The accepted end is bound to the path; its peer is unnamed.
+            assert_eq!(
+                server.local_addr().unwrap().as_pathname(),
+                Some(path.as_path()),
+                "{d}"
+            );
+            assert!(server.peer_addr().unwrap().is_unnamed(), "{d}");
+            let (a, _b) = UnixStream::pair().unwrap();
+            assert!(a.local_addr().unwrap().is_unnamed(), "{d}");
+            assert!(a.peer_addr().unwrap().is_unnamed(), "{d}");
         });
     }
 }

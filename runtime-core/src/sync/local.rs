@@ -42,15 +42,27 @@
 //! fn crosses_workers<T: Send>(_: T) {}
 //! crosses_workers(sprint_core::sync::local::Semaphore::new(1));
 //! ```
+//!
+//! ```compile_fail
+//! fn crosses_workers<T: Send>(_: T) {}
+//! crosses_workers(sprint_core::sync::local::watch::channel(0).0);
+//! ```
+//!
+//! ```compile_fail
+//! fn crosses_workers<T: Send>(_: T) {}
+//! crosses_workers(sprint_core::sync::local::broadcast::channel::<u8>(1).1);
+//! ```
 
 use super::notify::NotifyState;
 use super::sem_core::SemState;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+pub use super::broadcast::local as broadcast;
 pub use super::mpsc::local as mpsc;
 pub use super::mutex::TryLockError;
 pub use super::sem_core::{AcquireError, TryAcquireError};
+pub use super::watch::local as watch;
 
 super::semaphore::semaphore_surface!(RefCell<SemState>, Rc, *const ());
 super::mutex::mutex_surface!(RefCell<SemState>, Rc, *const ());

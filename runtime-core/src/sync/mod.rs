@@ -20,8 +20,8 @@
 //! | bounded mpsc | [`mpsc::channel`] | [`mpsc::local::channel`] | producers and consumer share a worker |
 //! | unbounded mpsc | [`mpsc::unbounded_channel`] | [`mpsc::local::unbounded_channel`] | as above |
 //! | one value | [`oneshot`] | — (one lock per value is cheap) | — |
-//! | latest value | [`watch`] | — | — |
-//! | every value to every receiver | [`broadcast`] | — | — |
+//! | latest value | [`watch`] | [`local::watch`] | publishers and watchers are tasks of one worker |
+//! | every value to every receiver | [`broadcast`] | [`local::broadcast`] | as above |
 //! | task group | [`JoinSet`] (`spawn` or `spawn_local`) | same type | — |
 //!
 //! A local item shared between workers does not compile; a cross-worker
@@ -50,9 +50,11 @@ mod waitq;
 pub mod watch;
 
 pub use join_set::JoinSet;
-pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard, TryLockError};
+pub use mutex::{
+    MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard, TryLockError,
+};
 pub use notify::{Notified, Notify};
-pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use rwlock::{RwLock, RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{
     AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
 };

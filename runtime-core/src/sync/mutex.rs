@@ -47,6 +47,22 @@ macro_rules! mutex_surface {
             _marker: std::marker::PhantomData<*mut T>,
         }
 
+        /// A [`MutexGuard`] narrowed by [`MutexGuard::map`] to a part of
+        /// the value; holds the lock until dropped.
+        #[must_use = "dropping the guard unlocks at once"]
+        pub struct MappedMutexGuard<'a, U: ?Sized> {
+            sem: &'a $crate::sync::sem_core::SemCore<$cell>,
+            data: *mut U,
+        }
+
+        /// An [`OwnedMutexGuard`] narrowed by [`OwnedMutexGuard::map`] to
+        /// a part of the value; holds the lock until dropped.
+        #[must_use = "dropping the guard unlocks at once"]
+        pub struct OwnedMappedMutexGuard<T, U: ?Sized = T> {
+            lock: $rc<Mutex<T>>,
+            data: *mut U,
+        }
+
         impl<T> Mutex<T> {
             /// An unlocked mutex holding `value`.
             pub fn new(value: T) -> Mutex<T> {
@@ -139,6 +155,169 @@ macro_rules! mutex_surface {
             }
         }
 
+        impl<'a, T> MutexGuard<'a, T> {
+            /// Narrows the guard to a part of the value (a field, an
+            /// element); the lock stays held until the new guard drops.
+            /// An associated function, as tokio's: `MutexGuard::map(g, f)`.
+            pub fn map<U: ?Sized>(
+                mut this: Self,
+                f: impl FnOnce(&mut T) -> &mut U,
+            ) -> MappedMutexGuard<'a, U> {
+                let data: *mut U = f(&mut *this);
+                let lock: &'a Mutex<T> = this.lock;
+                let sem = &lock.sem;
+                // The permit moves to the mapped guard, which releases it.
+                std::mem::forget(this);
+                MappedMutexGuard { sem, data }
+            }
+
+            /// As [`MutexGuard::map`] when `f` finds the part; otherwise
+            /// the guard comes back unchanged.
+            pub fn try_map<U: ?Sized>(
+                mut this: Self,
+                f: impl FnOnce(&mut T) -> Option<&mut U>,
+            ) -> Result<MappedMutexGuard<'a, U>, Self> {
+                let Some(data) = f(&mut *this).map(|u| u as *mut U) else {
+                    return Err(this);
+                };
+                let lock: &'a Mutex<T> = this.lock;
+                let sem = &lock.sem;
+                std::mem::forget(this);
+                Ok(MappedMutexGuard { sem, data })
+            }
+
+            /// The mutex this guard locks.
+            pub fn mutex(this: &Self) -> &'a Mutex<T> {
+                this.lock
+            }
+        }
+
+        impl<'a, U: ?Sized> MappedMutexGuard<'a, U> {
+            /// Narrows the guard further.
+            pub fn map<V: ?Sized>(
+                mut this: Self,
+                f: impl FnOnce(&mut U) -> &mut V,
+            ) -> MappedMutexGuard<'a, V> {
+                let data: *mut V = f(&mut *this);
+                let sem = this.sem;
+                std::mem::forget(this);
+                MappedMutexGuard { sem, data }
+            }
+
+            /// As [`MappedMutexGuard::map`] when `f` finds the part;
+            /// otherwise the guard comes back unchanged.
+            pub fn try_map<V: ?Sized>(
+                mut this: Self,
+                f: impl FnOnce(&mut U) -> Option<&mut V>,
+            ) -> Result<MappedMutexGuard<'a, V>, Self> {
+                let Some(data) = f(&mut *this).map(|v| v as *mut V) else {
+                    return Err(this);
+                };
+                let sem = this.sem;
+                std::mem::forget(this);
+                Ok(MappedMutexGuard { sem, data })
+            }
+        }
+
+        impl<U: ?Sized> std::ops::Deref for MappedMutexGuard<'_, U> {
+            type Target = U;
+            fn deref(&self) -> &U {
+                // SAFETY: `data` points into the value of a mutex whose
+                // only permit this guard holds (it came from a guard that
+                // held it and was forgotten), so no other reference to
+                // the value exists; the borrow `'a` keeps the mutex alive.
+                unsafe { &*self.data }
+            }
+        }
+
+        impl<U: ?Sized> std::ops::DerefMut for MappedMutexGuard<'_, U> {
+            fn deref_mut(&mut self) -> &mut U {
+                // SAFETY: as in `deref`; `&mut self` makes this the only
+                // reference the guard hands out.
+                unsafe { &mut *self.data }
+            }
+        }
+
+        impl<U: ?Sized> Drop for MappedMutexGuard<'_, U> {
+            fn drop(&mut self) {
+                self.sem.release(1);
+            }
+        }
+
+        impl<T> OwnedMutexGuard<T> {
+            /// Narrows the guard to a part of the value; the lock stays
+            /// held until the new guard drops.
+            pub fn map<U: ?Sized>(
+                mut this: Self,
+                f: impl FnOnce(&mut T) -> &mut U,
+            ) -> OwnedMappedMutexGuard<T, U> {
+                let data: *mut U = f(&mut *this);
+                // SAFETY: `this` is read once and then forgotten, so the
+                // pointer (and the permit it stands for) moves to the
+                // mapped guard without a second drop.
+                let lock = unsafe { std::ptr::read(&this.lock) };
+                std::mem::forget(this);
+                OwnedMappedMutexGuard { lock, data }
+            }
+
+            /// As [`OwnedMutexGuard::map`] when `f` finds the part;
+            /// otherwise the guard comes back unchanged.
+            pub fn try_map<U: ?Sized>(
+                mut this: Self,
+                f: impl FnOnce(&mut T) -> Option<&mut U>,
+            ) -> Result<OwnedMappedMutexGuard<T, U>, Self> {
+                let Some(data) = f(&mut *this).map(|u| u as *mut U) else {
+                    return Err(this);
+                };
+                // SAFETY: as in `map`.
+                let lock = unsafe { std::ptr::read(&this.lock) };
+                std::mem::forget(this);
+                Ok(OwnedMappedMutexGuard { lock, data })
+            }
+        }
+
+        impl<T, U: ?Sized> OwnedMappedMutexGuard<T, U> {
+            /// The mutex this guard locks.
+            pub fn mutex(&self) -> &$rc<Mutex<T>> {
+                &self.lock
+            }
+        }
+
+        impl<T, U: ?Sized> std::ops::Deref for OwnedMappedMutexGuard<T, U> {
+            type Target = U;
+            fn deref(&self) -> &U {
+                // SAFETY: `data` points into the value of the mutex that
+                // `lock` keeps alive, whose only permit this guard holds.
+                unsafe { &*self.data }
+            }
+        }
+
+        impl<T, U: ?Sized> std::ops::DerefMut for OwnedMappedMutexGuard<T, U> {
+            fn deref_mut(&mut self) -> &mut U {
+                // SAFETY: as in `deref`; `&mut self` makes this the only
+                // reference the guard hands out.
+                unsafe { &mut *self.data }
+            }
+        }
+
+        impl<T, U: ?Sized> Drop for OwnedMappedMutexGuard<T, U> {
+            fn drop(&mut self) {
+                self.lock.sem.release(1);
+            }
+        }
+
+        impl<U: ?Sized + std::fmt::Debug> std::fmt::Debug for MappedMutexGuard<'_, U> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+
+        impl<T, U: ?Sized + std::fmt::Debug> std::fmt::Debug for OwnedMappedMutexGuard<T, U> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+
         impl<T> OwnedMutexGuard<T> {
             /// The mutex this guard locks.
             pub fn mutex(&self) -> &$rc<Mutex<T>> {
@@ -211,3 +390,13 @@ unsafe impl<T: Send + Sync> Sync for MutexGuard<'_, T> {}
 unsafe impl<T: Send> Send for OwnedMutexGuard<T> {}
 // SAFETY: as for `MutexGuard`.
 unsafe impl<T: Send + Sync> Sync for OwnedMutexGuard<T> {}
+// SAFETY: as for `MutexGuard`: the mapped guard holds the lock and gives
+// its thread `&mut U`, a part of the value (`U: Send`).
+unsafe impl<U: ?Sized + Send> Send for MappedMutexGuard<'_, U> {}
+// SAFETY: sharing the mapped guard shares `&U`: `U: Sync`.
+unsafe impl<U: ?Sized + Send + Sync> Sync for MappedMutexGuard<'_, U> {}
+// SAFETY: as for `OwnedMutexGuard` (the `Arc<Mutex<T>>` moves with it,
+// needing `T: Send`) and `MappedMutexGuard`.
+unsafe impl<T: Send, U: ?Sized + Send> Send for OwnedMappedMutexGuard<T, U> {}
+// SAFETY: as for `MappedMutexGuard`.
+unsafe impl<T: Send + Sync, U: ?Sized + Send + Sync> Sync for OwnedMappedMutexGuard<T, U> {}

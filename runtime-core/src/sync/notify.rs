@@ -136,6 +136,37 @@ impl<C: StateCell<NotifyState>> NotifiedCore<'_, C> {
         r
     }
 
+    /// Registers the future for `notify_one` without a waker (the first
+    /// poll sets one); true when a notification already reached it, so
+    /// the next poll completes.
+    pub(crate) fn enable(&mut self) -> bool {
+        if self.done {
+            return true;
+        }
+        let (calls, key) = (self.calls, &mut self.key);
+        let notified = self.core.cell.with(|s| match *key {
+            None if s.calls != calls => true,
+            None if s.permit => {
+                s.permit = false;
+                true
+            }
+            None => {
+                *key = Some(s.waiters.push_back(std::task::Waker::noop(), false));
+                false
+            }
+            Some(k) if !s.waiters.is_linked(k) => {
+                // Chosen: the entry goes now, so a drop has nothing to
+                // pass on.
+                s.waiters.remove(k);
+                *key = None;
+                true
+            }
+            Some(_) => false,
+        });
+        self.done = notified;
+        notified
+    }
+
     pub(crate) fn is_terminated(&self) -> bool {
         self.done
     }
@@ -200,6 +231,24 @@ macro_rules! notify_surface {
                 Notified {
                     inner: self.core.notified(),
                 }
+            }
+        }
+
+        impl Notified<'_> {
+            /// Puts this future in line for [`Notify::notify_one`] now,
+            /// before it is first polled, as tokio's `Notified::enable`:
+            /// a `notify_one` from here on reaches it (or the permit
+            /// stored before is taken now) instead of storing a permit
+            /// for some other future. Returns true when it has already
+            /// been notified, so the next poll completes. (A
+            /// `notify_waiters` reaches every `Notified` from its
+            /// creation, enabled or not.)
+            ///
+            /// Check the condition after `enable` and before the await;
+            /// then neither kind of wake-up can slip between the check
+            /// and the wait.
+            pub fn enable(self: std::pin::Pin<&mut Self>) -> bool {
+                self.get_mut().inner.enable()
             }
         }
 
@@ -277,6 +326,28 @@ mod loom_tests {
             };
             block_on(fut);
             t.join().unwrap();
+        });
+    }
+
+    /// `enable` racing `notify_one`: whichever comes first, the enabled
+    /// future gets the notification (enable takes the stored permit, or
+    /// `notify_one` picks the queued future), and a future made later
+    /// finds no permit left.
+    #[test]
+    fn loom_notify_enable_races_notify_one() {
+        loom::model(|| {
+            let n = Arc::new(Notify::new());
+            let t = {
+                let n = n.clone();
+                loom::thread::spawn(move || n.notify_one())
+            };
+            let mut first = Box::pin(n.notified());
+            first.as_mut().enable();
+            t.join().unwrap();
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(first.as_mut().poll(&mut cx).is_ready());
+            let mut later = Box::pin(n.notified());
+            assert!(later.as_mut().poll(&mut cx).is_pending());
         });
     }
 

@@ -20,6 +20,8 @@ use std::task::{Context, Poll, Waker};
 struct Inner<T> {
     value: Option<T>,
     rx_waker: Option<Waker>,
+    /// The sender waiting in `closed()`.
+    tx_waker: Option<Waker>,
     tx_gone: bool,
     rx_gone: bool,
 }
@@ -54,6 +56,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Arc::new(Mutex::new(Inner {
         value: None,
         rx_waker: None,
+        tx_waker: None,
         tx_gone: false,
         rx_gone: false,
     }));
@@ -83,9 +86,32 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// True once the receiver is gone.
+    /// True once the receiver is gone (or closed).
     pub fn is_closed(&self) -> bool {
         self.inner.as_ref().is_none_or(|i| i.lock().rx_gone)
+    }
+
+    /// Waits until the receiver is gone or closed, as tokio's: race it
+    /// with the work that makes the value, to stop when nobody wants it.
+    pub async fn closed(&mut self) {
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
+    /// Polls for the receiver to be gone or closed; the last waker given
+    /// is woken then.
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(inner) = &self.inner else {
+            return Poll::Ready(());
+        };
+        let mut g = inner.lock();
+        if g.rx_gone {
+            return Poll::Ready(());
+        }
+        match &g.tx_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => g.tx_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 
@@ -104,14 +130,34 @@ impl<T> Drop for Sender<T> {
 }
 
 impl<T> Receiver<T> {
-    /// The value if it was sent, without waiting.
+    /// The value if it was sent, without waiting; `RecvError` when none
+    /// was and none can come (the sender is gone, or `close` was called).
     pub fn try_recv(&mut self) -> Result<Option<T>, RecvError> {
         let mut g = self.inner.lock();
         match g.value.take() {
             Some(v) => Ok(Some(v)),
-            None if g.tx_gone => Err(RecvError),
+            None if g.tx_gone || g.rx_gone => Err(RecvError),
             None => Ok(None),
         }
+    }
+
+    /// Refuses the value from now on, as tokio's: a later `send` gives it
+    /// back, and the sender's `closed()` completes. A value sent before
+    /// is still received; with none, receiving answers `RecvError`.
+    pub fn close(&mut self) {
+        close_rx(&self.inner);
+    }
+}
+
+/// Marks the receiver gone and wakes a sender in `closed()`.
+fn close_rx<T>(inner: &Mutex<Inner<T>>) {
+    let w = {
+        let mut g = inner.lock();
+        g.rx_gone = true;
+        g.tx_waker.take()
+    };
+    if let Some(w) = w {
+        w.wake();
     }
 }
 
@@ -127,7 +173,7 @@ impl<T> Future for Receiver<T> {
             this.done = true;
             return Poll::Ready(Ok(v));
         }
-        if g.tx_gone {
+        if g.tx_gone || g.rx_gone {
             coop.made_progress();
             this.done = true;
             return Poll::Ready(Err(RecvError));
@@ -148,11 +194,8 @@ impl<T> futures_core::future::FusedFuture for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let value = {
-            let mut g = self.inner.lock();
-            g.rx_gone = true;
-            g.value.take()
-        };
+        close_rx(&self.inner);
+        let value = self.inner.lock().value.take();
         drop(value);
     }
 }

@@ -28,7 +28,7 @@ macro_rules! semaphore_surface {
         #[must_use = "dropping the permit returns it at once"]
         pub struct SemaphorePermit<'a> {
             sem: &'a Semaphore,
-            permits: u32,
+            permits: usize,
         }
 
         /// Permits held through an owning pointer to the semaphore, to move
@@ -36,7 +36,7 @@ macro_rules! semaphore_surface {
         #[must_use = "dropping the permit returns it at once"]
         pub struct OwnedSemaphorePermit {
             sem: $rc<Semaphore>,
-            permits: u32,
+            permits: usize,
         }
 
         impl Semaphore {
@@ -87,7 +87,7 @@ macro_rules! semaphore_surface {
                 self.core.acquire(n as usize).await?;
                 Ok(SemaphorePermit {
                     sem: self,
-                    permits: n,
+                    permits: n as usize,
                 })
             }
 
@@ -101,7 +101,7 @@ macro_rules! semaphore_surface {
                 self.core.try_acquire(n as usize)?;
                 Ok(SemaphorePermit {
                     sem: self,
-                    permits: n,
+                    permits: n as usize,
                 })
             }
 
@@ -120,7 +120,7 @@ macro_rules! semaphore_surface {
                 self.core.acquire(n as usize).await?;
                 Ok(OwnedSemaphorePermit {
                     sem: self,
-                    permits: n,
+                    permits: n as usize,
                 })
             }
 
@@ -139,7 +139,7 @@ macro_rules! semaphore_surface {
                 self.core.try_acquire(n as usize)?;
                 Ok(OwnedSemaphorePermit {
                     sem: self,
-                    permits: n,
+                    permits: n as usize,
                 })
             }
         }
@@ -152,13 +152,39 @@ macro_rules! semaphore_surface {
 
             /// Permits held.
             pub fn num_permits(&self) -> usize {
-                self.permits as usize
+                self.permits
+            }
+
+            /// Takes `other`'s permits into this one (they return
+            /// together).
+            ///
+            /// # Panics
+            /// If `other` came from another semaphore, as tokio's: their
+            /// permits cannot return to this one.
+            pub fn merge(&mut self, mut other: Self) {
+                assert!(
+                    std::ptr::eq(self.sem, other.sem),
+                    "SemaphorePermit::merge: the permits come from different semaphores; \
+                     keep one permit per semaphore"
+                );
+                self.permits += std::mem::take(&mut other.permits);
+            }
+
+            /// Splits `n` of the held permits off into a permit of their
+            /// own; `None` (and nothing changes) when fewer than `n` are
+            /// held.
+            pub fn split(&mut self, n: usize) -> Option<Self> {
+                self.permits = self.permits.checked_sub(n)?;
+                Some(SemaphorePermit {
+                    sem: self.sem,
+                    permits: n,
+                })
             }
         }
 
         impl Drop for SemaphorePermit<'_> {
             fn drop(&mut self) {
-                self.sem.core.release(self.permits as usize);
+                self.sem.core.release(self.permits);
             }
         }
 
@@ -170,18 +196,44 @@ macro_rules! semaphore_surface {
 
             /// Permits held.
             pub fn num_permits(&self) -> usize {
-                self.permits as usize
+                self.permits
             }
 
             /// The semaphore they came from.
             pub fn semaphore(&self) -> &$rc<Semaphore> {
                 &self.sem
             }
+
+            /// Takes `other`'s permits into this one (they return
+            /// together).
+            ///
+            /// # Panics
+            /// If `other` came from another semaphore, as tokio's: their
+            /// permits cannot return to this one.
+            pub fn merge(&mut self, mut other: Self) {
+                assert!(
+                    $rc::ptr_eq(&self.sem, &other.sem),
+                    "OwnedSemaphorePermit::merge: the permits come from different semaphores; \
+                     keep one permit per semaphore"
+                );
+                self.permits += std::mem::take(&mut other.permits);
+            }
+
+            /// Splits `n` of the held permits off into a permit of their
+            /// own; `None` (and nothing changes) when fewer than `n` are
+            /// held.
+            pub fn split(&mut self, n: usize) -> Option<Self> {
+                self.permits = self.permits.checked_sub(n)?;
+                Some(OwnedSemaphorePermit {
+                    sem: self.sem.clone(),
+                    permits: n,
+                })
+            }
         }
 
         impl Drop for OwnedSemaphorePermit {
             fn drop(&mut self) {
-                self.sem.core.release(self.permits as usize);
+                self.sem.core.release(self.permits);
             }
         }
 

@@ -1,4 +1,4 @@
-//! `watch`: one sender publishes a value, any number of receivers see the
+//! `watch`: senders publish a value, any number of receivers see the
 //! latest one and can wait for it to change. Configuration and shutdown
 //! flags are the usual use; intermediate values may be skipped, only the
 //! latest counts.
@@ -8,6 +8,11 @@
 //! and calls `Notify::notify_waiters`; `changed()` creates its `Notified`
 //! *before* it compares versions, so a send between the comparison and the
 //! wait still wakes it (the loom models check this).
+//!
+//! The code is stamped twice by one macro: here with `Arc`, a
+//! readers/writer lock and the cross-worker `Notify`, and in [`local`]
+//! (also `sync::local::watch`) with `Rc`, a `RefCell` and the local
+//! `Notify`, for tasks of one worker.
 //!
 //! Do not hold a [`Ref`] across an `.await` or while sending on the same
 //! channel: it holds the read lock, and the send would wait for it.
@@ -22,11 +27,7 @@
 //! });
 //! ```
 
-use super::notify::Notify;
-use crate::loom::sync::{RwLock, RwLockReadGuard};
 use std::fmt;
-use std::ops::Deref;
-use std::sync::Arc;
 
 /// Every receiver is gone; the value comes back.
 #[derive(PartialEq, Eq, Clone, thiserror::Error)]
@@ -39,262 +40,311 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
-/// The sender is gone and no unseen value is left.
+/// Every sender is gone and no unseen value is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the sender was dropped")]
+#[error("every sender was dropped")]
 pub struct RecvError(());
 
-struct Slot<T> {
-    value: T,
-    version: u64,
-    tx_open: bool,
-    receivers: usize,
-}
-
-struct Shared<T> {
-    slot: RwLock<Slot<T>>,
-    changed: Notify,
-    rx_gone: Notify,
-}
-
-/// Publishes values; dropping it closes the channel.
-pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
-}
-
-/// Sees the latest value and waits for changes; clone it for more.
-pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
-    seen: u64,
-}
-
-/// A borrowed value; holds the channel's read lock while it lives.
-pub struct Ref<'a, T> {
-    guard: RwLockReadGuard<'a, Slot<T>>,
-    has_changed: bool,
-}
-
-/// A channel holding `init`; the first receiver counts it as seen.
-pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
-        slot: RwLock::new(Slot {
-            value: init,
-            version: 0,
-            tx_open: true,
-            receivers: 1,
-        }),
-        changed: Notify::new(),
-        rx_gone: Notify::new(),
-    });
-    (
-        Sender {
-            shared: shared.clone(),
-        },
-        Receiver { shared, seen: 0 },
-    )
-}
-
-impl<T> Sender<T> {
-    /// Publishes `value`; refused (and handed back) when every receiver
-    /// is gone.
-    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let mut slot = self.shared.slot.write();
-        if slot.receivers == 0 {
-            return Err(SendError(value));
+/// Stamps the channel for one flavour: `$rc` shares it (`Arc` or `Rc`);
+/// `SlotLock`, `SlotReadGuard` and `Notify` at the call site name the
+/// lock around the value, its read guard and the wake-up.
+macro_rules! watch_surface {
+    ($rc:ident) => {
+        struct Slot<T> {
+            value: T,
+            version: u64,
+            /// Senders alive; the channel closes for receivers at 0.
+            senders: usize,
+            receivers: usize,
         }
-        slot.value = value;
-        slot.version += 1;
-        drop(slot);
-        self.shared.changed.notify_waiters();
-        Ok(())
-    }
 
-    /// Publishes `value` even with no receiver; returns the old value.
-    pub fn send_replace(&self, value: T) -> T {
-        let mut value = value;
-        self.send_modify(|v| std::mem::swap(v, &mut value));
-        value
-    }
-
-    /// Changes the value in place and notifies the receivers.
-    pub fn send_modify(&self, modify: impl FnOnce(&mut T)) {
-        self.send_if_modified(|v| {
-            modify(v);
-            true
-        });
-    }
-
-    /// Changes the value in place; notifies only when `modify` returns
-    /// true (it changed something). Returns what `modify` returned.
-    pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
-        let mut slot = self.shared.slot.write();
-        let modified = modify(&mut slot.value);
-        if modified {
-            slot.version += 1;
+        struct Shared<T> {
+            slot: SlotLock<Slot<T>>,
+            changed: Notify,
+            rx_gone: Notify,
         }
-        drop(slot);
-        if modified {
-            self.shared.changed.notify_waiters();
+
+        /// Publishes values; clone it for more publishers (as tokio's, since
+        /// 1.37). Dropping the last one closes the channel.
+        pub struct Sender<T> {
+            shared: $rc<Shared<T>>,
         }
-        modified
-    }
 
-    /// The current value.
-    pub fn borrow(&self) -> Ref<'_, T> {
-        Ref {
-            guard: self.shared.slot.read(),
-            has_changed: false,
+        /// Sees the latest value and waits for changes; clone it for more.
+        pub struct Receiver<T> {
+            shared: $rc<Shared<T>>,
+            seen: u64,
         }
-    }
 
-    /// A new receiver that counts the current value as seen.
-    pub fn subscribe(&self) -> Receiver<T> {
-        let mut slot = self.shared.slot.write();
-        slot.receivers += 1;
-        Receiver {
-            shared: self.shared.clone(),
-            seen: slot.version,
+        /// A borrowed value; holds the channel's read lock while it lives.
+        pub struct Ref<'a, T> {
+            guard: SlotReadGuard<'a, Slot<T>>,
+            has_changed: bool,
         }
-    }
 
-    /// Receivers alive now.
-    pub fn receiver_count(&self) -> usize {
-        self.shared.slot.read().receivers
-    }
+        /// A channel holding `init`; the first receiver counts it as seen.
+        pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
+            let tx = Sender::new(init);
+            let rx = tx.subscribe();
+            (tx, rx)
+        }
 
-    /// True when every receiver is gone.
-    pub fn is_closed(&self) -> bool {
-        self.receiver_count() == 0
-    }
-
-    /// Waits until every receiver is gone.
-    pub async fn closed(&self) {
-        loop {
-            let gone = self.shared.rx_gone.notified();
-            if self.is_closed() {
-                return;
+        impl<T> Sender<T> {
+            /// A channel holding `init` with no receiver yet; make them with
+            /// [`Sender::subscribe`]. Until then `send` is refused and
+            /// `send_replace` stores the value.
+            pub fn new(init: T) -> Sender<T> {
+                Sender {
+                    shared: $rc::new(Shared {
+                        slot: SlotLock::new(Slot {
+                            value: init,
+                            version: 0,
+                            senders: 1,
+                            receivers: 0,
+                        }),
+                        changed: Notify::new(),
+                        rx_gone: Notify::new(),
+                    }),
+                }
             }
-            gone.await;
+
+            /// Publishes `value`; refused (and handed back) when every receiver
+            /// is gone.
+            pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+                let mut slot = self.shared.slot.write();
+                if slot.receivers == 0 {
+                    return Err(SendError(value));
+                }
+                slot.value = value;
+                slot.version += 1;
+                drop(slot);
+                self.shared.changed.notify_waiters();
+                Ok(())
+            }
+
+            /// Publishes `value` even with no receiver; returns the old value.
+            pub fn send_replace(&self, value: T) -> T {
+                let mut value = value;
+                self.send_modify(|v| std::mem::swap(v, &mut value));
+                value
+            }
+
+            /// Changes the value in place and notifies the receivers.
+            pub fn send_modify(&self, modify: impl FnOnce(&mut T)) {
+                self.send_if_modified(|v| {
+                    modify(v);
+                    true
+                });
+            }
+
+            /// Changes the value in place; notifies only when `modify` returns
+            /// true (it changed something). Returns what `modify` returned.
+            pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
+                let mut slot = self.shared.slot.write();
+                let modified = modify(&mut slot.value);
+                if modified {
+                    slot.version += 1;
+                }
+                drop(slot);
+                if modified {
+                    self.shared.changed.notify_waiters();
+                }
+                modified
+            }
+
+            /// The current value.
+            pub fn borrow(&self) -> Ref<'_, T> {
+                Ref {
+                    guard: self.shared.slot.read(),
+                    has_changed: false,
+                }
+            }
+
+            /// A new receiver that counts the current value as seen.
+            pub fn subscribe(&self) -> Receiver<T> {
+                let mut slot = self.shared.slot.write();
+                slot.receivers += 1;
+                Receiver {
+                    shared: self.shared.clone(),
+                    seen: slot.version,
+                }
+            }
+
+            /// Receivers alive now.
+            pub fn receiver_count(&self) -> usize {
+                self.shared.slot.read().receivers
+            }
+
+            /// True when every receiver is gone.
+            pub fn is_closed(&self) -> bool {
+                self.receiver_count() == 0
+            }
+
+            /// Waits until every receiver is gone.
+            pub async fn closed(&self) {
+                loop {
+                    let gone = self.shared.rx_gone.notified();
+                    if self.is_closed() {
+                        return;
+                    }
+                    gone.await;
+                }
+            }
         }
-    }
-}
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.shared.slot.write().tx_open = false;
-        self.shared.changed.notify_waiters();
-    }
-}
-
-impl<T> Receiver<T> {
-    /// The current value, leaving it unseen if it was.
-    pub fn borrow(&self) -> Ref<'_, T> {
-        let guard = self.shared.slot.read();
-        let has_changed = guard.version != self.seen;
-        Ref { guard, has_changed }
-    }
-
-    /// The current value, marking it seen.
-    pub fn borrow_and_update(&mut self) -> Ref<'_, T> {
-        let guard = self.shared.slot.read();
-        let has_changed = guard.version != self.seen;
-        self.seen = guard.version;
-        Ref { guard, has_changed }
-    }
-
-    /// True when a value this receiver has not seen is there; `RecvError`
-    /// when there is none and the sender is gone.
-    pub fn has_changed(&self) -> Result<bool, RecvError> {
-        let slot = self.shared.slot.read();
-        if slot.version != self.seen {
-            Ok(true)
-        } else if slot.tx_open {
-            Ok(false)
-        } else {
-            Err(RecvError(()))
+        impl<T> Clone for Sender<T> {
+            fn clone(&self) -> Self {
+                self.shared.slot.write().senders += 1;
+                Sender {
+                    shared: self.shared.clone(),
+                }
+            }
         }
-    }
 
-    /// Waits for a value this receiver has not seen and marks it seen;
-    /// `RecvError` once the sender is gone and none is left. Cancel-safe.
-    pub async fn changed(&mut self) -> Result<(), RecvError> {
-        loop {
-            let notified = self.shared.changed.notified();
-            {
+        impl<T> Drop for Sender<T> {
+            fn drop(&mut self) {
+                let last = {
+                    let mut slot = self.shared.slot.write();
+                    slot.senders -= 1;
+                    slot.senders == 0
+                };
+                if last {
+                    self.shared.changed.notify_waiters();
+                }
+            }
+        }
+
+        impl<T> Receiver<T> {
+            /// The current value, leaving it unseen if it was.
+            pub fn borrow(&self) -> Ref<'_, T> {
+                let guard = self.shared.slot.read();
+                let has_changed = guard.version != self.seen;
+                Ref { guard, has_changed }
+            }
+
+            /// The current value, marking it seen.
+            pub fn borrow_and_update(&mut self) -> Ref<'_, T> {
+                let guard = self.shared.slot.read();
+                let has_changed = guard.version != self.seen;
+                self.seen = guard.version;
+                Ref { guard, has_changed }
+            }
+
+            /// True when a value this receiver has not seen is there; `RecvError`
+            /// when there is none and every sender is gone.
+            pub fn has_changed(&self) -> Result<bool, RecvError> {
                 let slot = self.shared.slot.read();
                 if slot.version != self.seen {
-                    self.seen = slot.version;
-                    return Ok(());
-                }
-                if !slot.tx_open {
-                    return Err(RecvError(()));
+                    Ok(true)
+                } else if slot.senders > 0 {
+                    Ok(false)
+                } else {
+                    Err(RecvError(()))
                 }
             }
-            notified.await;
+
+            /// Waits for a value this receiver has not seen and marks it seen;
+            /// `RecvError` once every sender is gone and none is left. Cancel-safe.
+            pub async fn changed(&mut self) -> Result<(), RecvError> {
+                loop {
+                    let notified = self.shared.changed.notified();
+                    {
+                        let slot = self.shared.slot.read();
+                        if slot.version != self.seen {
+                            self.seen = slot.version;
+                            return Ok(());
+                        }
+                        if slot.senders == 0 {
+                            return Err(RecvError(()));
+                        }
+                    }
+                    notified.await;
+                }
+            }
+
+            /// Counts the current value as not yet seen.
+            pub fn mark_changed(&mut self) {
+                self.seen = self.seen.wrapping_sub(1);
+            }
         }
-    }
 
-    /// Counts the current value as not yet seen.
-    pub fn mark_changed(&mut self) {
-        self.seen = self.seen.wrapping_sub(1);
-    }
-}
-
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        self.shared.slot.write().receivers += 1;
-        Receiver {
-            shared: self.shared.clone(),
-            seen: self.seen,
+        impl<T> Clone for Receiver<T> {
+            fn clone(&self) -> Self {
+                self.shared.slot.write().receivers += 1;
+                Receiver {
+                    shared: self.shared.clone(),
+                    seen: self.seen,
+                }
+            }
         }
-    }
-}
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        let last = {
-            let mut slot = self.shared.slot.write();
-            slot.receivers -= 1;
-            slot.receivers == 0
-        };
-        if last {
-            self.shared.rx_gone.notify_waiters();
+        impl<T> Drop for Receiver<T> {
+            fn drop(&mut self) {
+                let last = {
+                    let mut slot = self.shared.slot.write();
+                    slot.receivers -= 1;
+                    slot.receivers == 0
+                };
+                if last {
+                    self.shared.rx_gone.notify_waiters();
+                }
+            }
         }
-    }
+
+        impl<T> Ref<'_, T> {
+            /// True when the borrowed value had not been seen by the receiver.
+            pub fn has_changed(&self) -> bool {
+                self.has_changed
+            }
+        }
+
+        impl<T> std::ops::Deref for Ref<'_, T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                &self.guard.value
+            }
+        }
+
+        impl<T: std::fmt::Debug> std::fmt::Debug for Ref<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+
+        impl<T> std::fmt::Debug for Sender<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("watch::Sender").finish_non_exhaustive()
+            }
+        }
+
+        impl<T> std::fmt::Debug for Receiver<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("watch::Receiver")
+                    .field("seen", &self.seen)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<T> Ref<'_, T> {
-    /// True when the borrowed value had not been seen by the receiver.
-    pub fn has_changed(&self) -> bool {
-        self.has_changed
-    }
-}
+use super::notify::Notify;
+use crate::loom::sync::{RwLock as SlotLock, RwLockReadGuard as SlotReadGuard};
+use std::sync::Arc;
 
-impl<T> Deref for Ref<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard.value
-    }
-}
+watch_surface!(Arc);
 
-impl<T: fmt::Debug> fmt::Debug for Ref<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+/// The `!Send` flavour (also `sync::local::watch`), for tasks of one
+/// worker: the same channel with the value in a `RefCell`, `Rc` for `Arc`
+/// and the local `Notify`, so no atomic instruction and no lock. Where
+/// the cross-worker flavour would deadlock (a [`Ref`] kept alive while
+/// the same channel sends), it panics, naming the `Ref`.
+pub mod local {
+    pub use super::{RecvError, SendError};
+    use crate::sync::local::Notify;
+    use crate::sync::state::{LocalLock as SlotLock, LocalRef as SlotReadGuard};
+    use std::rc::Rc;
 
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("watch::Sender").finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("watch::Receiver")
-            .field("seen", &self.seen)
-            .finish_non_exhaustive()
-    }
+    watch_surface!(Rc);
 }
 
 #[cfg(all(test, loom))]
@@ -314,6 +364,22 @@ mod loom_tests {
             block_on(rx.changed()).unwrap();
             assert_eq!(*rx.borrow_and_update(), 1);
             t.join().unwrap();
+        });
+    }
+
+    /// Two clones of the sender dropped on two threads: the receiver
+    /// learns the channel closed once, after the last.
+    #[test]
+    fn loom_watch_cloned_senders_close_after_the_last() {
+        loom::model(|| {
+            let (tx, mut rx) = channel(0);
+            let tx2 = tx.clone();
+            let t = loom::thread::spawn(move || drop(tx2));
+            assert_eq!(rx.has_changed(), Ok(false));
+            drop(tx);
+            assert!(block_on(rx.changed()).is_err());
+            t.join().unwrap();
+            assert!(rx.has_changed().is_err());
         });
     }
 

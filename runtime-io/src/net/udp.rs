@@ -149,6 +149,15 @@ impl UdpSocket {
             .as_socket()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
     }
+
+    /// The peer set by [`connect`](UdpSocket::connect); `NotConnected`
+    /// before.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock()
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
+    }
 }
 
 impl AsRawFd for UdpSocket {

@@ -10,12 +10,26 @@ use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 fn mio_listener(fd: OwnedFd) -> mio::net::UnixListener {
     mio::net::UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+}
+
+/// The address `query` finds on a duplicate of `fd`, as std's
+/// `SocketAddr` (which, unlike socket2's, also says "unnamed": a pair's
+/// ends and a client that did not bind have no path). Addresses are
+/// asked for rarely; the dup keeps this free of `unsafe`.
+fn unix_addr(
+    fd: BorrowedFd<'_>,
+    query: impl FnOnce(&std::os::unix::net::UnixStream) -> io::Result<SocketAddr>,
+) -> io::Result<SocketAddr> {
+    query(&std::os::unix::net::UnixStream::from(
+        fd.try_clone_to_owned()?,
+    ))
 }
 
 fn mio_stream(fd: OwnedFd) -> mio::net::UnixStream {
@@ -50,6 +64,11 @@ impl UnixListener {
     /// io_uring, connections accepted ahead and not taken are closed).
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
         Ok(self.io.into_fd()?.into())
+    }
+
+    /// The path this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.io.fd(), |s| s.local_addr())
     }
 
     /// The next connection.
@@ -124,6 +143,17 @@ impl UnixStream {
     /// flight or received bytes wait unread (as `TcpStream::into_std`).
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
         Ok(self.io.into_fd()?.into())
+    }
+
+    /// This end's address (unnamed unless it was bound to a path).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.io.fd(), |s| s.local_addr())
+    }
+
+    /// The peer's address: the listener's path for a connected client,
+    /// unnamed for an accepted stream and a pair's ends.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.io.fd(), |s| s.peer_addr())
     }
 
     readiness_methods!();
