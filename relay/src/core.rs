@@ -621,10 +621,9 @@ impl Relay {
             sh.press(true);
         }
         if let (Some(txid), true) = (txid, self.p2p.on()) {
-            let t = std::time::Instant::now();
             let payload = &frame[wire::HEADER..];
             self.p2p
-                .offer(txid, hash, payload, from, t, at, &mut self.counters.p2p);
+                .offer(txid, hash, payload, from, at, &mut self.counters.p2p);
         }
     }
 

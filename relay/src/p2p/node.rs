@@ -316,10 +316,10 @@ impl Node {
         wtxid: [u8; 32],
         raw: &[u8],
         from: Option<PeerId>,
-        now: Instant,
         at: u64,
         c: &mut P2pCounters,
     ) {
+        let now = Instant::now();
         self.txids.insert(txid);
         let stored = Stored {
             raw: raw.into(),
