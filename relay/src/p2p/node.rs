@@ -336,11 +336,16 @@ impl Node {
             if Some(PeerId(i)) == from || !p.wants_txs() {
                 continue;
             }
-            if p.known.contains(&txid) || p.known.contains(&wtxid) {
+            // What it told us or asked for. What it is told here needs no
+            // entry: a new transaction is offered once (per worker), so a
+            // peer is told it once. Not inserting keeps the cost per peer
+            // and transaction to two lookups (none for a peer that tells us
+            // nothing) at 1,024 peers; inserting made each peer's set grow
+            // with every transaction, and all of them rehash on the same
+            // one (a stall of hundreds of milliseconds there).
+            if p.known.knows(&txid, &wtxid) {
                 continue;
             }
-            p.known.insert(txid);
-            p.known.insert(wtxid);
             let e = if p.wtxid {
                 Inv {
                     kind: msg::inv::WTX,

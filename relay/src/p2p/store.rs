@@ -32,6 +32,11 @@ impl Known {
         self.set.contains(h)
     }
 
+    /// Whether either id is in the set (no hashing while it is empty).
+    pub(crate) fn knows(&self, txid: &[u8; 32], wtxid: &[u8; 32]) -> bool {
+        !self.set.is_empty() && (self.set.contains(txid) || self.set.contains(wtxid))
+    }
+
     /// True if `h` is new.
     pub(crate) fn insert(&mut self, h: [u8; 32]) -> bool {
         if !self.set.insert(h) {
