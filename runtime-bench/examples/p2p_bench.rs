@@ -47,9 +47,9 @@ struct Args {
     /// Relay workers (1 pinned to CPU 0; more pinned to CPUs 0.. in turn).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     workers: Vec<usize>,
-    /// Transactions per second from the source.
-    #[arg(long, default_value_t = 1_000)]
-    rate: u64,
+    /// Transactions per second from the source (a list: each is run).
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    rate: Vec<u64>,
     /// Seconds of sending per run.
     #[arg(long, default_value_t = 10)]
     secs: u64,
@@ -65,6 +65,9 @@ struct Args {
     /// Write every run's result here as JSON lines.
     #[arg(long)]
     out: Option<String>,
+    /// Write an SVG plot of time to last peer against peers here.
+    #[arg(long)]
+    svg: Option<String>,
 }
 
 const MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda]; // regtest
@@ -136,62 +139,80 @@ fn main() {
     let mut port = a.port;
     let mut all = Vec::new();
     for r in 0..a.runs {
-        for &w in &a.workers {
-            for &n in &a.peers {
-                port += 1;
-                match run(&a, w, n, port) {
-                    Ok(x) => {
-                        println!(
-                            "run {r} workers {w} peers {n:>5}: last peer (relay) p50 {:>8.1} p99 {:>8.1} max {:>8.1} µs | client p50 {:>8.1} p99 {:>8.1} µs | served p50 {:>7.1} µs | cpu {:>6.0} ns/announcement ({:.0} % of a CPU) | mesh {:.2}/tx | {}/{} complete | client busy {:.0} %, late ≤ {:.0} µs",
-                            x.relay_last_peer_p50_us,
-                            x.relay_last_peer_p99_us,
-                            x.relay_last_peer_max_us,
-                            x.client_p50_us,
-                            x.client_p99_us,
-                            x.relay_served_p50_us,
-                            x.cpu_ns_per_announcement,
-                            100.0 * x.relay_cpu,
-                            x.mesh_per_tx,
-                            x.complete,
-                            x.sent,
-                            100.0 * x.client_busy,
-                            x.client_lag_max_us,
-                        );
-                        all.push(x);
+        for &rate in &a.rate {
+            for &w in &a.workers {
+                for &n in &a.peers {
+                    port += 1;
+                    match run(&a, rate, w, n, port) {
+                        Ok(x) => {
+                            println!(
+                                "run {r} rate {rate} workers {w} peers {n:>5}: last peer (relay) p50 {:>8.1} p99 {:>8.1} max {:>8.1} µs | client p50 {:>8.1} p99 {:>8.1} µs | served p50 {:>7.1} µs | cpu {:>6.0} ns/announcement ({:.0} % of a CPU) | mesh {:.2}/tx | {}/{} complete | client busy {:.0} %, late ≤ {:.0} µs",
+                                x.relay_last_peer_p50_us,
+                                x.relay_last_peer_p99_us,
+                                x.relay_last_peer_max_us,
+                                x.client_p50_us,
+                                x.client_p99_us,
+                                x.relay_served_p50_us,
+                                x.cpu_ns_per_announcement,
+                                100.0 * x.relay_cpu,
+                                x.mesh_per_tx,
+                                x.complete,
+                                x.sent,
+                                100.0 * x.client_busy,
+                                x.client_lag_max_us,
+                            );
+                            all.push(x);
+                        }
+                        Err(e) => eprintln!("run {r} rate {rate} workers {w} peers {n}: {e}"),
                     }
-                    Err(e) => eprintln!("run {r} workers {w} peers {n}: {e}"),
                 }
             }
         }
     }
     println!();
     println!(
-        "{:>7} {:>6} {:>26} {:>26} {:>26} {:>22}",
+        "{:>6} {:>7} {:>6} {:>24} {:>26} {:>24} {:>20} {:>9} {:>9}",
+        "tx/s",
         "workers",
         "peers",
-        "last peer p50 µs (range)",
-        "last peer p99 µs (range)",
-        "ns/announcement (range)",
-        "client busy % (max)"
+        "last peer p50 µs",
+        "last peer p99 µs",
+        "ns/announcement",
+        "relay CPU %",
+        "complete",
+        "client %"
     );
-    for &w in &a.workers {
-        for &n in &a.peers {
-            let rs: Vec<&Run> = all
-                .iter()
-                .filter(|x| x.workers == w && x.peers == n)
-                .collect();
-            if rs.is_empty() {
-                continue;
+    for &rate in &a.rate {
+        for &w in &a.workers {
+            for &n in &a.peers {
+                let rs: Vec<&Run> = all
+                    .iter()
+                    .filter(|x| x.rate == rate && x.workers == w && x.peers == n)
+                    .collect();
+                if rs.is_empty() {
+                    continue;
+                }
+                let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|x| f(x)).collect());
+                let busy = rs.iter().map(|x| x.client_busy).fold(0.0, f64::max);
+                let complete = rs
+                    .iter()
+                    .map(|x| x.complete as f64 / x.sent.max(1) as f64)
+                    .fold(1.0, f64::min);
+                println!(
+                    "{rate:>6} {w:>7} {n:>6} {:>24} {:>26} {:>24} {:>20} {:>8.1}% {:>8.0}%",
+                    m(&|x| x.relay_last_peer_p50_us),
+                    m(&|x| x.relay_last_peer_p99_us),
+                    m(&|x| x.cpu_ns_per_announcement),
+                    m(&|x| 100.0 * x.relay_cpu),
+                    100.0 * complete,
+                    100.0 * busy
+                );
             }
-            let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|x| f(x)).collect());
-            let busy = rs.iter().map(|x| x.client_busy).fold(0.0, f64::max);
-            println!(
-                "{w:>7} {n:>6} {:>26} {:>26} {:>26} {:>22.0}",
-                m(&|x| x.relay_last_peer_p50_us),
-                m(&|x| x.relay_last_peer_p99_us),
-                m(&|x| x.cpu_ns_per_announcement),
-                100.0 * busy
-            );
+        }
+    }
+    if let Some(svg) = &a.svg {
+        if let Err(e) = plot(&all, &a, svg) {
+            eprintln!("p2p_bench: {svg}: {e}");
         }
     }
     if let Some(out) = &a.out {
@@ -201,6 +222,83 @@ fn main() {
             .collect();
         std::fs::write(out, text).unwrap_or_else(|e| eprintln!("p2p_bench: {out}: {e}"));
     }
+}
+
+/// The median of each run set's figure.
+fn mid(rs: &[&Run], f: impl Fn(&Run) -> f64) -> f64 {
+    let mut v: Vec<f64> = rs.iter().map(|x| f(x)).collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Time to last peer (the relay's histogram, median of the runs' p50 and
+/// p99) against peers, a line each per worker count, at the first rate.
+fn plot(all: &[Run], a: &Args, path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let most = all
+        .iter()
+        .map(|x| x.relay_last_peer_p99_us)
+        .fold(10.0, f64::max);
+    let peers_max = a.peers.iter().copied().max().unwrap_or(16) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "relay: transaction arrival to its inv written to the last peer ({} tx/s)",
+                a.rate[0]
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (8f64..peers_max * 2.0).log_scale(),
+            (10f64..most * 2.0).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("peers (log)")
+        .y_desc("µs (log)")
+        .draw()?;
+    let colors = [&BLUE, &RED, &GREEN, &MAGENTA];
+    for (k, &w) in a.workers.iter().enumerate() {
+        let c = colors[k % colors.len()];
+        for (q, dashed) in [("p50", false), ("p99", true)] {
+            let pts: Vec<(f64, f64)> = a
+                .peers
+                .iter()
+                .filter_map(|&n| {
+                    let rs: Vec<&Run> = all
+                        .iter()
+                        .filter(|x| x.workers == w && x.peers == n)
+                        .collect();
+                    if rs.is_empty() {
+                        return None;
+                    }
+                    let v = if dashed {
+                        mid(&rs, |x| x.relay_last_peer_p99_us)
+                    } else {
+                        mid(&rs, |x| x.relay_last_peer_p50_us)
+                    };
+                    Some((n as f64, v.max(10.0)))
+                })
+                .collect();
+            let style = c.stroke_width(if dashed { 1 } else { 3 });
+            chart
+                .draw_series(LineSeries::new(pts, style))?
+                .label(format!("{w} worker{} {q}", if w == 1 { "" } else { "s" }))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// "median (lowest–highest)".
@@ -396,7 +494,7 @@ fn allow_all() {
     }
 }
 
-fn run(a: &Args, workers: usize, n: usize, port: u16) -> Result<Run, String> {
+fn run(a: &Args, rate: u64, workers: usize, n: usize, port: u16) -> Result<Run, String> {
     allow_all();
     let (mut relay, addr) = start_relay(a, workers, port)?;
     if workers == 1 && cpus() > 1 {
@@ -426,7 +524,7 @@ fn run(a: &Args, workers: usize, n: usize, port: u16) -> Result<Run, String> {
         peers.push(p);
     }
     // The transactions, built before the run.
-    let total = a.rate * a.secs;
+    let total = rate * a.secs;
     let mut txs = Vec::with_capacity(total as usize);
     let mut ids = HashMap::with_capacity(total as usize);
     for k in 0..total {
@@ -487,7 +585,7 @@ fn run(a: &Args, workers: usize, n: usize, port: u16) -> Result<Run, String> {
     let mut sent = 0u64;
     let mut sent_at = Vec::with_capacity(total as usize);
     let (mut waited, mut lag_max) = (Duration::ZERO, Duration::ZERO);
-    let step = Duration::from_nanos(1_000_000_000 / a.rate.max(1));
+    let step = Duration::from_nanos(1_000_000_000 / rate.max(1));
     while sent < total {
         let now = Instant::now();
         let due = start + step * sent as u32;
@@ -556,7 +654,7 @@ fn run(a: &Args, workers: usize, n: usize, port: u16) -> Result<Run, String> {
     Ok(Run {
         workers,
         peers: n,
-        rate: a.rate,
+        rate,
         sent,
         complete,
         client_p50_us: client.value_at_quantile(0.5) as f64,
