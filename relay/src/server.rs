@@ -166,6 +166,7 @@ impl Control {
         *self.p2p.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg(any(feature = "tokio", feature = "monoio", feature = "glommio"))]
     fn set_p2p_addr(&self, relay: &RefCell<Relay>, a: SocketAddr) {
         *self.p2p.lock().unwrap_or_else(PoisonError::into_inner) = Some(a);
         relay.borrow_mut().set_p2p_addr(a);
@@ -175,6 +176,7 @@ impl Control {
         self.stop.load(Ordering::Acquire)
     }
 
+    #[cfg(any(feature = "tokio", feature = "monoio", feature = "glommio"))]
     fn publish(&self, c: Counters) {
         self.publish_worker(0, c);
     }
