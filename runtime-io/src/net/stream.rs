@@ -131,7 +131,9 @@ where
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self {
-            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Read, |s| (&*s).read(buf)),
+            StreamIo::Epoll(e) => {
+                e.poll_transfer(cx, Direction::Read, buf.len(), |s| (&*s).read(buf))
+            }
             #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_read(cx, buf),
         }
@@ -150,7 +152,7 @@ where
     ) -> Poll<io::Result<usize>> {
         let (dst, len) = (buf.as_mut_ptr().cast::<u8>(), buf.len());
         match self {
-            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Read, |s| {
+            StreamIo::Epoll(e) => e.poll_transfer(cx, Direction::Read, len, |s| {
                 // SAFETY: `dst` is valid for writes of `len` bytes (a live
                 // `&mut` slice), recv(2) only writes into it, and a
                 // readiness driver receives synchronously, within the borrow.
@@ -182,7 +184,9 @@ where
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self {
-            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write(buf)),
+            StreamIo::Epoll(e) => {
+                e.poll_transfer(cx, Direction::Write, buf.len(), |s| (&*s).write(buf))
+            }
             #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_write(cx, buf),
         }
@@ -194,7 +198,10 @@ where
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self {
-            StreamIo::Epoll(e) => e.poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs)),
+            StreamIo::Epoll(e) => {
+                let len = bufs.iter().map(|b| b.len()).sum();
+                e.poll_transfer(cx, Direction::Write, len, |s| (&*s).write_vectored(bufs))
+            }
             #[cfg(target_os = "linux")]
             StreamIo::Uring(u) => u.poll_write_vectored(cx, bufs),
         }
@@ -222,7 +229,7 @@ where
             StreamIo::Epoll(e) => {
                 let (ptr, total) = (buf.stable_mut_ptr(), buf.bytes_total());
                 let r = poll_fn(|cx| {
-                    e.poll_io(cx, Direction::Read, |s| {
+                    e.poll_transfer(cx, Direction::Read, total, |s| {
                         // SAFETY: the buffer is valid for `total` bytes of
                         // writes (maybe uninitialised: recv only writes),
                         // and a readiness driver reads synchronously.
