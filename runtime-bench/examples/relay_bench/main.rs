@@ -5,9 +5,12 @@
 //! `i` is due at `start + i / rate` whatever the relay does. Latency is
 //! measured from that intended time, so a stall cannot hide queued
 //! messages (no coordinated omission), into an HDR histogram. Frames are
-//! built before the run: each transaction carries its sequence number,
-//! and every subscriber checks every frame byte for byte against the one
-//! sent, once (duplicates, corruption and losses are counted).
+//! built before the run, each transaction carrying its sequence number;
+//! every subscriber counts every frame once by that number (losses,
+//! duplicates and per-publisher reordering are counted), checks every
+//! frame's header and a deterministic sample (1 in 64 per subscriber)
+//! byte for byte. The generator reports its own busy share: over half,
+//! the run is marked generator-bound.
 //!
 //! `report`: runs the relay server (`--relay-bin`, the same relay code on
 //! every runtime) on CPU 0 on tokio, monoio, glommio and at Sprint's
@@ -19,15 +22,18 @@
 //! `demo` (the README's first command) and `step` are described in
 //! their modules. This file is the command line; the parts:
 //!
-//! - [`load`]: the generator (connections, pacing, the send and read
-//!   loop);
-//! - [`measure`]: what a run measures (latency histograms, delivery
-//!   accounting, the generator's own lag and slack);
+//! - [`load`]: the generator (connections, the send and read loop);
+//! - [`frames`]: the frames sent, laid out per publisher, and the sample
+//!   checked byte for byte;
+//! - [`measure`]: what a run measures (pacing, latency histograms,
+//!   delivery and integrity accounting, the generator's own lag and busy
+//!   share);
 //! - [`report`]: the modes that run the relay and print tables and plots
 //!   (`report`, `step`, `demo`).
 //!
 //! `cargo run --release -p sprint-bench --example relay_bench -- report`
 
+mod frames;
 mod load;
 mod measure;
 mod report;
@@ -159,6 +165,12 @@ struct ReportArgs {
     /// window, in %, is disturbed too.
     #[arg(long, default_value_t = 1.0)]
     disturbed_wait_pct: f64,
+    /// A run whose generator was busy (its loop had something to send or
+    /// read) over this share of its time, in %, is generator-bound: its
+    /// figures are the generator's limit, not the relay's. Marked (‡),
+    /// not left out.
+    #[arg(long, default_value_t = 50.0)]
+    generator_bound_pct: f64,
     /// Also print every run's row (RSS, allocations, page faults too).
     #[arg(long)]
     per_run: bool,

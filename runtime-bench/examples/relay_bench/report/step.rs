@@ -24,6 +24,7 @@ pub fn run(st: &StepArgs) -> std::io::Result<()> {
         runs: 1,
         disturbed_lag_us: f64::INFINITY,
         disturbed_wait_pct: f64::INFINITY,
+        generator_bound_pct: 50.0,
         per_run: false,
     };
     let servers = ["basic", "turbo", "adaptive"];
