@@ -129,6 +129,10 @@ struct LoadArgs {
     /// saw, so runs against the same relay must not repeat them.
     #[arg(long, default_value_t = 0)]
     seq_base: u64,
+    /// Sends go out in ticks of this many µs: every transaction due
+    /// within a tick is sent at its start (0: each at its own time).
+    #[arg(long, default_value_t = load::SEND_TICK_US)]
+    send_tick_us: u64,
 }
 
 #[derive(Parser, Clone)]
@@ -192,6 +196,9 @@ struct ReportArgs {
     /// and still delivers everything, late).
     #[arg(long, default_value_t = 100.0)]
     keep_up_p99_ms: f64,
+    /// The generator's send tick, µs (see `load --send-tick-us`).
+    #[arg(long, default_value_t = load::SEND_TICK_US)]
+    send_tick_us: u64,
     /// Where the JSON and the plots go.
     #[arg(long, default_value = "target/relay-report")]
     out: String,

@@ -18,11 +18,15 @@
 //! overall figures). Only messages after the warm-up count.
 //!
 //! The generator watches itself: how late it sent (its send lag), its CPU,
-//! and its *busy* share: the time in turns of its loop that had something
-//! to send or read, against the whole loop (the rest it spent polling and
-//! finding nothing). Over half busy, the generator is near its own limit
-//! and a run's figures may be partly its own (the report marks the run
-//! generator-bound). [`Measure`] holds the running tallies; [`LoadResult`]
+//! and its *busy* share: its thread's CPU time in turns of its loop that
+//! had something to send or read, against its CPU time in the whole loop
+//! (the rest it spent polling and finding nothing). In CPU time, not
+//! wall-clock time, so that on a loaded machine the time the generator
+//! waited for its CPU counts on neither side (it falls mostly in busy
+//! turns, and leaves work piled up for the next: in wall-clock time the
+//! share rose with the machine's load). Over half busy, the generator is
+//! near its own limit and a run's figures may be partly its own (the
+//! report marks the run generator-bound). [`Measure`] holds the running tallies; [`LoadResult`]
 //! is what a run reports.
 
 use crate::frames::Frames;
@@ -61,10 +65,16 @@ pub struct LoadResult {
     pub closed_subscribers: usize,
     /// The generator's own CPU over the run, in cores.
     pub generator_cpu: f64,
-    /// Share of its busy-polling loop's time spent in turns that had
+    /// Share of its busy-polling loop's CPU time spent in turns that had
     /// something to send or read (the rest found nothing to do). Over
-    /// 0.5, the run is generator-bound.
+    /// 0.5, the run is generator-bound. In CPU time, so that time the
+    /// thread spent waiting for its CPU (a loaded machine) counts on
+    /// neither side.
     pub generator_busy: f64,
+    /// The same share in wall-clock time (as relay_bench measured it
+    /// before: 1 - its `generator_idle`); above the CPU-time share by
+    /// the waits for a CPU that fell in busy turns.
+    pub generator_busy_wall: f64,
     /// How late the generator sent, p99 µs.
     pub send_lag_p99_us: f64,
     /// Latency samples, for the CDF plot: (µs, fraction below).
@@ -85,19 +95,25 @@ pub fn cpu_seconds_self() -> f64 {
 }
 
 /// When each message is due: open-loop, message `seq` at
-/// `start + seq / rate`.
+/// `start + seq / rate`, brought forward to the start of its tick (a
+/// multiple of `tick` after the start) when `tick` is not zero. Every
+/// message due within a tick then goes out together, at most one write
+/// per publisher per tick, and its latency runs from the tick's start:
+/// the time it was meant to be sent.
 #[derive(Clone, Copy)]
 pub struct Pacing {
     pub start: Instant,
     ns_per: f64,
+    tick_ns: u64,
 }
 
 impl Pacing {
-    /// Pacing at `rate` from a start 10 ms from now.
-    pub fn new(rate: u64) -> Pacing {
+    /// Pacing at `rate` in ticks of `tick`, from a start 10 ms from now.
+    pub fn new(rate: u64, tick: Duration) -> Pacing {
         Pacing {
             start: Instant::now() + Duration::from_millis(10),
             ns_per: 1e9 / rate.max(1) as f64,
+            tick_ns: tick.as_nanos() as u64,
         }
     }
 
@@ -108,7 +124,11 @@ impl Pacing {
 
     /// When message `seq` is due, ns after the start.
     fn due_ns(&self, seq: u64) -> u64 {
-        (seq as f64 * self.ns_per) as u64
+        let t = (seq as f64 * self.ns_per) as u64;
+        match self.tick_ns {
+            0 => t,
+            tick => t - t % tick,
+        }
     }
 }
 
@@ -141,11 +161,16 @@ pub struct Measure {
     /// Per subscriber and publisher, the highest sequence number received
     /// plus one (0: none yet).
     last: Vec<u64>,
-    /// Time in loop turns that had something to send or read, and in
-    /// those that found nothing. Counting turns instead would mislead: an
-    /// idle turn is far shorter than a busy one.
-    busy_time: Duration,
-    idle_time: Duration,
+    /// The generator thread's CPU time in loop turns that had something
+    /// to send or read, and in those that found nothing; and the same in
+    /// wall-clock time (which also counts the time the thread waited for
+    /// its CPU, taken by something else, in whichever turn it fell).
+    /// Counting turns instead would mislead: an idle turn is far shorter
+    /// than a busy one.
+    busy_cpu: Duration,
+    idle_cpu: Duration,
+    busy_wall: Duration,
+    idle_wall: Duration,
 }
 
 impl Measure {
@@ -181,8 +206,10 @@ impl Measure {
             got: vec![0u64; subs],
             closed: vec![false; subs],
             last: vec![0u64; subs * pubs.max(1)],
-            busy_time: Duration::ZERO,
-            idle_time: Duration::ZERO,
+            busy_cpu: Duration::ZERO,
+            idle_cpu: Duration::ZERO,
+            busy_wall: Duration::ZERO,
+            idle_wall: Duration::ZERO,
         }
     }
 
@@ -194,13 +221,16 @@ impl Measure {
         }
     }
 
-    /// A turn of the generator's loop took `d`; `worked` if it had
-    /// something to send or read.
-    pub fn turn(&mut self, d: Duration, worked: bool) {
+    /// A turn of the generator's loop took `cpu` of its thread's CPU
+    /// time and `wall` of the clock's; `worked` if it had something to
+    /// send or read.
+    pub fn turn(&mut self, cpu: Duration, wall: Duration, worked: bool) {
         if worked {
-            self.busy_time += d;
+            self.busy_cpu += cpu;
+            self.busy_wall += wall;
         } else {
-            self.idle_time += d;
+            self.idle_cpu += cpu;
+            self.idle_wall += wall;
         }
     }
 
@@ -311,7 +341,14 @@ impl Measure {
         for v in hist.iter_quantiles(1) {
             cdf.push((v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to()));
         }
-        let turns = (self.busy_time + self.idle_time).as_secs_f64();
+        let share = |busy: Duration, idle: Duration| {
+            let all = (busy + idle).as_secs_f64();
+            if all > 0.0 {
+                busy.as_secs_f64() / all
+            } else {
+                0.0
+            }
+        };
         LoadResult {
             offered_rate: self.rate,
             messages: measured,
@@ -330,11 +367,8 @@ impl Measure {
             checked_bytewise: self.checked_bytewise,
             closed_subscribers: self.closed.iter().filter(|c| **c).count(),
             generator_cpu: cpu / wall,
-            generator_busy: if turns > 0.0 {
-                self.busy_time.as_secs_f64() / turns
-            } else {
-                0.0
-            },
+            generator_busy: share(self.busy_cpu, self.idle_cpu),
+            generator_busy_wall: share(self.busy_wall, self.idle_wall),
             send_lag_p99_us: q(&self.lag, 0.99),
             cdf,
             p99_by_second_us: self.by_second.iter().map(|h| q(h, 0.99)).collect(),
@@ -352,12 +386,29 @@ mod tests {
         (
             Frames::build(0, 8, 2),
             Measure::new(2, 2, 0, 8, 8, 1.0, 0),
-            Pacing::new(8),
+            Pacing::new(8, Duration::ZERO),
         )
     }
 
     fn bytes(frames: &Frames, seqs: &[u64]) -> Vec<u8> {
         seqs.iter().flat_map(|s| frames.get(*s).to_vec()).collect()
+    }
+
+    #[test]
+    fn a_tick_brings_each_message_forward_to_its_start() {
+        // 200k/s: one message every 5 µs; ticks of 50 µs hold 10.
+        let p = Pacing::new(200_000, Duration::from_micros(50));
+        assert_eq!((p.due_ns(0), p.due_ns(9)), (0, 0));
+        assert_eq!(
+            (p.due_ns(10), p.due_ns(19), p.due_ns(20)),
+            (50_000, 50_000, 100_000)
+        );
+        // Without ticks, each at its own time.
+        let p = Pacing::new(200_000, Duration::ZERO);
+        assert_eq!((p.due_ns(9), p.due_ns(10)), (45_000, 50_000));
+        // At 10k/s (100 µs apart) each message has a tick of its own.
+        let p = Pacing::new(10_000, Duration::from_micros(50));
+        assert_eq!((p.due_ns(1), p.due_ns(2)), (100_000, 200_000));
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn run(d: &DemoArgs) -> std::io::Result<()> {
             subs: 16,
             cpu: gen_cpu,
             seq_base,
+            send_tick_us: load::SEND_TICK_US,
         };
         seq_base += rate / 2 + (rate as f64 * d.seconds) as u64;
         let r = std::thread::spawn(move || load::run(&args))

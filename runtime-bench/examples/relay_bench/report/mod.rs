@@ -94,6 +94,7 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
         subs: 16,
         cpu: 1,
         seq_base: 0,
+        send_tick_us: r.send_tick_us,
     };
     // On a thread of its own: it pins itself to CPU 1, and the servers
     // this thread starts must not inherit that.
@@ -347,9 +348,10 @@ pub fn run(r: &ReportArgs) {
                     .map_or("—".to_string(), |v| v.cell(2))
             };
             format!(
-                "{s}: {} cores, busy {} %",
+                "{s}: {} cores, busy {} % of its CPU time ({} % of wall-clock time)",
                 of(|x| x.load.generator_cpu),
-                of(|x| x.load.generator_busy * 100.0)
+                of(|x| x.load.generator_busy * 100.0),
+                of(|x| x.load.generator_busy_wall * 100.0)
             )
         })
         .collect();

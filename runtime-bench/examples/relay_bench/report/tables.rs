@@ -359,6 +359,7 @@ mod tests {
                 closed_subscribers: 0,
                 generator_cpu: 1.0,
                 generator_busy: 0.5,
+                generator_busy_wall: 0.5,
                 send_lag_p99_us: if disturbed { 5_000.0 } else { 20.0 },
                 cdf: vec![],
                 p99_by_second_us: vec![],
