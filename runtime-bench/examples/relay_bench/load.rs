@@ -21,7 +21,9 @@
 //!   whole frame in it is counted in one pass ([`Measure::read`]); a read
 //!   that does not fill the room it was given has emptied the socket
 //!   (so no second read to hear `WouldBlock`), and only a partial frame
-//!   is carried to the next read.
+//!   is carried to the next read. Latency ends when the bytes arrived in
+//!   the socket, as the kernel says ([`arrival`]), not when the generator
+//!   got round to reading them.
 //!
 //! A run is a warm-up of half a second at the same rate, then the
 //! measured window; it ends when every subscriber has everything, or 5 s
@@ -29,12 +31,13 @@
 //! counted as busy (something was due or readable) or idle, for the
 //! generator's busy share ([`crate::measure`]).
 
+use crate::arrival;
 use crate::frames::Frames;
 use crate::measure::{cpu_seconds_self, LoadResult, Measure, Pacing};
 use crate::LoadArgs;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -94,6 +97,7 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
     let mut subs = Vec::new();
     for i in 0..a.subs {
         let mut s = connect(a.subscribers)?;
+        arrival::enable(&s)?;
         poll.registry()
             .register(&mut s, Token(i), Interest::READABLE)?;
         subs.push(Sub {
@@ -158,16 +162,17 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
                     sub.held = 0;
                     continue;
                 }
-                match sub.s.read(&mut sub.buf[sub.held..]) {
-                    Ok(0) => {
+                match arrival::recv(&sub.s, &mut sub.buf[sub.held..]) {
+                    Ok(arrival::Read { n: 0, .. }) => {
                         // Dropped by the relay's slow-subscriber policy.
                         m.close(i);
                         poll.registry().deregister(&mut sub.s)?;
                         break;
                     }
-                    Ok(n) => {
+                    Ok(arrival::Read { n, at, stamped }) => {
                         let have = sub.held + n;
-                        let used = m.read(i, &sub.buf[..have], Instant::now(), &frames, &pace);
+                        m.stamped(stamped);
+                        let used = m.read(i, &sub.buf[..have], at, &frames, &pace);
                         sub.buf.copy_within(used..have, 0);
                         sub.held = have - used;
                         if n < room {

@@ -4,7 +4,9 @@
 //! 16 subscribers over TCP with mio. Sends are paced open-loop: message
 //! `i` is due at `start + i / rate` whatever the relay does. Latency is
 //! measured from that intended time, so a stall cannot hide queued
-//! messages (no coordinated omission), into an HDR histogram. Frames are
+//! messages (no coordinated omission), to the frame's arrival in the
+//! subscriber's socket (the kernel's receive timestamp), into an HDR
+//! histogram. Frames are
 //! built before the run, each transaction carrying its sequence number;
 //! every subscriber counts every frame once by that number (losses,
 //! duplicates and per-publisher reordering are counted), checks every
@@ -23,6 +25,8 @@
 //! their modules. This file is the command line; the parts:
 //!
 //! - [`load`]: the generator (connections, the send and read loop);
+//! - [`arrival`]: when what a subscriber reads arrived (the kernel's
+//!   receive timestamp);
 //! - [`frames`]: the frames sent, laid out per publisher, and the sample
 //!   checked byte for byte;
 //! - [`measure`]: what a run measures (pacing, latency histograms,
@@ -33,6 +37,7 @@
 //!
 //! `cargo run --release -p sprint-bench --example relay_bench -- report`
 
+mod arrival;
 mod frames;
 mod load;
 mod measure;

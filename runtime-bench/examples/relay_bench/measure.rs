@@ -13,9 +13,11 @@
 //! relay that flipped a byte there, and only there, would pass).
 //!
 //! Latency, from the time each frame was *due* (not sent, so a stall
-//! cannot hide queued messages) to the read that brought it, goes into an
-//! HDR histogram per second of the measured window (merged for the
-//! overall figures). Only messages after the warm-up count.
+//! cannot hide queued messages) to its arrival at the subscriber's socket
+//! (the kernel's timestamp of the read that brought it:
+//! [`crate::arrival`]), goes into an HDR histogram per second of the
+//! measured window (merged for the overall figures). Only messages after
+//! the warm-up count.
 //!
 //! The generator watches itself: how late it sent (its send lag), its CPU,
 //! and its *busy* share: its thread's CPU time in turns of its loop that
@@ -60,6 +62,9 @@ pub struct LoadResult {
     pub missing: u64,
     /// Frames checked byte for byte, over every subscriber.
     pub checked_bytewise: u64,
+    /// Share of the subscribers' reads the kernel dated (latency ends at
+    /// the arrival it gave; the rest at the read).
+    pub reads_timestamped: f64,
     /// Subscribers the relay closed (its slow-subscriber policy): what
     /// they did not receive counts as not delivered.
     pub closed_subscribers: usize,
@@ -151,6 +156,9 @@ pub struct Measure {
     corrupted: u64,
     reordered: u64,
     checked_bytewise: u64,
+    /// Reads, and those the kernel dated.
+    reads: u64,
+    reads_stamped: u64,
     /// Deliveries of measured messages.
     delivered: u64,
     /// Deliveries of any message.
@@ -201,6 +209,8 @@ impl Measure {
             corrupted: 0,
             reordered: 0,
             checked_bytewise: 0,
+            reads: 0,
+            reads_stamped: 0,
             delivered: 0,
             received: 0,
             got: vec![0u64; subs],
@@ -243,6 +253,13 @@ impl Measure {
     /// rest of its frames are not delivered.
     pub fn close(&mut self, i: usize) {
         self.closed[i] = true;
+    }
+
+    /// A read that brought bytes; `stamped` if the kernel said when they
+    /// arrived.
+    pub fn stamped(&mut self, stamped: bool) {
+        self.reads += 1;
+        self.reads_stamped += stamped as u64;
     }
 
     /// A subscriber's buffer filled without a whole frame (a corrupted
@@ -365,6 +382,7 @@ impl Measure {
             reordered: self.reordered,
             missing,
             checked_bytewise: self.checked_bytewise,
+            reads_timestamped: self.reads_stamped as f64 / self.reads.max(1) as f64,
             closed_subscribers: self.closed.iter().filter(|c| **c).count(),
             generator_cpu: cpu / wall,
             generator_busy: share(self.busy_cpu, self.idle_cpu),

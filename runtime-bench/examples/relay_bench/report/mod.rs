@@ -444,6 +444,12 @@ fn print_problems(rows: &[Row]) {
                 l.closed_subscribers
             );
         }
+        if l.reads_timestamped < 1.0 {
+            println!(
+                "{at} {:.1} % of the subscribers' reads had no kernel timestamp: their latency ends at the read",
+                (1.0 - l.reads_timestamped) * 100.0
+            );
+        }
         if l.duplicates + l.corrupted + l.reordered > 0
             || (l.missing > 0 && l.delivered_fraction > 0.999)
         {

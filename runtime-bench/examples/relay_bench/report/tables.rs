@@ -356,6 +356,7 @@ mod tests {
                 reordered: 0,
                 missing: 0,
                 checked_bytewise: 0,
+                reads_timestamped: 1.0,
                 closed_subscribers: 0,
                 generator_cpu: 1.0,
                 generator_busy: 0.5,
