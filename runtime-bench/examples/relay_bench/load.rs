@@ -7,13 +7,13 @@
 //!
 //! - Sends are paced open-loop ([`Pacing`]): message `i` is due at
 //!   `start + i / rate` whatever the relay does, brought forward to the
-//!   start of its tick (`--send-tick-us`, 50 µs): what is due in a tick
-//!   goes out together, so a publisher writes at most once a tick
-//!   instead of once a frame (at 200k frames/s, one write per frame was
-//!   a quarter of the generator's time, and the relay's reads as many).
-//!   Up to 20k frames/s (at most one per tick) each frame still goes out
-//!   alone.
-//!   Latency runs from the tick's start, when the frame was meant to go.
+//!   start of its tick (`--send-tick-us`, 50 µs), and latency runs from
+//!   there, when the frame was meant to go. What is due in a tick goes
+//!   out together, so a publisher writes at most once a tick instead of
+//!   once a frame (at 200k frames/s, one write per frame was a quarter of
+//!   the generator's time in a profile, and cost the relay as many
+//!   reads). Up to 20k frames/s (at most one per tick) each frame still
+//!   goes out alone.
 //! - Frames are built before the run, each publisher's back to back
 //!   ([`Frames`]), so everything due for a publisher goes out in one
 //!   `write` straight from that buffer, with no copy.
@@ -120,7 +120,7 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
     let mut next = 0u64;
     let deadline = pace.due_at(total) + Duration::from_secs(5);
     let loop_start = Instant::now();
-    let mut cpu_at = thread_cpu();
+    let loop_cpu = thread_cpu();
     loop {
         let now = Instant::now();
         let sent_before = next;
@@ -133,6 +133,9 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
             }
             next += 1;
         }
+        // A busy turn's CPU time, from when it knows it has work: this
+        // thread's CPU clock is a system call, too dear for every turn.
+        let mut work_from = (next != sent_before).then(thread_cpu);
         // Everything due, one write per publisher from its stream.
         let mut unsent = false;
         for (p, (s, at)) in pubs.iter_mut().enumerate() {
@@ -147,6 +150,9 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
             unsent |= *at < end;
         }
         poll.poll(&mut events, Some(Duration::ZERO))?;
+        if work_from.is_none() && !events.is_empty() {
+            work_from = Some(thread_cpu());
+        }
         for ev in events.iter() {
             let i = ev.token().0;
             if m.is_closed(i) {
@@ -186,13 +192,10 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
                 }
             }
         }
-        let cpu = thread_cpu();
-        m.turn(
-            cpu.saturating_sub(cpu_at),
-            now.elapsed(),
-            next != sent_before || !events.is_empty(),
-        );
-        cpu_at = cpu;
+        if let Some(c) = work_from {
+            m.worked(thread_cpu().saturating_sub(c));
+        }
+        m.turn(now.elapsed(), next != sent_before || !events.is_empty());
         if next == total && !unsent && (m.all_received() || Instant::now() > deadline) {
             break;
         }
@@ -200,5 +203,10 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
             break;
         }
     }
-    Ok(m.result(measured, cpu0, loop_start))
+    Ok(m.result(
+        measured,
+        cpu0,
+        loop_start,
+        thread_cpu().saturating_sub(loop_cpu),
+    ))
 }

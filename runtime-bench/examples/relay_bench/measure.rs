@@ -20,9 +20,10 @@
 //! the warm-up count.
 //!
 //! The generator watches itself: how late it sent (its send lag), its CPU,
-//! and its *busy* share: its thread's CPU time in turns of its loop that
-//! had something to send or read, against its CPU time in the whole loop
-//! (the rest it spent polling and finding nothing). In CPU time, not
+//! and its *busy* share: its thread's CPU time sending and reading, in
+//! the turns of its loop that had something to send or read, against its
+//! CPU time in the whole loop (the rest it spent polling and finding
+//! nothing). In CPU time, not
 //! wall-clock time, so that on a loaded machine the time the generator
 //! waited for its CPU counts on neither side (it falls mostly in busy
 //! turns, and leaves work piled up for the next: in wall-clock time the
@@ -70,8 +71,8 @@ pub struct LoadResult {
     pub closed_subscribers: usize,
     /// The generator's own CPU over the run, in cores.
     pub generator_cpu: f64,
-    /// Share of its busy-polling loop's CPU time spent in turns that had
-    /// something to send or read (the rest found nothing to do). Over
+    /// Share of its busy-polling loop's CPU time spent sending and
+    /// reading (the rest it polled and found nothing to do). Over
     /// 0.5, the run is generator-bound. In CPU time, so that time the
     /// thread spent waiting for its CPU (a loaded machine) counts on
     /// neither side.
@@ -169,14 +170,13 @@ pub struct Measure {
     /// Per subscriber and publisher, the highest sequence number received
     /// plus one (0: none yet).
     last: Vec<u64>,
-    /// The generator thread's CPU time in loop turns that had something
-    /// to send or read, and in those that found nothing; and the same in
-    /// wall-clock time (which also counts the time the thread waited for
-    /// its CPU, taken by something else, in whichever turn it fell).
-    /// Counting turns instead would mislead: an idle turn is far shorter
-    /// than a busy one.
+    /// The generator thread's CPU time sending and reading, in the loop
+    /// turns that had something to send or read; and the wall-clock time
+    /// of those turns and of those that found nothing (which also counts
+    /// the time the thread waited for its CPU, taken by something else,
+    /// in whichever turn it fell). Counting turns instead would mislead:
+    /// an idle turn is far shorter than a busy one.
     busy_cpu: Duration,
-    idle_cpu: Duration,
     busy_wall: Duration,
     idle_wall: Duration,
 }
@@ -217,7 +217,6 @@ impl Measure {
             closed: vec![false; subs],
             last: vec![0u64; subs * pubs.max(1)],
             busy_cpu: Duration::ZERO,
-            idle_cpu: Duration::ZERO,
             busy_wall: Duration::ZERO,
             idle_wall: Duration::ZERO,
         }
@@ -231,17 +230,20 @@ impl Measure {
         }
     }
 
-    /// A turn of the generator's loop took `cpu` of its thread's CPU
-    /// time and `wall` of the clock's; `worked` if it had something to
-    /// send or read.
-    pub fn turn(&mut self, cpu: Duration, wall: Duration, worked: bool) {
+    /// A turn of the generator's loop took `wall`; `worked` if it had
+    /// something to send or read.
+    pub fn turn(&mut self, wall: Duration, worked: bool) {
         if worked {
-            self.busy_cpu += cpu;
             self.busy_wall += wall;
         } else {
-            self.idle_cpu += cpu;
             self.idle_wall += wall;
         }
+    }
+
+    /// A busy turn's sending and reading took `cpu` of the generator
+    /// thread's CPU time.
+    pub fn worked(&mut self, cpu: Duration) {
+        self.busy_cpu += cpu;
     }
 
     /// Whether the relay closed subscriber `i`.
@@ -341,8 +343,15 @@ impl Measure {
     }
 
     /// The result of a run whose loop began at `start` with this process
-    /// at `cpu0` CPU seconds; `measured` messages were after the warm-up.
-    pub fn result(self, measured: u64, cpu0: f64, start: Instant) -> LoadResult {
+    /// at `cpu0` CPU seconds and took `loop_cpu` of the generator thread's
+    /// CPU time; `measured` messages were after the warm-up.
+    pub fn result(
+        self,
+        measured: u64,
+        cpu0: f64,
+        start: Instant,
+        loop_cpu: Duration,
+    ) -> LoadResult {
         let subs = self.got.len();
         let cpu = cpu_seconds_self() - cpu0;
         let wall = (Instant::now() - start).as_secs_f64();
@@ -358,10 +367,9 @@ impl Measure {
         for v in hist.iter_quantiles(1) {
             cdf.push((v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to()));
         }
-        let share = |busy: Duration, idle: Duration| {
-            let all = (busy + idle).as_secs_f64();
-            if all > 0.0 {
-                busy.as_secs_f64() / all
+        let share = |busy: Duration, all: Duration| {
+            if all > Duration::ZERO {
+                (busy.as_secs_f64() / all.as_secs_f64()).min(1.0)
             } else {
                 0.0
             }
@@ -385,8 +393,8 @@ impl Measure {
             reads_timestamped: self.reads_stamped as f64 / self.reads.max(1) as f64,
             closed_subscribers: self.closed.iter().filter(|c| **c).count(),
             generator_cpu: cpu / wall,
-            generator_busy: share(self.busy_cpu, self.idle_cpu),
-            generator_busy_wall: share(self.busy_wall, self.idle_wall),
+            generator_busy: share(self.busy_cpu, loop_cpu),
+            generator_busy_wall: share(self.busy_wall, self.busy_wall + self.idle_wall),
             send_lag_p99_us: q(&self.lag, 0.99),
             cdf,
             p99_by_second_us: self.by_second.iter().map(|h| q(h, 0.99)).collect(),
