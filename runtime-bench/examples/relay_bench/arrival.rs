@@ -24,7 +24,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// Asks the kernel to timestamp what arrives on `s`.
+/// Asks the kernel to timestamp what arrives on `s` (on the first such
+/// socket, timestamping starts a moment later: deferred kernel work).
 pub fn enable(s: &impl AsRawFd) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: a valid fd, and a pointer to an int of the size given.
@@ -123,11 +124,21 @@ mod tests {
         let r = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (mut w, _) = l.accept().unwrap();
         enable(&r).unwrap();
+        // The kernel turns timestamping on shortly after the first socket
+        // asks (deferred work): until a read comes back dated.
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 16];
+        loop {
+            w.write_all(b"x").unwrap();
+            if recv(&r, &mut buf).unwrap().stamped {
+                break;
+            }
+            assert!(Instant::now() < until, "no read was dated within 10 s");
+        }
         w.write_all(b"hello").unwrap();
         let sent = Instant::now();
         // Let the bytes wait in the socket for a while before the read.
         std::thread::sleep(Duration::from_millis(50));
-        let mut buf = [0u8; 16];
         let got = recv(&r, &mut buf).unwrap();
         assert_eq!(&buf[..got.n], b"hello");
         assert!(got.stamped, "the kernel gave no receive timestamp");
