@@ -27,9 +27,9 @@
 //!
 //! A run is a warm-up of half a second at the same rate, then the
 //! measured window; it ends when every subscriber has everything, or 5 s
-//! after the last message was due. Each turn of the loop is timed and
-//! counted as busy (something was due or readable) or idle, for the
-//! generator's busy share ([`crate::measure`]).
+//! after the last message was due. Each turn's sending and reading is
+//! timed (less any wait for the CPU, on a loaded machine) for the
+//! generator's busy share ([`crate::measure`]); polling is not work.
 
 use crate::arrival;
 use crate::frames::Frames;
@@ -63,6 +63,30 @@ fn thread_cpu() -> Duration {
     // SAFETY: a valid out-pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A loop turn longer than this may hold a wait for the CPU.
+const LONG_TURN: Duration = Duration::from_micros(50);
+
+/// How long this thread has waited, runnable, for a CPU (the second field
+/// of `/proc/thread-self/schedstat`), when the kernel says.
+struct RunDelay(Option<std::fs::File>);
+
+impl RunDelay {
+    fn open() -> RunDelay {
+        RunDelay(std::fs::File::open("/proc/thread-self/schedstat").ok())
+    }
+
+    fn read(&self) -> Option<Duration> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 128];
+        let n = self.0.as_ref()?.read_at(&mut b, 0).ok()?;
+        let ns = std::str::from_utf8(&b[..n])
+            .ok()?
+            .split_whitespace()
+            .nth(1)?;
+        ns.parse().ok().map(Duration::from_nanos)
+    }
 }
 
 /// A subscriber connection and what it has read but not yet counted.
@@ -121,6 +145,8 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
     let deadline = pace.due_at(total) + Duration::from_secs(5);
     let loop_start = Instant::now();
     let loop_cpu = thread_cpu();
+    let waits = RunDelay::open();
+    let mut waited = waits.read();
     loop {
         let now = Instant::now();
         let sent_before = next;
@@ -133,9 +159,6 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
             }
             next += 1;
         }
-        // A busy turn's CPU time, from when it knows it has work: this
-        // thread's CPU clock is a system call, too dear for every turn.
-        let mut work_from = (next != sent_before).then(thread_cpu);
         // Everything due, one write per publisher from its stream.
         let mut unsent = false;
         for (p, (s, at)) in pubs.iter_mut().enumerate() {
@@ -149,10 +172,16 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
             }
             unsent |= *at < end;
         }
+        // The time spent sending and reading is the busy time; polling is
+        // waiting.
+        let sent_at = Instant::now();
+        let mut work = if next != sent_before {
+            sent_at - now
+        } else {
+            Duration::ZERO
+        };
         poll.poll(&mut events, Some(Duration::ZERO))?;
-        if work_from.is_none() && !events.is_empty() {
-            work_from = Some(thread_cpu());
-        }
+        let polled_at = Instant::now();
         for ev in events.iter() {
             let i = ev.token().0;
             if m.is_closed(i) {
@@ -192,10 +221,21 @@ pub fn run_marked(a: &LoadArgs, at_measure: impl FnOnce()) -> std::io::Result<Lo
                 }
             }
         }
-        if let Some(c) = work_from {
-            m.worked(thread_cpu().saturating_sub(c));
+        if !events.is_empty() {
+            work += polled_at.elapsed();
         }
-        m.turn(now.elapsed(), next != sent_before || !events.is_empty());
+        let turn = now.elapsed();
+        // A turn this long may have waited for the CPU (taken by
+        // something else): the wait is not work. Reading how long the
+        // thread waited is a system call, so only after long turns.
+        if turn > LONG_TURN {
+            if let (Some(before), Some(after)) = (waited, waits.read()) {
+                work = work.saturating_sub(after.saturating_sub(before));
+                waited = Some(after);
+            }
+        }
+        m.worked(work);
+        m.turn(turn, next != sent_before || !events.is_empty());
         if next == total && !unsent && (m.all_received() || Instant::now() > deadline) {
             break;
         }

@@ -20,14 +20,12 @@
 //! the warm-up count.
 //!
 //! The generator watches itself: how late it sent (its send lag), its CPU,
-//! and its *busy* share: its thread's CPU time sending and reading, in
-//! the turns of its loop that had something to send or read, against its
-//! CPU time in the whole loop (the rest it spent polling and finding
-//! nothing). In CPU time, not
-//! wall-clock time, so that on a loaded machine the time the generator
-//! waited for its CPU counts on neither side (it falls mostly in busy
-//! turns, and leaves work piled up for the next: in wall-clock time the
-//! share rose with the machine's load). Over half busy, the generator is
+//! and its *busy* share: its time sending and reading, against its
+//! thread's CPU time over the whole loop (the rest it spent polling). On
+//! a loaded machine the time the generator waited for its CPU counts on
+//! neither side: the kernel's count of those waits is read after any turn
+//! long enough to hold one and taken off that turn's work (in wall-clock
+//! time the share rose with the machine's load). Over half busy, the generator is
 //! near its own limit and a run's figures may be partly its own (the
 //! report marks the run generator-bound). [`Measure`] holds the running tallies; [`LoadResult`]
 //! is what a run reports.
@@ -72,14 +70,13 @@ pub struct LoadResult {
     /// The generator's own CPU over the run, in cores.
     pub generator_cpu: f64,
     /// Share of its busy-polling loop's CPU time spent sending and
-    /// reading (the rest it polled and found nothing to do). Over
-    /// 0.5, the run is generator-bound. In CPU time, so that time the
-    /// thread spent waiting for its CPU (a loaded machine) counts on
-    /// neither side.
+    /// reading (the rest it polled). Over 0.5, the run is
+    /// generator-bound. Time the thread spent waiting for its CPU (a
+    /// loaded machine) counts on neither side.
     pub generator_busy: f64,
-    /// The same share in wall-clock time (as relay_bench measured it
-    /// before: 1 - its `generator_idle`); above the CPU-time share by
-    /// the waits for a CPU that fell in busy turns.
+    /// The wall-clock share of the loop's turns that had something to
+    /// send or read, polls and waits for the CPU included (as
+    /// relay_bench measured it before: 1 - its `generator_idle`).
     pub generator_busy_wall: f64,
     /// How late the generator sent, p99 µs.
     pub send_lag_p99_us: f64,
@@ -170,9 +167,9 @@ pub struct Measure {
     /// Per subscriber and publisher, the highest sequence number received
     /// plus one (0: none yet).
     last: Vec<u64>,
-    /// The generator thread's CPU time sending and reading, in the loop
-    /// turns that had something to send or read; and the wall-clock time
-    /// of those turns and of those that found nothing (which also counts
+    /// The generator's time sending and reading, less its waits for the
+    /// CPU; and the wall-clock time of the loop turns that had something
+    /// to send or read and of those that found nothing (which also counts
     /// the time the thread waited for its CPU, taken by something else,
     /// in whichever turn it fell). Counting turns instead would mislead:
     /// an idle turn is far shorter than a busy one.
@@ -240,10 +237,10 @@ impl Measure {
         }
     }
 
-    /// A busy turn's sending and reading took `cpu` of the generator
-    /// thread's CPU time.
-    pub fn worked(&mut self, cpu: Duration) {
-        self.busy_cpu += cpu;
+    /// A turn's sending and reading took `d` (its waits for the CPU
+    /// taken off).
+    pub fn worked(&mut self, d: Duration) {
+        self.busy_cpu += d;
     }
 
     /// Whether the relay closed subscriber `i`.
