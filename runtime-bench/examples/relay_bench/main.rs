@@ -174,8 +174,8 @@ struct ReportArgs {
     /// window, in %, is disturbed too.
     #[arg(long, default_value_t = 1.0)]
     disturbed_wait_pct: f64,
-    /// A run whose generator was busy (its loop had something to send or
-    /// read) over this share of its time, in %, is generator-bound: its
+    /// A run whose generator was busy (sending and reading) over this
+    /// share of its time, in %, is generator-bound: its
     /// figures are the generator's limit, not the relay's. Marked (‡),
     /// not left out.
     #[arg(long, default_value_t = 50.0)]

@@ -115,7 +115,7 @@ pub fn run(d: &DemoArgs) -> std::io::Result<()> {
         );
     }
     println!(
-        "(gen busy: the share of the generator's time with something to send or read; over 50 % the figures are partly the generator's, and the row says so)"
+        "(gen busy: the generator's time sending and reading, against its CPU time; over 50 % the figures may be partly the generator's, and the row says so)"
     );
     let c = finished.counters;
     println!(

@@ -8,8 +8,8 @@
 //! not on all the runs of one. Around each load run it reads the server's
 //! CPU, page faults, resident memory and allocation marks.
 //!
-//! The generator measures its own busy share (the time its loop had
-//! something to send or read): a run where it is over
+//! The generator measures its own busy share (its time sending and
+//! reading, against its CPU time): a run where it is over
 //! `--generator-bound-pct` is *generator-bound*, its figures limited by
 //! the generator rather than the relay; each point says which side
 //! limited it, and the summary marks generator-bound cells (‡).
@@ -348,7 +348,7 @@ pub fn run(r: &ReportArgs) {
                     .map_or("—".to_string(), |v| v.cell(2))
             };
             format!(
-                "{s}: {} cores, busy {} % of its CPU time ({} % of wall-clock time)",
+                "{s}: {} cores, busy {} % (turns with work: {} % of wall-clock time)",
                 of(|x| x.load.generator_cpu),
                 of(|x| x.load.generator_busy * 100.0),
                 of(|x| x.load.generator_busy_wall * 100.0)
@@ -356,7 +356,7 @@ pub fn run(r: &ReportArgs) {
         })
         .collect();
     println!(
-        "generator over every run (CPU: a busy-polling loop takes its whole core; busy: the share of that loop's time with something to send or read): {}",
+        "generator over every run (CPU: a busy-polling loop takes its whole core; busy: its time sending and reading, against its CPU time): {}",
         gen.join("; ")
     );
     println!(
