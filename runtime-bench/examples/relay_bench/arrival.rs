@@ -3,10 +3,10 @@
 //! A subscriber's latency used to end when the generator read the frame.
 //! With 16 subscribers, a frame the relay writes to all of them is read
 //! by 16 system calls one after the other, so the last subscriber's copy
-//! waited for the generator's 15 other reads (about 2.5 µs each, most of
-//! it the kernel sending the ACK) and the generator's own turn: at 10k
-//! frames/s that was about 20 µs of a 53 µs median, the generator's and
-//! not the relay's. So each read also asks the kernel when the data
+//! could wait for the generator's 15 other reads (about 2.5 µs each in a
+//! profile at 200k frames/s, most of it the kernel sending the ACK) and
+//! the rest of its turn: time that was the generator's, not the relay's.
+//! So each read also asks the kernel when the data
 //! arrived in the socket (`SO_TIMESTAMPNS`, the software receive
 //! timestamp, which for TCP is that of the last segment the read took),
 //! and latency ends there. Frames that came earlier in the same read are
