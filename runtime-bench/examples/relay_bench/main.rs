@@ -4,10 +4,15 @@
 //! 16 subscribers over TCP with mio. Sends are paced open-loop: message
 //! `i` is due at `start + i / rate` whatever the relay does. Latency is
 //! measured from that intended time, so a stall cannot hide queued
-//! messages (no coordinated omission), into an HDR histogram. Frames are
-//! built before the run: each transaction carries its sequence number,
-//! and every subscriber checks every frame byte for byte against the one
-//! sent, once (duplicates, corruption and losses are counted).
+//! messages (no coordinated omission), to the frame's arrival in the
+//! subscriber's socket (the kernel's receive timestamp), into an HDR
+//! histogram. Frames are
+//! built before the run, each transaction carrying its sequence number;
+//! every subscriber counts every frame once by that number (losses,
+//! duplicates and per-publisher reordering are counted), checks every
+//! frame's header and a deterministic sample (1 in 64 per subscriber)
+//! byte for byte. The generator reports its own busy share: over half,
+//! the run is marked generator-bound.
 //!
 //! `report`: runs the relay server (`--relay-bin`, the same relay code on
 //! every runtime) on CPU 0 on tokio, monoio, glommio and at Sprint's
@@ -19,15 +24,21 @@
 //! `demo` (the README's first command) and `step` are described in
 //! their modules. This file is the command line; the parts:
 //!
-//! - [`load`]: the generator (connections, pacing, the send and read
-//!   loop);
-//! - [`measure`]: what a run measures (latency histograms, delivery
-//!   accounting, the generator's own lag and slack);
+//! - [`load`]: the generator (connections, the send and read loop);
+//! - [`arrival`]: when what a subscriber reads arrived (the kernel's
+//!   receive timestamp);
+//! - [`frames`]: the frames sent, laid out per publisher, and the sample
+//!   checked byte for byte;
+//! - [`measure`]: what a run measures (pacing, latency histograms,
+//!   delivery and integrity accounting, the generator's own lag and busy
+//!   share);
 //! - [`report`]: the modes that run the relay and print tables and plots
 //!   (`report`, `step`, `demo`).
 //!
 //! `cargo run --release -p sprint-bench --example relay_bench -- report`
 
+mod arrival;
+mod frames;
 mod load;
 mod measure;
 mod report;
@@ -123,6 +134,10 @@ struct LoadArgs {
     /// saw, so runs against the same relay must not repeat them.
     #[arg(long, default_value_t = 0)]
     seq_base: u64,
+    /// Sends go out in ticks of this many µs: every transaction due
+    /// within a tick is sent at its start (0: each at its own time).
+    #[arg(long, default_value_t = load::SEND_TICK_US)]
+    send_tick_us: u64,
 }
 
 #[derive(Parser, Clone)]
@@ -159,6 +174,12 @@ struct ReportArgs {
     /// window, in %, is disturbed too.
     #[arg(long, default_value_t = 1.0)]
     disturbed_wait_pct: f64,
+    /// A run whose generator was busy (sending and reading) over this
+    /// share of its time, in %, is generator-bound: its
+    /// figures are the generator's limit, not the relay's. Marked (‡),
+    /// not left out.
+    #[arg(long, default_value_t = 50.0)]
+    generator_bound_pct: f64,
     /// Also print every run's row (RSS, allocations, page faults too).
     #[arg(long)]
     per_run: bool,
@@ -180,6 +201,9 @@ struct ReportArgs {
     /// and still delivers everything, late).
     #[arg(long, default_value_t = 100.0)]
     keep_up_p99_ms: f64,
+    /// The generator's send tick, µs (see `load --send-tick-us`).
+    #[arg(long, default_value_t = load::SEND_TICK_US)]
+    send_tick_us: u64,
     /// Where the JSON and the plots go.
     #[arg(long, default_value = "target/relay-report")]
     out: String,

@@ -69,6 +69,7 @@ pub fn run(d: &DemoArgs) -> std::io::Result<()> {
             subs: 16,
             cpu: gen_cpu,
             seq_base,
+            send_tick_us: load::SEND_TICK_US,
         };
         seq_base += rate / 2 + (rate as f64 * d.seconds) as u64;
         let r = std::thread::spawn(move || load::run(&args))
@@ -81,7 +82,7 @@ pub fn run(d: &DemoArgs) -> std::io::Result<()> {
         .join()
         .map_err(|_| std::io::Error::other("the relay panicked"))??;
     println!(
-        "{:>8} {:>12} {:>9} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9}",
+        "{:>8} {:>12} {:>9} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9} {:>8}  bound by",
         "rate/s",
         "delivered/s",
         "deliv %",
@@ -90,11 +91,12 @@ pub fn run(d: &DemoArgs) -> std::io::Result<()> {
         "p99 µs",
         "p99.9 µs",
         "dups",
-        "corrupt"
+        "corrupt",
+        "gen busy"
     );
     for r in &results {
         println!(
-            "{:>8} {:>12.0} {:>9.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>6} {:>9}",
+            "{:>8} {:>12.0} {:>9.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>6} {:>9} {:>7.0}%  {}",
             r.offered_rate,
             r.delivered_per_s,
             r.delivered_fraction * 100.0,
@@ -103,9 +105,18 @@ pub fn run(d: &DemoArgs) -> std::io::Result<()> {
             r.p99_us,
             r.p999_us,
             r.duplicates,
-            r.corrupted
+            r.corrupted,
+            r.generator_busy * 100.0,
+            if r.generator_busy > 0.5 {
+                "generator"
+            } else {
+                "relay"
+            }
         );
     }
+    println!(
+        "(gen busy: the generator's time sending and reading, against its CPU time; over 50 % the figures may be partly the generator's, and the row says so)"
+    );
     let c = finished.counters;
     println!(
         "relay: {} frames, {} relayed, {} duplicates, {} deliveries, {} malformed, {} slow subscribers dropped",

@@ -8,6 +8,12 @@
 //! not on all the runs of one. Around each load run it reads the server's
 //! CPU, page faults, resident memory and allocation marks.
 //!
+//! The generator measures its own busy share (its time sending and
+//! reading, against its CPU time): a run where it is over
+//! `--generator-bound-pct` is *generator-bound*, its figures limited by
+//! the generator rather than the relay; each point says which side
+//! limited it, and the summary marks generator-bound cells (‡).
+//!
 //! The generator measures its own lateness (its send lag p99), and the
 //! report how long the server's thread on CPU 0 waited, runnable, for
 //! that CPU: a run where the first is over `--disturbed-lag-us`, or the
@@ -48,6 +54,9 @@ pub struct Row {
     /// The generator's send lag p99 was over `--disturbed-lag-us`: left
     /// out of the medians.
     disturbed: bool,
+    /// The generator was busy over `--generator-bound-pct` of its time:
+    /// this run's figures are limited by the generator, not the relay.
+    generator_bound: bool,
     load: LoadResult,
     /// Server CPU over the run, in cores.
     server_cpu: f64,
@@ -85,6 +94,7 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
         subs: 16,
         cpu: 1,
         seq_base: 0,
+        send_tick_us: r.send_tick_us,
     };
     // On a thread of its own: it pins itself to CPU 1, and the servers
     // this thread starts must not inherit that.
@@ -133,6 +143,7 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
         server: server.to_string(),
         run: 0,
         disturbed: false,
+        generator_bound: false,
         server_cpu: (cpu1 - cpu0) / wall,
         server_wait_share,
         server_cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / deliveries,
@@ -257,6 +268,8 @@ pub fn run(r: &ReportArgs) {
                 match point(r, server, rate, port) {
                     Ok(mut row) => {
                         row.run = run;
+                        row.generator_bound =
+                            row.load.generator_busy * 100.0 > r.generator_bound_pct;
                         row.disturbed = row.load.send_lag_p99_us > r.disturbed_lag_us
                             || row.server_wait_share * 100.0 > r.disturbed_wait_pct;
                         let l = &row.load;
@@ -275,10 +288,12 @@ pub fn run(r: &ReportArgs) {
                             state.failed = Some((
                                 rate,
                                 format!(
-                                    "{:.1} % delivered, {} subscriber(s) dropped as slow, p99 {:.1} ms{}",
+                                    "{:.1} % delivered, {} subscriber(s) dropped as slow, p99 {:.1} ms, generator busy {:.0} %{}{}",
                                     l.delivered_fraction * 100.0,
                                     l.closed_subscribers,
                                     l.p99_us / 1e3,
+                                    l.generator_busy * 100.0,
+                                    if row.generator_bound { " (generator-bound)" } else { "" },
                                     if row.disturbed { " (disturbed)" } else { "" }
                                 ),
                             ));
@@ -308,7 +323,13 @@ pub fn run(r: &ReportArgs) {
         print_rows(&rows);
     }
     let points = tables::points(&rows, &r.servers);
-    tables::print_points(&points, &rows, r.disturbed_lag_us, r.disturbed_wait_pct);
+    tables::print_points(
+        &points,
+        &rows,
+        r.disturbed_lag_us,
+        r.disturbed_wait_pct,
+        r.generator_bound_pct,
+    );
     print_problems(&rows);
     if rows.iter().any(|x| x.disturbed) {
         if let Some(note) = autogroup_note() {
@@ -327,13 +348,17 @@ pub fn run(r: &ReportArgs) {
                     .map_or("—".to_string(), |v| v.cell(2))
             };
             format!(
-                "{s}: {} cores, idle {}",
+                "{s}: {} cores, busy {} % (turns with work: {} % of wall-clock time)",
                 of(|x| x.load.generator_cpu),
-                of(|x| x.load.generator_idle)
+                of(|x| x.load.generator_busy * 100.0),
+                of(|x| x.load.generator_busy_wall * 100.0)
             )
         })
         .collect();
-    println!("generator (every run): {}", gen.join("; "));
+    println!(
+        "generator over every run (CPU: a busy-polling loop takes its whole core; busy: its time sending and reading, against its CPU time): {}",
+        gen.join("; ")
+    );
     println!(
         "saturation (the highest rate kept up with: >= 99.9 % delivered at p99 <= {} ms; per run, and the first rate not):",
         r.keep_up_p99_ms
@@ -348,7 +373,7 @@ pub fn run(r: &ReportArgs) {
             .collect();
         println!("{server:>11}: {}", each.join("; "));
     }
-    tables::print_summary(&points, &r.servers, &r.rates);
+    tables::print_summary(&points, &r.servers, &r.rates, r.generator_bound_pct);
     let json = format!("{}/report.json", r.out);
     if let Err(e) = std::fs::write(
         &json,
@@ -375,7 +400,7 @@ pub fn run(r: &ReportArgs) {
 /// Every run's row, in the order run (`--per-run`).
 fn print_rows(rows: &[Row]) {
     println!(
-        "{:>4} {:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7} {:>10} {:>7} {:>8}",
+        "{:>4} {:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7} {:>10} {:>7} {:>8} {:>7}",
         "run",
         "server",
         "rate/s",
@@ -390,17 +415,19 @@ fn print_rows(rows: &[Row]) {
         "RSS MB",
         "allocs",
         "faults",
-        "lag µs"
+        "lag µs",
+        "busy %"
     );
     for x in rows {
         let l = &x.load;
         println!(
-            "{:>4} {:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10} {:>7} {:>7.0}{}",
+            "{:>4} {:>11} {:>8} {:>12.0} {:>8.3} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.2} {:>9.3} {:>7.1} {:>10} {:>7} {:>7.0}{} {:>6.0}{}",
             x.run + 1, x.server, l.offered_rate, l.delivered_per_s, l.delivered_fraction * 100.0,
             l.p50_us, l.p95_us, l.p99_us, l.p999_us, x.server_cpu,
             x.server_cpu_us_per_delivery, x.rss_mb,
             x.allocations.map_or("-".to_string(), |n| n.to_string()), x.page_faults,
-            l.send_lag_p99_us, if x.disturbed { "*" } else { " " }
+            l.send_lag_p99_us, if x.disturbed { "*" } else { " " },
+            l.generator_busy * 100.0, if x.generator_bound { "‡" } else { " " }
         );
     }
 }
@@ -417,10 +444,18 @@ fn print_problems(rows: &[Row]) {
                 l.closed_subscribers
             );
         }
-        if l.duplicates + l.corrupted > 0 || (l.missing > 0 && l.delivered_fraction > 0.999) {
+        if l.reads_timestamped < 1.0 {
             println!(
-                "{at} integrity: {} duplicates, {} corrupted, {} missing",
-                l.duplicates, l.corrupted, l.missing
+                "{at} {:.1} % of the subscribers' reads had no kernel timestamp: their latency ends at the read",
+                (1.0 - l.reads_timestamped) * 100.0
+            );
+        }
+        if l.duplicates + l.corrupted + l.reordered > 0
+            || (l.missing > 0 && l.delivered_fraction > 0.999)
+        {
+            println!(
+                "{at} integrity: {} duplicates, {} corrupted, {} reordered, {} missing",
+                l.duplicates, l.corrupted, l.reordered, l.missing
             );
         }
     }

@@ -24,7 +24,9 @@ pub fn run(st: &StepArgs) -> std::io::Result<()> {
         runs: 1,
         disturbed_lag_us: f64::INFINITY,
         disturbed_wait_pct: f64::INFINITY,
+        generator_bound_pct: 50.0,
         per_run: false,
+        send_tick_us: load::SEND_TICK_US,
     };
     let servers = ["basic", "turbo", "adaptive"];
     // Per server: (burst p99, burst p95, delivered %, idle CPU) of each run.
@@ -55,6 +57,7 @@ pub fn run(st: &StepArgs) -> std::io::Result<()> {
                 subs: 16,
                 cpu: 1,
                 seq_base: 0,
+                send_tick_us: load::SEND_TICK_US,
             };
             let burst = std::thread::spawn(move || load::run(&args))
                 .join()

@@ -4,8 +4,10 @@
 //! late: its send lag p99 over `--disturbed-lag-us`, so the latency it
 //! measured is partly its own; or the server's threads waited for a CPU
 //! taken by something else more than `--disturbed-wait-pct` of the
-//! time), and a summary in the shape of issue 15's
-//! table, one column per server, written as Markdown to paste.
+//! time), which side limited each point (the relay, or the generator
+//! when it was busy over `--generator-bound-pct` of its time), and a
+//! summary in the shape of issue 15's table, one column per server,
+//! written as Markdown to paste.
 
 use super::Row;
 use serde::Serialize;
@@ -69,6 +71,10 @@ pub struct Point {
     pub p999_us: Option<Spread>,
     /// Server CPU, cores.
     pub server_cpu: Option<Spread>,
+    /// The generator's busy share, %.
+    pub generator_busy_pct: Option<Spread>,
+    /// Kept runs that were generator-bound.
+    pub generator_bound: usize,
     /// The generator's send lag p99 of each run, µs, in run order
     /// (disturbed ones included).
     pub send_lag_p99_us: Vec<f64>,
@@ -108,6 +114,8 @@ pub fn points(rows: &[Row], servers: &[String]) -> Vec<Point> {
                 p99_us: of(&|x| x.load.p99_us),
                 p999_us: of(&|x| x.load.p999_us),
                 server_cpu: of(&|x| x.server_cpu),
+                generator_busy_pct: of(&|x| x.load.generator_busy * 100.0),
+                generator_bound: kept.iter().filter(|x| x.generator_bound).count(),
                 send_lag_p99_us: all.iter().map(|x| x.load.send_lag_p99_us).collect(),
                 server_wait_pct: all.iter().map(|x| x.server_wait_share * 100.0).collect(),
                 fell_behind: kept.iter().any(|x| x.load.delivered_fraction < 0.999),
@@ -117,19 +125,32 @@ pub fn points(rows: &[Row], servers: &[String]) -> Vec<Point> {
     out
 }
 
+/// Which side limited a point: the relay, unless kept runs were
+/// generator-bound.
+pub fn bound_by(p: &Point) -> String {
+    match p.generator_bound {
+        _ if p.kept == 0 => "—".into(),
+        0 => "relay".into(),
+        n if n == p.kept => "generator".into(),
+        n => format!("generator {n}/{}", p.kept),
+    }
+}
+
 /// Prints each point's medians and ranges, then the runs left out.
 pub fn print_points(
     points: &[Point],
     rows: &[Row],
     disturbed_lag_us: f64,
     disturbed_wait_pct: f64,
+    generator_bound_pct: f64,
 ) {
     println!(
-        "median (lowest–highest) over the runs kept; a run is left out as disturbed (*) when the generator's send lag p99 is over {disturbed_lag_us} µs or the server waited for a CPU over {disturbed_wait_pct} % of the time"
+        "median (lowest–highest) over the runs kept; a run is left out as disturbed (*) when the generator's send lag p99 is over {disturbed_lag_us} µs or the server waited for a CPU over {disturbed_wait_pct} % of the time; \
+         a run is generator-bound when the generator was busy over {generator_bound_pct} % of its time (its figures are then the generator's limit, not the relay's)"
     );
     println!(
-        "{:>11} {:>7} {:>5} {:>25} {:>22} {:>22} {:>22} {:>19}  send lag p99 µs / server wait %, each run",
-        "server", "rate/s", "kept", "delivered %", "p50 µs", "p99 µs", "p99.9 µs", "server CPU"
+        "{:>11} {:>7} {:>5} {:>25} {:>22} {:>22} {:>22} {:>19} {:>19} {:>13}  send lag p99 µs / server wait %, each run",
+        "server", "rate/s", "kept", "delivered %", "p50 µs", "p99 µs", "p99.9 µs", "server CPU", "generator busy %", "bound by"
     );
     for p in points {
         let lags: Vec<String> = p
@@ -146,7 +167,7 @@ pub fn print_points(
             })
             .collect();
         println!(
-            "{:>11} {:>7} {:>5} {:>25} {:>22} {:>22} {:>22} {:>19}  {}",
+            "{:>11} {:>7} {:>5} {:>25} {:>22} {:>22} {:>22} {:>19} {:>19} {:>13}  {}",
             p.server,
             p.rate,
             format!("{}/{}", p.kept, p.runs),
@@ -155,6 +176,8 @@ pub fn print_points(
             cell(p.p99_us, 1),
             cell(p.p999_us, 1),
             cell(p.server_cpu, 2),
+            cell(p.generator_busy_pct, 0),
+            bound_by(p),
             lags.join(" ")
         );
     }
@@ -192,40 +215,45 @@ fn k(rate: u64) -> String {
 
 /// Prints the summary in the shape of issue 15's table: the relay's p50
 /// at 50k frames/s (when 50 000 is among the rates) and its p99 at every
-/// listed rate, one column per server, as Markdown.
-pub fn print_summary(points: &[Point], servers: &[String], rates: &[u64]) {
+/// listed rate, one column per server, as Markdown, then the generator's
+/// busy share at each rate; a cell where a kept run was generator-bound
+/// is marked ‡.
+pub fn print_summary(
+    points: &[Point],
+    servers: &[String],
+    rates: &[u64],
+    generator_bound_pct: f64,
+) {
     let find = |s: &str, rate: u64| points.iter().find(|p| p.server == s && p.rate == rate);
+    let marks = |p: Option<&Point>| {
+        let mut m = String::new();
+        if p.is_some_and(|p| p.fell_behind) {
+            m.push('†');
+        }
+        if p.is_some_and(|p| p.generator_bound > 0) {
+            m.push('‡');
+        }
+        m
+    };
     let median = |p: Option<&Point>, f: fn(&Point) -> Option<Spread>| {
         p.and_then(f).map_or_else(
             || "—".to_string(),
-            |s| {
-                let mark = if p.is_some_and(|p| p.fell_behind) {
-                    "†"
-                } else {
-                    ""
-                };
-                format!("{:.0}{mark}", s.median)
-            },
+            |s| format!("{:.0}{}", s.median, marks(p)),
         )
     };
     let ranged = |p: Option<&Point>, f: fn(&Point) -> Option<Spread>| {
         p.and_then(f).map_or_else(
             || "—".to_string(),
-            |s| {
-                let mark = if p.is_some_and(|p| p.fell_behind) {
-                    "†"
-                } else {
-                    ""
-                };
-                format!("{:.0}{mark} ({:.0}–{:.0})", s.median, s.lo, s.hi)
-            },
+            |s| format!("{:.0}{} ({:.0}–{:.0})", s.median, marks(p), s.lo, s.hi),
         )
     };
     let row = |measure: String, cells: Vec<String>| {
         println!("| {measure} | {} |", cells.join(" | "));
     };
     println!();
-    println!("summary (medians over the runs kept; ranges lowest–highest; † a kept run delivered < 99.9 %):");
+    println!(
+        "summary (medians over the runs kept; ranges lowest–highest; † a kept run delivered < 99.9 %; ‡ a kept run was generator-bound: the generator busy over {generator_bound_pct} % of its time, so the figure is partly the generator's):"
+    );
     row("measure".into(), servers.to_vec());
     row("---".into(), servers.iter().map(|_| "---".into()).collect());
     if rates.contains(&50_000) {
@@ -257,6 +285,15 @@ pub fn print_summary(points: &[Point], servers: &[String], rates: &[u64]) {
             servers
                 .iter()
                 .map(|s| ranged(find(s, *r), |p| p.p99_us))
+                .collect(),
+        );
+    }
+    for r in rates {
+        row(
+            format!("generator busy % at {}", k(*r)),
+            servers
+                .iter()
+                .map(|s| ranged(find(s, *r), |p| p.generator_busy_pct))
                 .collect(),
         );
     }
@@ -302,6 +339,7 @@ mod tests {
             server: server.into(),
             run,
             disturbed,
+            generator_bound: false,
             load: LoadResult {
                 offered_rate: 10_000,
                 messages: 10_000,
@@ -315,10 +353,14 @@ mod tests {
                 max_us: p99_us,
                 duplicates: 0,
                 corrupted: 0,
+                reordered: 0,
                 missing: 0,
+                checked_bytewise: 0,
+                reads_timestamped: 1.0,
                 closed_subscribers: 0,
                 generator_cpu: 1.0,
-                generator_idle: 0.5,
+                generator_busy: 0.5,
+                generator_busy_wall: 0.5,
                 send_lag_p99_us: if disturbed { 5_000.0 } else { 20.0 },
                 cdf: vec![],
                 p99_by_second_us: vec![],
