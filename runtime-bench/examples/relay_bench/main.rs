@@ -153,7 +153,8 @@ struct ReportArgs {
     )]
     rates: Vec<u64>,
     /// Servers: tokio, monoio, glommio and Sprint's levels (also
-    /// turbo-nort and adaptive). monoio and glommio need the relay built
+    /// turbo-nort and adaptive; `standard:w2`: Standard on 2 workers,
+    /// pinned to CPUs 0 and 1). monoio and glommio need the relay built
     /// with `--features monoio,glommio`.
     #[arg(
         long,
@@ -189,6 +190,13 @@ struct ReportArgs {
     /// Relay decoding on or off.
     #[arg(long, default_value = "on")]
     decode: String,
+    /// The generator's CPU. The servers run on CPU 0 (`LEVEL:wN` on CPUs
+    /// 0 to N-1): on a machine with more CPUs than workers, put it past
+    /// them (`--servers standard,standard:w2,standard:w4
+    /// --generator-cpu 4`); on this 2-CPU machine a second worker shares
+    /// CPU 1 with it.
+    #[arg(long, default_value_t = 1)]
+    generator_cpu: usize,
     /// After the listed rates, keep raising the rate by a quarter, in each
     /// run, for the servers that keep up (see `--keep-up-p99-ms`), to
     /// find their saturation points, up to this rate; 0 stops at the

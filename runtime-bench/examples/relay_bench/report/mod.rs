@@ -92,7 +92,7 @@ fn point(r: &ReportArgs, server: &str, rate: u64, port: u16) -> std::io::Result<
         seconds: r.seconds,
         pubs: 4,
         subs: 16,
-        cpu: 1,
+        cpu: r.generator_cpu,
         seq_base: 0,
         send_tick_us: r.send_tick_us,
     };

@@ -83,7 +83,9 @@ impl Drop for Server {
 }
 
 /// Starts `server` (`tokio`, `monoio`, `glommio`, `turbo-nort`,
-/// `adaptive` or a level) with
+/// `adaptive` or a level; a level with `:wN` runs the relay on N Sprint
+/// workers pinned to CPUs 0, 1, … in turn, sharing them with the
+/// generator's) with
 /// publishers on `port` and subscribers on `port + 1`, and waits until it
 /// takes subscribers.
 pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server> {
@@ -126,7 +128,23 @@ pub fn start(r: &ReportArgs, server: &str, port: u16) -> std::io::Result<Server>
             .env("SPRINT_ADAPTIVE_OBJECTIVE", "relay_latency p99 < 50us")
             .env("SPRINT_ADAPTIVE_MIN_LEVEL", "basic")
             .env("SPRINT_ADAPTIVE_MAX_LEVEL", "turbo"),
-        level => c.args(["--runtime", "sprint", "--level", level]),
+        level => match level.split_once(":w") {
+            Some((level, n)) => {
+                let n: usize = n.parse().map_err(|_| {
+                    std::io::Error::other(format!("{server}: workers after :w must be a number"))
+                })?;
+                // SAFETY: sysconf has no preconditions.
+                let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+                let cpus: Vec<String> = (0..n).map(|i| (i % online).to_string()).collect();
+                c.args(["--runtime", "sprint", "--level", level]).args([
+                    "--workers",
+                    &n.to_string(),
+                    "--cpus",
+                    &cpus.join(","),
+                ])
+            }
+            None => c.args(["--runtime", "sprint", "--level", level]),
+        },
     };
     let mut child = Server(c.spawn().map_err(|e| {
         std::io::Error::other(format!(

@@ -27,6 +27,7 @@ pub fn run(st: &StepArgs) -> std::io::Result<()> {
         generator_bound_pct: 50.0,
         per_run: false,
         send_tick_us: load::SEND_TICK_US,
+        generator_cpu: 1,
     };
     let servers = ["basic", "turbo", "adaptive"];
     // Per server: (burst p99, burst p95, delivered %, idle CPU) of each run.
