@@ -65,6 +65,11 @@ struct Args {
     /// Write every run's result here as JSON lines.
     #[arg(long)]
     out: Option<String>,
+    /// The client's CPU (by default CPU 1 when the relay has one worker,
+    /// and unpinned with more: on a larger machine give it a CPU past the
+    /// workers', which run on CPUs 0 to N-1).
+    #[arg(long)]
+    client_cpu: Option<usize>,
     /// Write an SVG plot of time to last peer against peers here.
     #[arg(long)]
     svg: Option<String>,
@@ -497,8 +502,11 @@ fn allow_all() {
 fn run(a: &Args, rate: u64, workers: usize, n: usize, port: u16) -> Result<Run, String> {
     allow_all();
     let (mut relay, addr) = start_relay(a, workers, port)?;
-    if workers == 1 && cpus() > 1 {
-        let _ = core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
+    let client = a.client_cpu.or((workers == 1 && cpus() > 1).then_some(1));
+    if let Some(id) = client {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+            return Err(format!("cannot pin the client to CPU {id}"));
+        }
     }
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut peers = Vec::with_capacity(n + 1);
