@@ -162,13 +162,7 @@ macro_rules! broadcast_surface {
 
             /// A receiver of the values sent from now on.
             pub fn subscribe(&self) -> Receiver<T> {
-                let mut r = self.chan.ring.lock();
-                r.receivers += 1;
-                Receiver {
-                    chan: self.chan.clone(),
-                    next: r.tail(),
-                    key: None,
-                }
+                Receiver::from_now(&self.chan)
             }
 
             /// Receivers alive now.
@@ -302,10 +296,15 @@ macro_rules! broadcast_surface {
             /// A new receiver starting at the next value sent, like
             /// `Sender::subscribe`.
             pub fn resubscribe(&self) -> Receiver<T> {
-                let mut r = self.chan.ring.lock();
+                Receiver::from_now(&self.chan)
+            }
+
+            /// A new receiver of `chan`, starting at the next value sent.
+            fn from_now(chan: &$rc<Chan<T>>) -> Receiver<T> {
+                let mut r = chan.ring.lock();
                 r.receivers += 1;
                 Receiver {
-                    chan: self.chan.clone(),
+                    chan: chan.clone(),
                     next: r.tail(),
                     key: None,
                 }
