@@ -354,11 +354,23 @@ async fn pump(relay: Rc<RefCell<Relay>>, tx: sprint::mesh::Sender<Msg>) {
 async fn take(relay: Rc<RefCell<Relay>>, rx: sprint::mesh::Receiver<Msg>) {
     while let Some(m) = rx.recv().await {
         deliver(&relay, m).await;
+        let mut taken = 0;
         while let Ok(m) = rx.try_recv() {
             deliver(&relay, m).await;
+            taken += 1;
+            // A turn's worth: the writers that drain what it queued run
+            // in between, however fast the other workers send.
+            if taken == TURN {
+                sprint::yield_now().await;
+                taken = 0;
+            }
         }
     }
 }
+
+/// Messages from other workers taken before the taking task lets the
+/// worker's other tasks run.
+const TURN: usize = 256;
 
 /// Handles one message from another worker; a transaction waits until it
 /// fits the subscribers' queues (see [`Relay::poll_fits`]), and the
