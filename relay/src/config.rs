@@ -184,25 +184,30 @@ impl Counters {
     /// Adds another worker's counts to these: sums, but the process's
     /// resident sizes (the largest).
     pub fn merge(&mut self, o: &Counters) {
+        // Names every field of the struct: one added later and not merged
+        // here is a compile error, not a count silently left at worker 0's.
         macro_rules! sum {
-            ($a:expr, $b:expr; $($f:ident),*) => { $($a.$f += $b.$f;)* };
+            ($a:expr, $T:ident $b:expr; $($f:ident),*; besides $($x:ident),*) => {{
+                let $T { $($f,)* $($x: _,)* } = $b;
+                $($a.$f += $f;)*
+            }};
         }
-        sum!(self, o; frames, relayed, duplicates, deliveries, skipped,
-            dropped_subscribers, paused, bad_magic, oversize, bad_checksum,
-            bad_command, undecodable, refused_publishers,
+        sum!(self, Counters *o; frames, relayed, duplicates, deliveries,
+            skipped, dropped_subscribers, paused, bad_magic, oversize,
+            bad_checksum, bad_command, undecodable, refused_publishers,
             refused_subscribers, accept_errors, idle_publishers,
             slow_publishers, hung_up_subscribers, publishers, subscribers,
             peak_connections, queue_memory, mesh_questions, mesh_sent,
-            mesh_received);
+            mesh_received; besides rss_bytes, rss_per_connection, p2p);
         self.rss_bytes = self.rss_bytes.max(o.rss_bytes);
         self.rss_per_connection = self.rss_per_connection.max(o.rss_per_connection);
-        let (a, b) = (&mut self.p2p, &o.p2p);
-        sum!(a, b; peers, inbound, outbound, connect_failures, refused,
-            handshakes, self_connections, obsolete, handshake_timeouts,
-            ping_timeouts, slow, misbehaving, bad_magic, bad_command,
-            oversize, bad_checksum, malformed, too_many_inv, undecodable_tx,
-            out_of_order, ignored, inv_received, requested, tx_received,
-            unsolicited, announced, served, not_found, pongs, stored,
-            stored_bytes);
+        use crate::p2p::P2pCounters;
+        sum!(self.p2p, P2pCounters o.p2p; peers, inbound, outbound,
+            connect_failures, refused, handshakes, self_connections, obsolete,
+            handshake_timeouts, ping_timeouts, slow, misbehaving, bad_magic,
+            bad_command, oversize, bad_checksum, malformed, too_many_inv,
+            undecodable_tx, out_of_order, ignored, inv_received, requested,
+            tx_received, unsolicited, announced, served, not_found, pongs,
+            stored, stored_bytes; besides);
     }
 }
