@@ -5,7 +5,10 @@
 # TokioIo), wrk pinned to CPU 0; the servers interleaved, RUNS times.
 # Prints each run and, per server, the median and the spread (lowest-
 # highest) of requests/s and p99, and of each run's ratio to the tokio run
-# beside it. Builds under CARGO_TARGET_DIR (default target/).
+# beside it; and each side's CPU over the run: the server's busy share and
+# CPU µs per request (from /proc/PID/stat), wrk's busy share (its rusage),
+# so a run the generator limited can be told apart (wrk near 100 %).
+# Builds under CARGO_TARGET_DIR (default target/).
 #   bash ci/bench-http.sh [RUNS] [SECONDS]
 set -euo pipefail
 # A relative CARGO_TARGET_DIR names the caller's directory, not the
@@ -23,6 +26,10 @@ bin="${CARGO_TARGET_DIR:-target}/release/examples/hyper_hello"
 servers=("tokio" "sprint basic" "sprint standard" "sprint turbo")
 out=$(mktemp)
 port=18080
+hz=$(getconf CLK_TCK)
+ticks() { # user+system clock ticks of process $1 so far
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
 for r in $(seq "$runs"); do
     for s in "${servers[@]}"; do
         port=$((port + 1))
@@ -43,14 +50,25 @@ for r in $(seq "$runs"); do
         # would take wrk's share on the other CPU, and anything else on
         # that CPU (kernel threads, other sessions) would delay wrk, not
         # the server. A real client is never in the server's session.
-        res=$(setsid -w taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/")
+        # bash's `time` reports the user and system CPU of what it waited
+        # for: wrk, through setsid and taskset.
+        t0=$(ticks "$pid")
+        res=$( { TIMEFORMAT='wrk-cpu %U %S'; time setsid -w taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/"; } 2>&1 )
+        t1=$(ticks "$pid")
         kill "$pid"; wait "$pid" 2>/dev/null || true
         rps=$(awk '/Requests\/sec/ {print $2}' <<<"$res")
         p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}' <<<"$res")
         timeouts=$(awk '/timeout/ {print $NF}' <<<"$res")
+        reqs=$(awk '/requests in/ {print $1}' <<<"$res")
+        # The server's busy share and CPU per request; wrk's busy share.
+        srv=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$secs" -v n="$reqs" \
+            'BEGIN {c = (b - a) / hz; printf "%.0f %.3f", 100 * c / s, 1e6 * c / n}')
+        wrkb=$(awk -v s="$secs" '$1=="wrk-cpu" {printf "%.0f", 100 * ($2 + $3) / s}' <<<"$res")
+        set -- $srv
         name=${s/sprint /}
-        printf 'run %d %-9s %10s req/s  p99 %8.3f ms  timeouts %s\n' "$r" "$name" "$rps" "$p99" "${timeouts:-0}"
-        echo "$name $r $rps $p99" >>"$out"
+        printf 'run %d %-9s %10s req/s  p99 %8.3f ms  timeouts %s  server busy %3s %% (%s us/req)  wrk busy %3s %%\n' \
+            "$r" "$name" "$rps" "$p99" "${timeouts:-0}" "$1" "$2" "$wrkb"
+        echo "$name $r $rps $p99 $2 $1 $wrkb" >>"$out"
     done
 done
 echo
@@ -61,13 +79,17 @@ stat() { # median (lowest-highest) of the numbers on stdin
 ratio() { # name column
     awk -v n="$1" -v c="$2" '$1=="tokio" {t[$2]=$c} $1==n {v[$2]=$c} END {for (r in v) print v[r] / t[r]}' "$out"
 }
-printf '%-9s %24s %24s %24s %24s\n' server "req/s median (range)" "x tokio" "p99 ms median (range)" "x tokio"
+printf '%-9s %24s %24s %24s %24s %24s %18s %18s\n' server "req/s median (range)" "x tokio" "p99 ms median (range)" "x tokio" \
+    "server us/req" "server busy %" "wrk busy %"
 for s in "${servers[@]}"; do
     name=${s/sprint /}
     rps=$(awk -v n="$name" '$1==n {print $3}' "$out" | stat)
     p99=$(awk -v n="$name" '$1==n {print $4}' "$out" | stat)
     rps_x=$(ratio "$name" 3 | stat)
     p99_x=$(ratio "$name" 4 | stat)
-    printf '%-9s %24s %24s %24s %24s\n' "$name" "$rps" "$rps_x" "$p99" "$p99_x"
+    cpu=$(awk -v n="$name" '$1==n {print $5}' "$out" | stat)
+    sbusy=$(awk -v n="$name" '$1==n {print $6}' "$out" | sort -g | awk '{v[NR]=$1} END {printf "%d (%d-%d)", v[int((NR+1)/2)], v[1], v[NR]}')
+    wbusy=$(awk -v n="$name" '$1==n {print $7}' "$out" | sort -g | awk '{v[NR]=$1} END {printf "%d (%d-%d)", v[int((NR+1)/2)], v[1], v[NR]}')
+    printf '%-9s %24s %24s %24s %24s %24s %18s %18s\n' "$name" "$rps" "$rps_x" "$p99" "$p99_x" "$cpu" "$sbusy" "$wbusy"
 done
 rm -f "$out"
