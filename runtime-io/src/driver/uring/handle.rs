@@ -106,6 +106,11 @@ impl UringHandle {
         self.ring_buf_base.is_some()
     }
 
+    /// The size of one provided buffer (0 without the ring).
+    pub(crate) fn ring_buffer_len(&self) -> usize {
+        self.ring_buf_base.map_or(0, |(_, len)| len)
+    }
+
     /// The buffer group a `BUFFER_SELECT` receive names.
     pub(crate) fn bufring_group(&self) -> u16 {
         BGID

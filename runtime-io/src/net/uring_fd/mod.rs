@@ -73,6 +73,8 @@ pub(crate) struct UringFd {
     handle: Arc<UringHandle>,
     read: Mutex<Side<Read>>,
     write: Mutex<Side<Write>>,
+    /// Whether the next read tries a direct `recv` first (see `read`).
+    read_hint: read::ReadHint,
 }
 
 impl std::fmt::Debug for UringFd {
@@ -143,6 +145,7 @@ impl UringFd {
                 state: Write::Idle,
                 waiters: Vec::new(),
             }),
+            read_hint: read::ReadHint::default(),
         })
     }
 
