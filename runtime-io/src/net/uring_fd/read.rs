@@ -2,19 +2,18 @@
 //!
 //! A borrowed read (`AsyncRead`, `read(&mut buf)`) first takes what the
 //! socket already has with a non-blocking `recv` (not under SQPOLL). One
-//! exception (`ReadHint`), for a request-response peer, which sends its
-//! next request only after the answer: when a read emptied the socket (got
-//! fewer bytes than it had room for) and the stream wrote since, and the
-//! `recv` in that position found nothing eight times in a row, the read
-//! goes straight to a receive on the ring, sent with the worker's next
-//! turn, as a short read clears epoll's readiness. One in eight still
-//! tries the `recv`, and a `recv` that finds data ends the exception. That
-//! `recv` answering EAGAIN was 6 % of a hyper server's CPU under wrk. A
-//! socket that is only read (the relay's publishers) keeps the direct
+//! exception (`ReadHint`), for a request-response peer: hyper reads again
+//! right after the read that took a request, before it answers, and the
+//! peer sends nothing until the answer, so that `recv` always answers
+//! EAGAIN (6 % of a hyper server's CPU under wrk). When the `recv` right
+//! after a read that emptied the socket (got fewer bytes than it had room
+//! for) has found nothing 16 times in a row, such a read goes straight to
+//! a receive on the ring, sent with the worker's next turn, as a short
+//! read clears epoll's readiness; every fourth still tries the `recv`, and
+//! one that finds data ends the exception. A peer that streams (the
+//! relay's publishers) keeps finding data there and keeps the direct
 //! `recv`: taking every emptied socket as empty cost 60-80 % on the
-//! relay's median at 50k frames/s, where the `recv` often finds the next
-//! frame. It
-//! never lends the caller's memory to the kernel past the call: on an
+//! relay's median at 50k frames/s. A borrowed read never lends the caller's memory to the kernel past the call: on an
 //! empty socket the receive lands in a provided buffer
 //! the kernel picks at completion (so 1,000 idle connections hold no
 //! memory), or in a pool buffer, and is copied out. The receive belongs to
@@ -35,83 +34,64 @@ use io_uring::types::Fd;
 use io_uring::{cqueue, opcode, squeue};
 use std::future::poll_fn;
 use std::io;
+use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::task::{ready, Context, Poll};
 
 /// Whether a borrowed read tries a direct `recv` before a receive on the
-/// ring (see the module notes). Written by hand: a few bits of per-socket
-/// state. `bits` is read and written only under the read side's lock;
-/// `wrote` is set by the write side (atomic so the socket stays `Sync`;
-/// every access is `Relaxed`: it is a hint, and a stale one costs one
-/// `recv` or one turn, never data).
+/// ring (see the module notes). Written by hand: a byte of per-socket
+/// state, read and written only under the read side's lock (atomic only
+/// so the socket stays `Sync`; every access is `Relaxed`).
 #[derive(Default)]
-pub(crate) struct ReadHint {
-    bits: AtomicU8,
-    wrote: AtomicBool,
-}
+pub(crate) struct ReadHint(AtomicU8);
 
 impl ReadHint {
     /// The last read got fewer bytes than it had room for.
     const DRAINED: u8 = 0x80;
-    /// Consecutive `recv`s after an emptying read and a write that found
-    /// nothing (saturating at 15).
-    const MISSES: u8 = 0x0f;
-    /// Reads sent to the ring since the last `recv` probe (0-7).
-    const SKIPS: u8 = 0x70;
-    const SKIP_ONE: u8 = 0x10;
+    /// Reads sent to the ring since the last `recv` probe (0-3).
+    const SKIPS: u8 = 0x60;
+    const SKIP_ONE: u8 = 0x20;
+    /// Consecutive `recv`s right after an emptying read that found
+    /// nothing (saturating at 31).
+    const MISSES: u8 = 0x1f;
     /// Misses in a row after which such reads take the socket as empty.
-    const LEARNED: u8 = 8;
-
-    /// The write side sent something.
-    pub(super) fn wrote(&self) {
-        if !self.wrote.load(Relaxed) {
-            self.wrote.store(true, Relaxed);
-        }
-    }
+    const LEARNED: u8 = 16;
 
     /// At the start of a read: `Some(true)` to skip the direct `recv`;
-    /// `Some(false)` to try it after an emptying read and a write (report
-    /// the outcome with `found`); `None` to try it with nothing to learn.
+    /// `Some(false)` to try it right after an emptying read (report the
+    /// outcome with `found`); `None` to try it with nothing to learn.
     fn decide(&self) -> Option<bool> {
-        let v = self.bits.load(Relaxed);
+        let v = self.0.load(Relaxed);
         if v & Self::DRAINED == 0 {
             return None;
         }
         let v = v & !Self::DRAINED;
-        if !self.wrote.load(Relaxed) {
-            // Not an answer awaited: a streaming peer (the relay's
-            // publishers) keeps the direct `recv`.
-            self.bits.store(v, Relaxed);
-            return None;
-        }
         if v & Self::MISSES >= Self::LEARNED && v & Self::SKIPS != Self::SKIPS {
-            self.bits.store(v + Self::SKIP_ONE, Relaxed);
+            self.0.store(v + Self::SKIP_ONE, Relaxed);
             return Some(true);
         }
         // Probe (and start counting skips again).
-        self.bits.store(v & Self::MISSES, Relaxed);
+        self.0.store(v & Self::MISSES, Relaxed);
         Some(false)
     }
 
-    /// What the `recv` after an emptying read and a write found.
+    /// What the `recv` right after an emptying read found.
     fn found(&self, data: bool) {
-        let v = self.bits.load(Relaxed);
+        let v = self.0.load(Relaxed);
         let misses = v & Self::MISSES;
         let misses = if data {
             0
         } else {
             (misses + 1).min(Self::MISSES)
         };
-        self.bits.store((v & !Self::MISSES) | misses, Relaxed);
+        self.0.store((v & !Self::MISSES) | misses, Relaxed);
     }
 
-    /// A read took `n` bytes with room for `room`: writes count from here.
+    /// A read took `n` bytes with room for `room`.
     fn took(&self, n: usize, room: usize) {
-        let v = self.bits.load(Relaxed) & !Self::DRAINED;
+        let v = self.0.load(Relaxed) & !Self::DRAINED;
         let drained = if n > 0 && n < room { Self::DRAINED } else { 0 };
-        self.bits.store(v | drained, Relaxed);
-        self.wrote.store(false, Relaxed);
+        self.0.store(v | drained, Relaxed);
     }
 }
 

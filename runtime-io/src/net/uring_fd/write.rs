@@ -136,7 +136,6 @@ impl UringFd {
         if total == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.read_hint.wrote();
         // Nothing is in flight: send at once, as epoll does, when the
         // socket has room (one system call, no copy, no ring entry). Under
         // load this is cheaper than a ring send, which costs the same
@@ -325,7 +324,6 @@ impl UringFd {
         build: impl FnOnce(&mut KernelData) -> squeue::Entry,
         keep: fn(T) -> Keep,
     ) -> (io::Result<usize>, T) {
-        self.read_hint.wrote();
         let mut build = Some(build);
         let id = loop {
             if let Err(e) = poll_fn(|cx| self.poll_flush(cx)).await {
