@@ -41,6 +41,16 @@ fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
     f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
 }
 
+/// A connected client and its accepted end, on loopback.
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (s, _) = listener.accept().await.unwrap();
+    (c, s)
+}
+
 #[test]
 fn a_send_with_room_and_a_receive_with_data_complete_in_the_poll_that_starts_them() {
     if !common::uring() {
@@ -52,10 +62,7 @@ fn a_send_with_room_and_a_receive_with_data_complete_in_the_poll_that_starts_the
         let out = rt.block_on(async move {
             // On the worker: only the ring's owner submits through a turn.
             sprint::spawn(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let c = TcpStream::connect(addr).await.unwrap();
-                let (s, _) = listener.accept().await.unwrap();
+                let (c, s) = pair().await;
                 let mut seen = Vec::new();
                 for round in 0..50u8 {
                     let msg = vec![round; 300];
@@ -104,10 +111,7 @@ fn a_socket_whose_reads_keep_finding_it_empty_after_emptying_it_sends_them_to_th
     let rt = rt(IoDriver::Uring);
     let out = rt.block_on(async move {
         sprint::spawn(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let c = TcpStream::connect(addr).await.unwrap();
-            let (s, _) = listener.accept().await.unwrap();
+            let (c, s) = pair().await;
             // Requests must not wait for an ACK (Nagle).
             c.set_nodelay(true).unwrap();
             // As hyper does: each read that takes a request (and empties
