@@ -13,10 +13,12 @@
 //! one that finds data ends the exception. A peer that streams (the
 //! relay's publishers) keeps finding data there and keeps the direct
 //! `recv`: taking every emptied socket as empty cost 60-80 % on the
-//! relay's median at 50k frames/s. A borrowed read never lends the caller's memory to the kernel past the call: on an
-//! empty socket the receive lands in a provided buffer
-//! the kernel picks at completion (so 1,000 idle connections hold no
-//! memory), or in a pool buffer, and is copied out. The receive belongs to
+//! relay's median at 50k frames/s.
+//!
+//! A borrowed read never lends the caller's memory to the kernel past the
+//! call: on an empty socket the receive lands in a provided buffer the
+//! kernel picks at completion (so 1,000 idle connections hold no memory),
+//! or in a pool buffer, and is copied out. The receive belongs to
 //! the stream, not to the future: a future dropped in flight leaves it
 //! running, and the next read returns its data. Nothing is lost and no
 //! freed memory is written. An owned read (`read_owned`) lends the

@@ -1,9 +1,9 @@
 //! The write side of an io_uring socket.
 //!
 //! A borrowed write with nothing in flight is sent at once with a
-//! non-blocking `send` or `sendmsg` (not under SQPOLL); what the socket has no room
-//! for is copied into a pool buffer, its send started, and the write
-//! returns at once (write-behind): one send per stream is in flight, the
+//! non-blocking `send` or `sendmsg` (not under SQPOLL); what the socket
+//! has no room for is copied into a pool buffer, its send started, and
+//! the write returns at once (write-behind): one send per stream is in flight, the
 //! next write or `flush` waits for it and reports its error, and a short
 //! send is finished before anything else is sent. Sends carry
 //! `MSG_WAITALL` (the kernel completes stream sends whole) and
